@@ -1,0 +1,160 @@
+"""An MLP as a sequence of layers, each with a finite view and an infinite-width view.
+
+A :class:`Dense` layer and a :class:`Nonlinearity` each transform a :class:`~wideinf.kernels.Kernel`
+(the infinite view, here); their finite views (init, apply, backprop) live in
+:mod:`wideinf.networks`. :class:`Architecture` composes them, so every architecture has both an
+exact kernel and a finite network, and each can test the other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import Activation, make_activation
+from .config import ArchitectureConfig
+from .errors import ConfigError
+from .kernels import Kernel, activation_kernel, dense_kernel, input_kernel
+
+__all__ = ["Dense", "Nonlinearity", "Architecture"]
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Affine layer: ``z = W_std W y / sqrt(n_in) + b_std b`` (NTK parameterization)."""
+
+    W_std: float
+    b_std: float
+
+
+@dataclass(frozen=True)
+class Nonlinearity:
+    """Elementwise activation layer."""
+
+    activation: Activation
+
+
+class Architecture:
+    """A multilayer perceptron with one output.
+
+    Parameters
+    ----------
+    layers : sequence of Dense | Nonlinearity
+        Starts and ends with a Dense layer; every Nonlinearity follows a Dense layer.
+    parameterization : {"ntk", "standard"}, default "ntk"
+
+    Examples
+    --------
+    >>> arch = Architecture.from_dict({"layers": ["dense", "relu", "dense"], "W_std": 1.4})
+    >>> k = arch.kernel(np.eye(3))
+    >>> k.nngp.shape
+    (3, 3)
+    """
+
+    def __init__(
+        self, layers, parameterization: str = "ntk", config: ArchitectureConfig | None = None
+    ):
+        self.layers = tuple(layers)
+        self.parameterization = parameterization
+        self.config = config
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, cfg: ArchitectureConfig) -> Architecture:
+        layers = []
+        for layer in cfg.layers:
+            if layer.kind == "dense":
+                layers.append(Dense(layer.get("W_std", cfg.W_std), layer.get("b_std", cfg.b_std)))
+            else:
+                layers.append(Nonlinearity(make_activation(layer.kind, **dict(layer.params))))
+        return cls(layers, cfg.parameterization, cfg)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Architecture:
+        """From the contents of an ``architecture:`` block."""
+        return cls.from_config(ArchitectureConfig.from_raw(data))
+
+    @classmethod
+    def from_yaml(cls, path) -> Architecture:
+        """From a YAML file with a top-level ``architecture:`` block."""
+        from .config import load_yaml
+
+        data = load_yaml(path)
+        if "architecture" not in data:
+            raise ConfigError(f"{path}: no top-level 'architecture:' block")
+        return cls.from_config(
+            ArchitectureConfig.from_raw(data["architecture"], f"{path}: architecture")
+        )
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def dense_layers(self) -> tuple[Dense, ...]:
+        return tuple(layer for layer in self.layers if isinstance(layer, Dense))
+
+    @property
+    def n_hidden(self) -> int:
+        """Number of hidden layers (dense layers before the readout)."""
+        return len(self.dense_layers) - 1
+
+    def describe(self) -> str:
+        parts = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                parts.append(f"Dense({layer.W_std:g}, {layer.b_std:g})")
+            else:
+                parts.append(layer.activation.name)
+        return " -> ".join(parts) + f" [{self.parameterization}]"
+
+    # ------------------------------------------------------------------ infinite view
+    def kernel(self, x1, x2=None, width: float = math.inf) -> Kernel:
+        """Exact NNGP and NTK of the network's output.
+
+        Parameters
+        ----------
+        x1 : array, shape (n1, d)
+        x2 : array, shape (n2, d), optional
+            Defaults to x1; then the result is symmetric and its diagonal is exact.
+        width : float, default inf
+            Hidden width n; used only in standard parameterization, where the NTK is reported
+            as ``Theta / n`` (see :mod:`wideinf.kernels.core`).
+
+        Returns
+        -------
+        Kernel with ``nngp`` and ``ntk`` of shape (n1, n2).
+        """
+        x1 = _as_points(x1, "x1")
+        x2 = None if x2 is None else _as_points(x2, "x2")
+        if x2 is not None and x2.shape[1] != x1.shape[1]:
+            raise ConfigError(f"x1 has {x1.shape[1]} input dimension(s) but x2 has {x2.shape[1]}")
+        k = input_kernel(x1, x2)
+        first = True
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                ratio, inv = self._standard_terms(first, x1.shape[1], width)
+                k = dense_kernel(k, layer.W_std, layer.b_std, self.parameterization, ratio, inv)
+                first = False
+            else:
+                k = activation_kernel(k, layer.activation)
+        return k
+
+    @staticmethod
+    def _standard_terms(first: bool, d: int, width: float) -> tuple[float, float]:
+        """(n_in / n, 1 / n) for a dense layer in standard parameterization."""
+        if math.isinf(width):
+            return (0.0 if first else 1.0), 0.0
+        return (d / width if first else 1.0), 1.0 / width
+
+
+def _as_points(x, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ConfigError(
+            f"{name}: expected an array of shape (n, d) with n, d >= 1, got {x.shape}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ConfigError(f"{name}: contains NaN or infinite values")
+    return x

@@ -1,0 +1,78 @@
+"""Several experiments in one go (`wideinf run`, `wideinf all`), and the shipped list."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .errors import WideinfError
+
+__all__ = ["run_many", "describe_shipped"]
+
+
+def describe_shipped() -> list[str]:
+    """One line per shipped config: file name, command and description."""
+    from .config import load_yaml
+    from .runner import shipped_configs
+
+    lines = []
+    for path in shipped_configs():
+        raw = load_yaml(path)
+        text = str(raw.get("description", "")).strip().splitlines()
+        lines.append(f"{path.stem:<28} {raw.get('experiment', '?'):<14} {text[0] if text else ''}")
+    return lines
+
+
+def _run_in_process(path, out, seed, quick, formats, sets, quiet):
+    """Run one config; returns (name, status, seconds, files, message)."""
+    from .progress import set_quiet
+    from .runner import load_config, run_experiment
+
+    set_quiet(quiet)
+    t0 = time.perf_counter()
+    name = Path(path).stem
+    try:
+        spec, config = load_config(path, quick=quick, sets=sets, seed=seed)
+        name = config.name
+        report = run_experiment(spec, config, out, formats, quick=quick)
+        return name, "ok", time.perf_counter() - t0, len(report.files), "\n".join(report.lines)
+    except WideinfError as exc:
+        return name, "failed", time.perf_counter() - t0, 0, str(exc)
+    except MemoryError:
+        return name, "failed", time.perf_counter() - t0, 0, "out of memory"
+    except Exception as exc:  # keep going past one broken experiment, and say what broke
+        return name, "failed", time.perf_counter() - t0, 0, f"{type(exc).__name__}: {exc}"
+
+
+def run_many(paths, *, out, seed, quick, formats, sets, quiet, jobs, echo) -> list[str]:
+    """Run every config, continue past failures, print a table; return the failed names."""
+    rows = []
+    if jobs > 1 and len(paths) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [
+                pool.submit(_run_in_process, p, out, seed, quick, formats, sets, True)
+                for p in paths
+            ]
+            for fut in futures:
+                rows.append(fut.result())
+                _echo_row(rows[-1], echo)
+    else:
+        for p in paths:
+            rows.append(_run_in_process(p, out, seed, quick, formats, sets, quiet))
+            _echo_row(rows[-1], echo)
+    echo("")
+    echo(f"{'experiment':<28} {'status':<7} {'time':>8} {'files':>5}")
+    for name, status, seconds, n_files, _ in rows:
+        echo(f"{name:<28} {status:<7} {seconds:>7.1f}s {n_files:>5}")
+    failed = [r[0] for r in rows if r[1] != "ok"]
+    echo(f"{len(rows) - len(failed)} ok, {len(failed)} failed; outputs in {out}/")
+    return failed
+
+
+def _echo_row(row, echo):
+    name, status, seconds, _, message = row
+    if status != "ok":
+        echo(f"{name}: FAILED: {message}")
+    elif message:
+        echo(message)

@@ -1,0 +1,395 @@
+"""YAML configs -> validated frozen dataclasses. The only module that reads YAML.
+
+Every config class is a frozen dataclass whose fields all have defaults. :func:`build` checks a
+mapping against it: unknown keys (with a "did you mean"), wrong types, NaN, and values outside
+the bounds declared in each field's metadata (``setting(default, ge=..., le=..., ...)``) are
+rejected with a :class:`ConfigError` naming the file, the key and what would be valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "Width",
+    "setting",
+    "build",
+    "to_plain",
+    "load_yaml",
+    "parse_width",
+    "apply_overrides",
+    "parse_set_option",
+    "LayerConfig",
+    "ArchitectureConfig",
+    "ExperimentConfig",
+]
+
+# A hidden width: a positive integer, or infinity (written inf, .inf or infinity).
+Width = typing.Annotated[float, "width"]
+
+_INF_WORDS = {"inf", ".inf", "infinity", "+inf", "+.inf", "+infinity"}
+
+
+def setting(default, *, help: str = "", **bounds):
+    """A dataclass field with a default, a help text and bounds (ge, gt, le, lt, min_len)."""
+    factory = isinstance(default, (list, dict))
+    if factory:
+        return field(default_factory=lambda: default.copy(), metadata={"help": help, **bounds})
+    return field(default=default, metadata={"help": help, **bounds})
+
+
+def parse_width(value, where: str = "width") -> float:
+    """A positive integer or infinity (``inf``, ``.inf``, ``infinity``) -> float."""
+    if isinstance(value, str) and value.strip().lower() in _INF_WORDS:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a positive integer or inf, got {value!r}")
+    if math.isinf(value) and value > 0:
+        return math.inf
+    if math.isnan(value) or value < 1 or value != int(value):
+        raise ConfigError(f"{where}: expected a positive integer or inf, got {value!r}")
+    return float(int(value))
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if tp is Width:
+        return "a positive integer or inf"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        return "a list"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _check_bounds(value, meta: dict, where: str):
+    checks = {
+        "ge": (lambda v, b: v >= b, ">="),
+        "gt": (lambda v, b: v > b, ">"),
+        "le": (lambda v, b: v <= b, "<="),
+        "lt": (lambda v, b: v < b, "<"),
+    }
+    for key, (ok, sign) in checks.items():
+        if key in meta and isinstance(value, (int, float)) and not ok(value, meta[key]):
+            raise ConfigError(f"{where}: must be {sign} {meta[key]}, got {value!r}")
+    if "min_len" in meta and isinstance(value, tuple) and len(value) < meta["min_len"]:
+        raise ConfigError(f"{where}: needs at least {meta['min_len']} item(s), got {len(value)}")
+    if "max_len" in meta and isinstance(value, tuple) and len(value) > meta["max_len"]:
+        raise ConfigError(f"{where}: takes at most {meta['max_len']} item(s), got {len(value)}")
+
+
+def _convert(value, tp, where: str, meta: dict):
+    """Convert a YAML value to the annotated type ``tp`` or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if tp is Width:
+        return parse_width(value, where)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], where, meta)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = _did_you_mean(str(value), [str(c) for c in choices])
+            raise ConfigError(f"{where}: {value!r} is not {_type_name(tp)}{hint}")
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        item_tp = args[0] if args else Any
+        items = tuple(
+            _convert(v, item_tp, f"{where}[{i}]", {k: b for k, b in meta.items() if k != "min_len"})
+            for i, v in enumerate(value)
+        )
+        _check_bounds(items, meta, where)
+        return items
+    if dataclasses.is_dataclass(tp):
+        if hasattr(tp, "from_raw"):
+            return tp.from_raw(value, where)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return build(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        _check_bounds(value, meta, where)
+        return value
+    if tp is float:
+        if isinstance(value, str) and value.strip().lower() in _INF_WORDS | {"-inf", "-.inf"}:
+            value = float(value.strip().lower().replace(".inf", "inf").replace("infinity", "inf"))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+        if math.isnan(value) or (math.isinf(value) and not meta.get("allow_inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        _check_bounds(value, meta, where)
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {where}")
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def build(cls, data: dict, where: str = "config"):
+    """Build the frozen dataclass ``cls`` from a mapping, validating every key and value."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            hint = _did_you_mean(str(key), fields)
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}"
+            )
+        sub = f"{where}.{key}" if where else str(key)
+        values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
+    try:
+        obj = cls(**values)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{where}: {exc}") from None
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(where)
+    return obj
+
+
+def to_plain(obj):
+    """Dataclasses -> plain dicts/lists/floats for YAML output (infinity stays ``inf``)."""
+    if hasattr(obj, "to_raw"):
+        return obj.to_raw()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def load_yaml(path) -> dict:
+    """Read a YAML mapping with ``yaml.safe_load``; every failure is a one-line ConfigError."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: invalid YAML{line}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def parse_set_option(text: str) -> tuple[list[str], Any]:
+    """``"a.b=value"`` -> (["a", "b"], value parsed as YAML)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set seed=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return [k.strip() for k in key.split(".")], value
+
+
+def apply_overrides(data: dict, overrides: dict | list) -> dict:
+    """Deep-merge ``overrides`` (a mapping, or a list of (path, value)) into a copy of ``data``."""
+    import copy
+
+    out = copy.deepcopy(data)
+    items = overrides.items() if isinstance(overrides, dict) else overrides
+    for key, value in items:
+        path = key if isinstance(key, list) else [key]
+        target = out
+        for part in path[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        last = path[-1]
+        if isinstance(value, dict) and isinstance(target.get(last), dict):
+            target[last] = apply_overrides(target[last], value)
+        else:
+            target[last] = copy.deepcopy(value)
+    return out
+
+
+# ----------------------------------------------------------------------------- architecture
+
+_DENSE_PARAMS = ("W_std", "b_std")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """One layer: ``kind`` is ``dense`` or an activation name; ``params`` its settings."""
+
+    kind: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    def get(self, key, default=None):
+        return dict(self.params).get(key, default)
+
+    def to_raw(self):
+        return {self.kind: dict(self.params)} if self.params else self.kind
+
+
+def _parse_layer(raw, where: str) -> LayerConfig:
+    from .activations import ACTIVATION_NAMES, activation_parameters
+
+    if isinstance(raw, str):
+        name, params = raw, {}
+    elif isinstance(raw, dict) and len(raw) == 1:
+        name, params = next(iter(raw.items()))
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}: parameters of {name!r} must be a mapping, got {params!r}")
+    else:
+        raise ConfigError(
+            f"{where}: expected a layer name or a one-key mapping like {{dense: {{W_std: 2.0}}}}, "
+            f"got {raw!r}"
+        )
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: layer name must be a string, got {name!r}")
+    valid = ("dense",) + ACTIVATION_NAMES
+    if name not in valid:
+        hint = _did_you_mean(name, valid)
+        raise ConfigError(f"{where}: unknown layer {name!r}{hint}; valid: {', '.join(valid)}")
+    allowed = _DENSE_PARAMS if name == "dense" else tuple(activation_parameters(name))
+    checked = []
+    for key, value in params.items():
+        if key not in allowed:
+            hint = _did_you_mean(str(key), allowed)
+            raise ConfigError(
+                f"{where}.{name}: unknown parameter {key!r}{hint}; valid: {', '.join(allowed) or 'none'}"
+            )
+        sub = f"{where}.{name}.{key}"
+        if key == "nodes":
+            value = _convert(value, int, sub, {"ge": 2, "le": 400})
+        else:
+            value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
+        checked.append((key, value))
+    return LayerConfig(name, tuple(checked))
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """The YAML ``architecture:`` block (see DESIGN.md)."""
+
+    layers: tuple[LayerConfig, ...] = ()
+    W_std: float = setting(1.0, ge=0.0, le=1e3, help="default weight std of every dense layer")
+    b_std: float = setting(0.0, ge=0.0, le=1e3, help="default bias std of every dense layer")
+    parameterization: Literal["ntk", "standard"] = "ntk"
+
+    @classmethod
+    def from_raw(cls, raw, where: str = "architecture") -> ArchitectureConfig:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping with a 'layers' list, got {raw!r}")
+        raw = dict(raw)
+        layers = raw.pop("layers", None)
+        if layers is None:
+            raise ConfigError(f"{where}: missing key 'layers', e.g. layers: [dense, relu, dense]")
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)):
+            raise ConfigError(f"{where}.layers: expected a list, got {layers!r}")
+        parsed = tuple(_parse_layer(item, f"{where}.layers[{i}]") for i, item in enumerate(layers))
+        base = build(_ArchitectureScalars, raw, where)
+        cfg = cls(parsed, base.W_std, base.b_std, base.parameterization)
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str = "architecture"):
+        kinds = [layer.kind for layer in self.layers]
+        if not kinds:
+            raise ConfigError(f"{where}.layers: is empty; e.g. layers: [dense, relu, dense]")
+        if kinds[0] != "dense":
+            raise ConfigError(f"{where}.layers: must start with dense (got {kinds[0]!r})")
+        if kinds[-1] != "dense":
+            raise ConfigError(
+                f"{where}.layers: must end with a dense readout layer (got {kinds[-1]!r})"
+            )
+        for i in range(1, len(kinds)):
+            if kinds[i] != "dense" and kinds[i - 1] != "dense":
+                raise ConfigError(
+                    f"{where}.layers[{i}]: activation {kinds[i]!r} must follow a dense layer, "
+                    f"not {kinds[i - 1]!r}"
+                )
+
+    def to_raw(self):
+        return {
+            "layers": [layer.to_raw() for layer in self.layers],
+            "W_std": self.W_std,
+            "b_std": self.b_std,
+            "parameterization": self.parameterization,
+        }
+
+
+@dataclass(frozen=True)
+class _ArchitectureScalars:
+    W_std: float = setting(1.0, ge=0.0, le=1e3)
+    b_std: float = setting(0.0, ge=0.0, le=1e3)
+    parameterization: Literal["ntk", "standard"] = "ntk"
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Keys every experiment config has; each experiment subclasses it with its own keys."""
+
+    experiment: str = ""
+    name: str = ""
+    description: str = ""
+    seed: int = setting(0, ge=0, le=2**32 - 1, help="seed of every random draw")
+    config_dir: str = setting(
+        "", help="folder that data files are relative to (default: the config's)"
+    )

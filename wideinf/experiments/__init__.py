@@ -1,0 +1,118 @@
+"""The experiment registry: what each command runs, its default config and its options.
+
+This module imports nothing heavy, so ``wideinf --help`` and ``wideinf list`` stay fast. An
+experiment module ``wideinf.experiments.<module>`` provides
+
+- ``Config``: a frozen dataclass subclassing :class:`wideinf.config.ExperimentConfig`;
+- ``run(config, rng) -> Result``: arrays only, no I/O, no plotting;
+- ``report(result) -> list[str]``: the lines printed after a run (optional);
+
+and ``wideinf.plotting.<module>`` provides ``plot(result, config) -> dict[str, Figure]``, where
+the key ``""`` is the main figure ``<name>.png`` and any other key ``k`` is ``<name>_<k>.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Result", "CliOption", "ExperimentSpec", "EXPERIMENTS", "spec_for"]
+
+
+@dataclass
+class Result:
+    """What an experiment computed.
+
+    Attributes
+    ----------
+    arrays : dict of str -> ndarray
+        Every array a figure shows; saved as ``<name>.npz`` (names are the commands' contract).
+    summary : dict of str -> number or str
+        Scalars worth printing and keeping (saved in ``<name>.yaml``).
+    warnings : list of str
+        Things the user should know (e.g. a network that missed its loss tolerance).
+    """
+
+    arrays: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """A command-specific option that sets a config key (``--widths 4 500 inf`` -> widths)."""
+
+    flag: str
+    key: str
+    help: str
+    multiple: bool = False  # takes several values after one flag
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    command: str
+    module: str
+    default_config: str
+    summary: str
+    example: str
+    options: tuple[CliOption, ...] = ()
+
+
+EXPERIMENTS: dict[str, ExperimentSpec] = {
+    spec.command: spec
+    for spec in (
+        ExperimentSpec(
+            "nngp-samples",
+            "nngp_samples",
+            "fig1_gabor_relu.yaml",
+            "Random output functions at finite and infinite width (blog Figure 1).",
+            "wideinf nngp-samples --widths 4 500 inf",
+            (CliOption("--widths", "widths", "hidden widths, e.g. 4 500 inf", multiple=True),),
+        ),
+        ExperimentSpec(
+            "compare-ntk",
+            "compare_ntk",
+            "fig2_nngp_vs_ntk.yaml",
+            "NNGP posterior vs NTK ensemble vs trained finite networks (blog Figure 2).",
+            "wideinf compare-ntk experiments/fig2_nngp_vs_ntk.yaml",
+        ),
+        ExperimentSpec(
+            "generalize",
+            "generalize",
+            "ensemble_prior_4point.yaml",
+            "4-point 2-D fits across widths and seeds against the infinite-width limits.",
+            "wideinf generalize experiments/ensemble_prior_4point.yaml --quick",
+            (CliOption("--widths", "widths", "hidden widths, e.g. 8 64 512", multiple=True),),
+        ),
+        ExperimentSpec(
+            "features",
+            "features",
+            "ensemble_prior_features.yaml",
+            "Perfect vs random features under min-norm regression (essay's toy model).",
+            "wideinf features experiments/ensemble_prior_features.yaml",
+        ),
+        ExperimentSpec(
+            "convergence",
+            "convergence",
+            "kernel_convergence.yaml",
+            "Empirical kernels and training converge to the limit at O(n^-1/2); lazy training.",
+            "wideinf convergence experiments/kernel_convergence.yaml --quick",
+            (CliOption("--widths", "widths", "hidden widths, e.g. 64 256 1024", multiple=True),),
+        ),
+    )
+}
+
+
+def spec_for(experiment: str) -> ExperimentSpec:
+    """The spec of an experiment by its ``experiment:`` name (a ConfigError if unknown)."""
+    from ..errors import ConfigError
+
+    if experiment not in EXPERIMENTS:
+        import difflib
+
+        close = difflib.get_close_matches(str(experiment), EXPERIMENTS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown experiment {experiment!r}{hint}; valid: {', '.join(EXPERIMENTS)}"
+        )
+    return EXPERIMENTS[experiment]

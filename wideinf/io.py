@@ -1,0 +1,142 @@
+"""Files in and out: validated input arrays, and atomic writes of every output.
+
+Every output goes to a temporary file in the destination folder and is renamed into place only
+when all of a run's files are written, so a failed or interrupted run leaves the previous
+results intact.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import ConfigError, WideinfError
+
+__all__ = [
+    "load_points",
+    "ensure_writable_dir",
+    "StagedFiles",
+    "npz_bytes",
+    "yaml_bytes",
+    "read_npz",
+]
+
+
+def load_points(path, name: str = "x"):
+    """Read an (n, d) float64 array from ``.npy`` or ``.csv`` (one row per point, no header).
+
+    A 1-D array is read as n points of dimension 1. NaN, infinities, empty files and
+    non-numeric text are rejected with a one-line ConfigError.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{name}: {path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{name}: {path}: is a directory")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        elif suffix in (".csv", ".txt"):
+            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
+        else:
+            raise ConfigError(f"{name}: {path}: expected a .npy or .csv file")
+    except ConfigError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{name}: {path}: cannot read as numbers: {reason}") from None
+    if x.dtype.kind not in "biuf":
+        raise ConfigError(f"{name}: {path}: expected a numeric array, got dtype {x.dtype}")
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.size == 0:
+        raise ConfigError(f"{name}: {path}: expected shape (n, d) with n, d >= 1, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.argwhere(~np.isfinite(x))[0][0])
+        raise ConfigError(f"{name}: {path}: row {bad} contains NaN or infinity")
+    return x
+
+
+def ensure_writable_dir(path) -> Path:
+    """Create ``path`` if needed and check that files can be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".wideinf-check-"):
+            pass
+    except OSError as exc:
+        raise WideinfError(f"cannot write to output folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+class StagedFiles:
+    """Write several files as temporaries, then rename them all into place at once.
+
+    >>> staged = StagedFiles(out_dir)
+    >>> staged.add("run.npz", data)
+    >>> staged.commit()   # only now do the final names change
+    """
+
+    def __init__(self, directory):
+        self.directory = ensure_writable_dir(directory)
+        self._pending: list[tuple[Path, Path]] = []
+
+    def add(self, filename: str, data: bytes) -> Path:
+        final = self.directory / filename
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{filename}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._pending.append((Path(tmp), final))
+        return final
+
+    def commit(self) -> list[Path]:
+        done = []
+        for tmp, final in self._pending:
+            os.replace(tmp, final)
+            done.append(final)
+        self._pending = []
+        return done
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending = []
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """An uncompressed ``.npz`` of ``arrays`` (no pickles), as bytes."""
+    import numpy as np
+
+    buf = _io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def yaml_bytes(data: dict) -> bytes:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def read_npz(path) -> dict:
+    """All arrays of a saved result (no pickles)."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path}: not a readable .npz file ({exc})") from None

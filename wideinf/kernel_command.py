@@ -1,0 +1,49 @@
+"""`wideinf kernel`: kernels of an architecture on a user's own points, saved as .npz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ["compute_and_save"]
+
+
+def compute_and_save(arch_path, x1_path, x2_path, out_path, float32: bool = False):
+    """Compute ``nngp`` and ``ntk`` (n1, n2) and write them atomically to ``out_path``.
+
+    Returns the shape (n1, n2).
+    """
+    import numpy as np
+
+    from .architecture import Architecture
+    from .io import StagedFiles, load_points, npz_bytes
+
+    arch = Architecture.from_yaml(arch_path)
+    x1 = load_points(x1_path, "--x1")
+    x2 = None if x2_path is None else load_points(x2_path, "--x2")
+    if x2 is not None and x2.shape[1] != x1.shape[1]:
+        raise ConfigError(f"--x1 has {x1.shape[1]} input dimension(s) but --x2 has {x2.shape[1]}")
+    dtype = np.float32 if float32 else np.float64
+    k = arch.kernel(x1, x2, dtype=dtype) if _accepts_dtype(arch) else arch.kernel(x1, x2)
+    out_path = Path(out_path)
+    if out_path.suffix != ".npz":
+        raise ConfigError(f"--out {out_path}: expected a file name ending in .npz")
+    staged = StagedFiles(out_path.parent if str(out_path.parent) else ".")
+    try:
+        staged.add(
+            out_path.name,
+            npz_bytes(
+                {"nngp": k.nngp.astype(dtype, copy=False), "ntk": k.ntk.astype(dtype, copy=False)}
+            ),
+        )
+        staged.commit()
+    finally:
+        staged.discard()
+    return k.nngp.shape
+
+
+def _accepts_dtype(arch) -> bool:
+    import inspect
+
+    return "dtype" in inspect.signature(arch.kernel).parameters
