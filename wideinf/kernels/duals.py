@@ -32,8 +32,13 @@ def clip_covariance(q11, q22, q12):
 
 
 def _det(q11, q22, q12):
-    """``q11 q22 - q12^2``, clamped at 0 (rounding can make it slightly negative)."""
-    return np.maximum(q11 * q22 - q12 * q12, 0.0)
+    """``q11 q22 - q12^2`` as ``(r - q12)(r + q12)`` with ``r = sqrt(q11 q22)``, clamped at 0.
+
+    The factored form is exactly 0 at correlation +-1 (``q12 = +-r``, as clipping produces),
+    where the expanded form leaves a rounding residue whose square root is ~1e-8.
+    """
+    r = np.sqrt(q11 * q22)
+    return np.maximum((r - q12) * (r + q12), 0.0)
 
 
 def ab_relu_nngp(q11, q22, q12, a: float, b: float):

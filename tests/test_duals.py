@@ -1,0 +1,132 @@
+"""Every closed-form dual activation against independent high-order quadrature.
+
+Tolerance: 1e-10 relative to the Cauchy-Schwarz bound sqrt(E[f(u)^2] E[g(v)^2]), which is the
+natural scale of E[f(u) g(v)] (a relative error to the value itself is meaningless where the
+value crosses zero, e.g. odd activations at zero correlation).
+"""
+
+import numpy as np
+import pytest
+from scipy import integrate, special
+
+from wideinf.activations import CLOSED_FORM, make_activation
+from wideinf.kernels.quadrature import expectation_1d, expectation_2d
+
+VARIANCES = [1e-6, 0.05, 1.0, 3.0]
+CORRELATIONS = [-1.0, -0.8, -0.2, 0.0, 0.3, 0.9, 0.999999, 1.0]
+SMOOTH = [
+    ("erf", {}),
+    ("gelu", {}),
+    ("gabor", {}),
+    ("sin", {"a": 1.3, "b": 0.7, "c": 0.4}),
+    ("cos", {"a": 0.8, "b": 1.6, "c": -0.3}),
+    ("identity", {}),
+]
+RELU_FAMILY = [("relu", {}), ("leaky_relu", {"alpha": 0.2}), ("abs", {})]
+
+
+def _grid():
+    for q11 in VARIANCES:
+        for q22 in VARIANCES[1:]:
+            for c in CORRELATIONS:
+                yield q11, q22, c * np.sqrt(q11 * q22)
+
+
+def _scale(f, g, q11, q22, nodes=300):
+    return np.sqrt(
+        expectation_1d(lambda x: f(x) ** 2, q11, nodes)
+        * expectation_1d(lambda x: g(x) ** 2, q22, nodes)
+    )
+
+
+@pytest.mark.parametrize("name,params", SMOOTH)
+def test_smooth_closed_forms_match_gauss_hermite(name, params):
+    # Entire activations: Gauss-Hermite converges super-geometrically; 300 nodes agree with 350
+    # to 1e-12 of the scale for variances <= 3 (checked here, so the reference is trustworthy).
+    act = make_activation(name, **params)
+    for q11, q22, q12 in _grid():
+        for closed, f in ((act.nngp, act.phi), (act.factor, act.dphi)):
+            ref = expectation_2d(f, f, q11, q22, q12, 300)
+            scale = _scale(f, f, q11, q22)
+            assert abs(ref - expectation_2d(f, f, q11, q22, q12, 350)) <= 1e-12 * scale + 1e-300
+            assert abs(closed(q11, q22, q12) - ref) <= 1e-10 * scale + 1e-300, (name, q11, q22, q12)
+
+
+def _ab_relu_reference(a, b, q11, q22, q12, derivative):
+    """E[f(u) f(v)] by an outer adaptive quadrature over u with the inner expectation exact.
+
+    Given z1, v ~ N(m, s^2) with m = sqrt(q22) c z1, s = sqrt(q22 (1 - c^2)); for
+    f(v) = a min(v, 0) + b max(v, 0): E f(v) = a m + (b - a) [m Phi(m/s) + s phi(m/s)]; for
+    the derivative f'(v) = a + (b - a) 1[v > 0]: E f'(v) = a + (b - a) Phi(m/s).
+    """
+    r1, r2 = np.sqrt(q11), np.sqrt(q22)
+    c = np.clip(q12 / (r1 * r2), -1, 1)
+    sd = r2 * np.sqrt(1 - c * c)
+
+    def f(x):
+        return a + (b - a) * (x > 0) if derivative else a * min(x, 0) + b * max(x, 0)
+
+    def inner(z1):
+        m = r2 * c * z1
+        if sd == 0:
+            return f(m)
+        t = m / sd
+        if derivative:
+            return a + (b - a) * special.ndtr(t)
+        return a * m + (b - a) * (
+            m * special.ndtr(t) + sd * np.exp(-t * t / 2) / np.sqrt(2 * np.pi)
+        )
+
+    def integrand(z1):
+        return np.exp(-z1 * z1 / 2) / np.sqrt(2 * np.pi) * f(r1 * z1) * inner(z1)
+
+    total = 0.0
+    for lo, hi in ((-np.inf, 0.0), (0.0, np.inf)):
+        total += integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+    return total
+
+
+@pytest.mark.parametrize("name,params", RELU_FAMILY)
+def test_ab_relu_family_matches_adaptive_quadrature(name, params):
+    act = make_activation(name, **params)
+    a, b = act.a, act.b
+    for q11, q22, q12 in _grid():
+        for derivative, closed in ((False, act.nngp), (True, act.factor)):
+            ref = _ab_relu_reference(a, b, q11, q22, q12, derivative)
+            scale = np.sqrt(q11 * q22) if not derivative else max(a * a, b * b)
+            assert abs(closed(q11, q22, q12) - ref) <= 1e-10 * scale + 1e-300, (name, q11, q22, q12)
+
+
+def test_relu_special_cases():
+    # Cho & Saul: at c = 1, E[relu(u)^2] = q/2 and the factor is 1/2; at c = -1 both vanish
+    # except the factor, which is 0; at c = 0, E = sqrt(q11 q22) / (2 pi), factor 1/4.
+    act = make_activation("relu")
+    assert act.nngp(2.0, 2.0, 2.0) == 1.0
+    assert act.factor(2.0, 2.0, 2.0) == 0.5
+    assert act.nngp(2.0, 2.0, -2.0) == pytest.approx(0.0, abs=1e-16)
+    assert act.factor(2.0, 2.0, -2.0) == pytest.approx(0.0, abs=1e-16)
+    assert act.nngp(1.0, 4.0, 0.0) == pytest.approx(2 / (2 * np.pi), rel=1e-15)
+    assert act.factor(1.0, 4.0, 0.0) == pytest.approx(0.25, rel=1e-15)
+
+
+def test_gabor_diagonal_formula():
+    # REFERENCE.md: E[phi(u)^2] = (1 - exp(-2q/(1+4q))) / (2 sqrt(1+4q)).
+    act = make_activation("gabor")
+    q = np.array([1e-8, 0.1, 1.0, 7.0])
+    expected = -np.expm1(-2 * q / (1 + 4 * q)) / (2 * np.sqrt(1 + 4 * q))
+    np.testing.assert_allclose(act.nngp(q, q, q), expected, rtol=1e-13)
+
+
+def test_every_closed_form_is_covered():
+    covered = {n for n, _ in SMOOTH} | {n for n, _ in RELU_FAMILY}
+    assert covered == set(CLOSED_FORM)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "swish"])
+def test_quadrature_activations_converge(name):
+    # The stated accuracy of the default node count, at variances up to 3: see quadrature.py.
+    act = make_activation(name)
+    for q11, q22, q12 in _grid():
+        scale = _scale(act.phi, act.phi, q11, q22)
+        ref = expectation_2d(act.phi, act.phi, q11, q22, q12, 240)
+        assert abs(act.nngp(q11, q22, q12) - ref) <= 1e-4 * scale + 1e-300
