@@ -1,0 +1,225 @@
+"""Regression data for experiments: a CSV file, or a target function plus Gaussian noise.
+
+The YAML ``data:`` block (:class:`DataConfig`) has two forms::
+
+    data: {file: points.csv, noise: 0.1}          # relative to the config file's folder
+    data: {target: sin, noise: 0.1, n_train: 10, n_test: 100, x_range: [-3, 3]}
+
+A CSV file has a header row and the columns ``is_test`` (0 for a training point, 1 for a test
+point), ``x`` (or ``x0, x1, ...`` for inputs of several dimensions) and ``y``, in any order.
+Generated inputs are uniform in ``x_range`` in every coordinate; targets are ``target(x)`` plus
+noise of sd ``noise`` on train and test points alike. For a file, ``noise`` is the assumed sd of
+the targets' noise (used, e.g., to widen predictive bands for coverage).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .config import setting
+from .errors import ConfigError
+
+__all__ = ["TARGETS", "DataConfig", "Dataset", "load_dataset", "read_csv", "generate"]
+
+
+def _sum(x):
+    return x.sum(axis=1)  # (n,)
+
+
+# Target functions of the inputs x (n, d) -> (n,). With d = 1 they are the usual sin(x), ...
+TARGETS = {
+    "sin": lambda x: np.sin(_sum(x)),  # sin(x_1 + ... + x_d)
+    "cos": lambda x: np.cos(_sum(x)),
+    "linear": _sum,  # x_1 + ... + x_d
+    "quadratic": lambda x: (x * x).sum(axis=1),  # |x|^2
+    "abs": lambda x: np.abs(x).sum(axis=1),  # |x_1| + ... + |x_d|
+    "step": lambda x: np.sign(_sum(x)),
+}
+
+MAX_POINTS = 100_000  # per split; kernels are (n, n), so far beyond this nothing fits in memory
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data:`` block: a CSV ``file``, or generated points (``target``, ``n_train``, ...)."""
+
+    file: str = setting(
+        "", help="CSV with columns is_test, x (or x0, x1, ...), y; relative to the config"
+    )
+    target: Literal["sin", "cos", "linear", "quadratic", "abs", "step"] = setting(
+        "sin", help="target function of generated data"
+    )
+    noise: float = setting(0.1, ge=0.0, le=1e6, help="sd of the Gaussian noise on the targets")
+    n_train: int = setting(10, ge=1, le=MAX_POINTS, help="generated training points")
+    n_test: int = setting(100, ge=0, le=MAX_POINTS, help="generated test points")
+    x_range: tuple[float, ...] = setting(
+        (-3.0, 3.0), min_len=2, max_len=2, help="interval of generated inputs, every coordinate"
+    )
+    input_dim: int = setting(1, ge=1, le=10_000, help="dimension d of generated inputs")
+
+    def validate(self, where: str = "data"):
+        lo, hi = self.x_range
+        if not lo < hi:
+            raise ConfigError(
+                f"{where}.x_range: expected [low, high] with low < high, got {[lo, hi]}"
+            )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test points.
+
+    Attributes
+    ----------
+    x_train : ndarray, shape (n, d)
+    y_train : ndarray, shape (n,)
+    x_test : ndarray, shape (m, d)
+        m may be 0.
+    y_test : ndarray, shape (m,)
+    noise : float
+        Standard deviation of the targets' observation noise (generated or assumed).
+    source : str
+        Where the points came from (a file path or a description), for reports.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    noise: float = 0.0
+    source: str = ""
+
+    @property
+    def dim(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_train(self) -> int:
+        return self.x_train.shape[0]
+
+    @property
+    def n_test(self) -> int:
+        return self.x_test.shape[0]
+
+
+def load_dataset(cfg: DataConfig, config_dir: str | Path, rng: np.random.Generator) -> Dataset:
+    """The data a ``data:`` block describes: ``cfg.file`` relative to ``config_dir``, else generated.
+
+    ``rng`` is used only for generated data.
+    """
+    if cfg.file:
+        path = Path(cfg.file)
+        if not path.is_absolute():
+            path = Path(config_dir or ".") / path
+        return read_csv(path, noise=cfg.noise)
+    return generate(cfg, rng)
+
+
+def generate(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
+    """``x ~ U(x_range)^d``, ``y = target(x) + noise * N(0, 1)``; train points drawn first."""
+    lo, hi = cfg.x_range
+    f = TARGETS[cfg.target]
+    x_train = rng.uniform(lo, hi, size=(cfg.n_train, cfg.input_dim))  # (n, d)
+    y_train = f(x_train) + cfg.noise * rng.standard_normal(cfg.n_train)  # (n,)
+    x_test = rng.uniform(lo, hi, size=(cfg.n_test, cfg.input_dim))  # (m, d)
+    y_test = f(x_test) + cfg.noise * rng.standard_normal(cfg.n_test)  # (m,)
+    source = f"{cfg.target}(x) + N(0, {cfg.noise:g}^2), x in [{lo:g}, {hi:g}]^{cfg.input_dim}"
+    return Dataset(x_train, y_train, x_test, y_test, float(cfg.noise), source)
+
+
+_X_COLUMN = re.compile(r"^x(\d+)$")
+
+
+def read_csv(path: str | Path, noise: float = 0.0) -> Dataset:
+    """Read a CSV with a header and columns ``is_test``, ``x`` or ``x0, x1, ...``, ``y``.
+
+    Every problem (missing file or column, a row of the wrong length, text that is not a number,
+    NaN or infinity, ``is_test`` other than 0/1, no training rows) is a one-line ConfigError
+    naming the file and the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"data.file: {path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"data.file: {path}: is a directory, expected a CSV file")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"data.file: {path}: cannot read: {exc}") from None
+    if not rows:
+        raise ConfigError(f"data.file: {path}: is empty; expected a header is_test,x,y")
+    header = [h.strip() for h in rows[0]]
+    x_cols = _x_columns(header, path)
+    for name in ("is_test", "y"):
+        if name not in header:
+            raise ConfigError(
+                f"data.file: {path}: no column {name!r}; expected a header like is_test,x,y "
+                f"(got {','.join(header)})"
+            )
+    if len(set(header)) != len(header):
+        raise ConfigError(f"data.file: {path}: repeated column names in {','.join(header)}")
+    values = np.empty((len(rows) - 1, len(header)))  # (rows, columns)
+    for i, row in enumerate(rows[1:]):
+        line = i + 2
+        if len(row) != len(header):
+            raise ConfigError(
+                f"data.file: {path}: line {line} has {len(row)} field(s), the header {len(header)}"
+            )
+        for j, cell in enumerate(row):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise ConfigError(
+                    f"data.file: {path}: line {line}, column {header[j]!r}: {cell.strip()!r} "
+                    "is not a number"
+                ) from None
+            if not math.isfinite(value):
+                raise ConfigError(
+                    f"data.file: {path}: line {line}, column {header[j]!r}: NaN or infinity"
+                )
+            values[i, j] = value
+    is_test = values[:, header.index("is_test")]  # (rows,)
+    bad = np.flatnonzero((is_test != 0) & (is_test != 1))
+    if bad.size:
+        raise ConfigError(
+            f"data.file: {path}: line {bad[0] + 2}: is_test must be 0 or 1, got {is_test[bad[0]]:g}"
+        )
+    test = is_test == 1
+    x = values[:, [header.index(c) for c in x_cols]]  # (rows, d)
+    y = values[:, header.index("y")]  # (rows,)
+    if not (~test).any():
+        raise ConfigError(f"data.file: {path}: no training rows (is_test = 0)")
+    if (~test).sum() > MAX_POINTS or test.sum() > MAX_POINTS:
+        raise ConfigError(f"data.file: {path}: more than {MAX_POINTS} points in a split")
+    return Dataset(x[~test], y[~test], x[test], y[test], float(noise), str(path))
+
+
+def _x_columns(header: list[str], path: Path) -> list[str]:
+    """``["x"]`` or ``["x0", ..., "x{d-1}"]`` (all of them, no gaps), from the header."""
+    numbered = sorted((int(m.group(1)), h) for h in header if (m := _X_COLUMN.match(h)))
+    if "x" in header and numbered:
+        raise ConfigError(
+            f"data.file: {path}: use either a column x or columns x0, x1, ..., not both"
+        )
+    if "x" in header:
+        return ["x"]
+    if not numbered:
+        raise ConfigError(
+            f"data.file: {path}: no input column; expected x (or x0, x1, ...) in the header "
+            f"(got {','.join(header)})"
+        )
+    indices = [k for k, _ in numbered]
+    if indices != list(range(len(indices))):
+        raise ConfigError(
+            f"data.file: {path}: input columns must be x0, x1, ..., x{len(indices) - 1} "
+            f"without gaps (got {', '.join(h for _, h in numbered)})"
+        )
+    return [h for _, h in numbered]

@@ -1,0 +1,347 @@
+"""Predictions of infinitely wide networks: the NNGP posterior, the NTK ensemble, the NTK-GP.
+
+Notation: X the N training inputs with targets y (N,), * the M test inputs, K the NNGP kernel and
+Theta the NTK (blocks ``XX`` (N, N), ``*X`` (M, N), ``**`` (M, M)), ``lambda`` the diagonal
+regularizer of the train-train matrix that is inverted.
+
+- NNGP posterior (exact Bayesian inference with the NNGP prior; Lee et al. 2018,
+  arXiv:1711.00165; Rasmussen & Williams 2006, Alg. 2.1):
+  ``mean = K*X (KXX + lambda I)^-1 y``, ``cov = K** - K*X (KXX + lambda I)^-1 KX*``.
+- NTK ensemble: the distribution over random initialisations of infinitely wide networks
+  trained by gradient flow on ``(1/2N) sum_i (f(x_i) - y_i)^2`` for a time t (Lee et al. 2019,
+  arXiv:1902.06720, Eq. 16). With ``A_t = Theta*X Theta^-1 (I - exp(-Theta t / N))``:
+  ``mean = A_t y``, ``cov = K** + A_t KXX A_t^T - (A_t KX* + K*X A_t^T)``; at ``t = inf``,
+  ``A = Theta*X Theta^-1``. Time t is steps x learning rate, so the train residual decays as
+  ``exp(-Theta t / N)``.
+- NTK-GP (He, Lakshminarayanan & Teh 2020, arXiv:2007.05864): a GP with covariance Theta;
+  the mean is the NTK ensemble's at t = inf, ``cov = Theta** - Theta*X Theta^-1 ThetaX*``.
+
+``diag_reg`` is added to the diagonal of the matrix inverted (``KXX`` or ``ThetaX X``); with
+``diag_reg_relative=True`` (Neural Tangents' default) it is first multiplied by ``trace / N`` of
+that matrix. The regularized Theta drives the finite-time dynamics too, so ``t -> inf`` meets the
+closed form. Everything is float64; one Cholesky factor (t = inf) and one eigendecomposition
+(finite t) of the train-train matrix serve every test point and every time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from .errors import ConfigError, NumericalError
+
+__all__ = [
+    "Prediction",
+    "regularizer",
+    "gp_posterior",
+    "ntk_ensemble",
+    "ntk_train_loss",
+    "RCOND_MIN",
+]
+
+# Smallest reciprocal condition number (1-norm) of a regularized train-train matrix that we
+# invert: below it a solve loses more than about 4 of float64's 16 digits.
+RCOND_MIN = 1e-12
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Gaussian predictions at M test points.
+
+    Attributes
+    ----------
+    mean : ndarray, shape (M,) or (T, M)
+        Mean of the latent function f (no observation noise); (T, M) with one row per time.
+    cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M)
+        Covariance of f, or only its diagonal (the variances) when the test-test block was
+        given as a diagonal.
+    times : ndarray, shape (T,), or None
+        Gradient-flow times of the rows (NTK ensemble), None for a GP posterior.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    times: np.ndarray | None = None
+
+    @property
+    def var(self) -> np.ndarray:
+        """Variances of f, shape like ``mean``."""
+        if self.cov.ndim == self.mean.ndim:
+            return self.cov
+        return np.diagonal(self.cov, axis1=-2, axis2=-1)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Standard deviations of f, shape like ``mean`` (rounding below zero clipped)."""
+        return np.sqrt(np.clip(self.var, 0.0, None))
+
+
+def regularizer(matrix: np.ndarray, diag_reg: float, relative: bool = True) -> float:
+    """The ``lambda`` added to the diagonal: ``diag_reg * trace(M) / N`` if relative, else ``diag_reg``."""
+    if not (diag_reg >= 0 and math.isfinite(diag_reg)):
+        raise ConfigError(f"diag_reg: must be a finite number >= 0, got {diag_reg!r}")
+    if relative:
+        return float(diag_reg * np.trace(matrix) / matrix.shape[0])
+    return float(diag_reg)
+
+
+def gp_posterior(
+    k_train: np.ndarray,
+    k_cross: np.ndarray,
+    k_test: np.ndarray,
+    y: np.ndarray,
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_relative: bool = True,
+    name: str = "NNGP",
+) -> Prediction:
+    """GP posterior of f at test points: the NNGP posterior (K) or the NTK-GP (Theta).
+
+    ``mean = k*X (kXX + lambda I)^-1 y``, ``cov = k** - k*X (kXX + lambda I)^-1 kX*``
+    (Rasmussen & Williams 2006, Alg. 2.1, with one Cholesky factor of ``kXX + lambda I``).
+
+    Parameters
+    ----------
+    k_train : ndarray, shape (N, N)
+        Train-train kernel kXX.
+    k_cross : ndarray, shape (M, N)
+        Test-train kernel k*X.
+    k_test : ndarray, shape (M, M) or (M,)
+        Test-test kernel k**, or only its diagonal: then only variances are returned.
+    y : ndarray, shape (N,)
+        Training targets.
+    diag_reg : float, default 0
+        Diagonal regularizer (see :func:`regularizer`).
+    diag_reg_relative : bool, default True
+        Scale ``diag_reg`` by ``trace(kXX) / N`` (Neural Tangents' convention).
+    name : str, default "NNGP"
+        Kernel name used in error messages.
+
+    Returns
+    -------
+    Prediction
+        ``mean`` (M,), ``cov`` (M, M) or (M,).
+
+    Raises
+    ------
+    NumericalError
+        If ``kXX + lambda I`` is not positive definite or too ill-conditioned; the message says
+        to increase ``diag_reg``.
+    """
+    k_train, k_cross, k_test, y = _check_shapes(k_train, k_cross, k_test, y)
+    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name)
+    alpha = scipy.linalg.cho_solve(factor, k_cross.T)  # (N, M) = (kXX + lambda)^-1 kX*
+    mean = alpha.T @ y  # (M,)
+    if k_test.ndim == 1:
+        cov = k_test - np.einsum("mn,nm->m", k_cross, alpha)  # (M,)
+    else:
+        cov = k_test - k_cross @ alpha  # (M, M)
+        cov = 0.5 * (cov + cov.T)
+    return Prediction(mean, cov)
+
+
+def ntk_ensemble(
+    ntk_train: np.ndarray,
+    ntk_cross: np.ndarray,
+    nngp_train: np.ndarray,
+    nngp_cross: np.ndarray,
+    nngp_test: np.ndarray,
+    y: np.ndarray,
+    times=(math.inf,),
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_relative: bool = True,
+) -> Prediction:
+    """Mean and covariance of infinitely wide networks trained by gradient flow for times t.
+
+    Lee et al. 2019 (arXiv:1902.06720), Eq. 16, on the loss ``(1/2N) sum (f - y)^2``:
+
+    ``A_t = Theta*X Theta^-1 (I - exp(-Theta t / N))``, ``mean_t = A_t y``,
+    ``cov_t = K** + A_t KXX A_t^T - (A_t KX* + K*X A_t^T)``,
+
+    with ``Theta = ThetaXX + lambda I``. For finite t we use ``Theta = V diag(w) V^T`` (one eigh):
+    ``A_t = Theta*X V diag(g_t(w)) V^T`` with ``g_t(w) = (1 - exp(-w t / N)) / w`` (``t / N`` at
+    w = 0), so a singular Theta is fine at finite t. At ``t = inf``, ``A = Theta*X Theta^-1`` (one
+    Cholesky). ``t = 0`` gives the prior: mean 0, covariance K**.
+
+    Parameters
+    ----------
+    ntk_train : ndarray, shape (N, N)
+        ThetaXX.
+    ntk_cross : ndarray, shape (M, N)
+        Theta*X.
+    nngp_train : ndarray, shape (N, N)
+        KXX.
+    nngp_cross : ndarray, shape (M, N)
+        K*X.
+    nngp_test : ndarray, shape (M, M) or (M,)
+        K**, or only its diagonal: then only variances are returned.
+    y : ndarray, shape (N,)
+        Training targets.
+    times : sequence of float, default (inf,)
+        Gradient-flow times t >= 0 (steps x learning rate); ``inf`` for the end of training.
+    diag_reg, diag_reg_relative
+        Regularizer of ThetaXX (see :func:`regularizer`).
+
+    Returns
+    -------
+    Prediction
+        ``mean`` (T, M), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
+
+    Raises
+    ------
+    NumericalError
+        At t = inf, if the regularized ThetaXX is not positive definite or too ill-conditioned;
+        at finite t, if it has clearly negative eigenvalues. The message names ``diag_reg``.
+    """
+    ntk_train, ntk_cross, nngp_test, y = _check_shapes(ntk_train, ntk_cross, nngp_test, y)
+    nngp_train, nngp_cross, _, _ = _check_shapes(nngp_train, nngp_cross, nngp_test, y)
+    times = np.atleast_1d(np.asarray(times, dtype=float))  # (T,)
+    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
+        raise ConfigError(f"times: expected numbers >= 0 (or inf), got {times.tolist()}")
+    n = y.shape[0]
+    m = ntk_cross.shape[0]
+    a_t = np.empty((times.size, m, n))  # (T, M, N)
+    infinite = np.isinf(times)
+    if infinite.any():
+        factor = _cholesky(ntk_train, diag_reg, diag_reg_relative, "NTK")
+        a_t[infinite] = scipy.linalg.cho_solve(factor, ntk_cross.T).T  # (M, N)
+    if (~infinite).any():
+        w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
+        cross_v = ntk_cross @ v  # (M, N)
+        for i in np.flatnonzero(~infinite):
+            a_t[i] = (cross_v * _flow_gain(w, times[i] / n)) @ v.T  # (M, N)
+    mean = a_t @ y  # (T, M)
+    a_k = a_t @ nngp_train  # (T, M, N) = A_t KXX
+    if nngp_test.ndim == 1:
+        quad = np.einsum("tmn,tmn->tm", a_k, a_t)  # diag(A KXX A^T)
+        cross = np.einsum("tmn,mn->tm", a_t, nngp_cross)  # diag(A KX*)
+        cov = nngp_test[None, :] + quad - 2.0 * cross  # (T, M)
+    else:
+        a_kx = a_t @ nngp_cross.T  # (T, M, M) = A_t KX*
+        cov = nngp_test[None] + a_k @ np.swapaxes(a_t, 1, 2) - a_kx - np.swapaxes(a_kx, 1, 2)
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))  # (T, M, M)
+    return Prediction(mean, cov, times)
+
+
+def ntk_train_loss(
+    ntk_train: np.ndarray,
+    nngp_train: np.ndarray,
+    y: np.ndarray,
+    times,
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_relative: bool = True,
+) -> np.ndarray:
+    """Expected training loss of the NTK ensemble, ``E[(1/2N) |f_t(X) - y|^2]``, at times t.
+
+    The train residual is ``r_t = E_t (f_0 - y)`` with ``E_t = exp(-Theta t / N)`` and
+    ``f_0 ~ N(0, KXX)`` (Lee et al. 2019, Eq. 9), so
+    ``E[|r_t|^2] = tr(E_t KXX E_t) + |E_t y|^2``; at t = 0 this is ``tr(KXX) + |y|^2``.
+
+    Parameters
+    ----------
+    ntk_train, nngp_train : ndarray, shape (N, N)
+        ThetaXX (regularized as in :func:`ntk_ensemble`) and KXX.
+    y : ndarray, shape (N,)
+    times : sequence of float, shape (T,)
+        Times t >= 0; inf allowed (then the loss is 0).
+
+    Returns
+    -------
+    ndarray, shape (T,)
+    """
+    # (the train-train blocks pass the shape checks of a cross and a test block with M = N)
+    ntk_train, _, nngp_train, y = _check_shapes(ntk_train, ntk_train, nngp_train, y)
+    times = np.atleast_1d(np.asarray(times, dtype=float))  # (T,)
+    n = y.shape[0]
+    w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
+    k_eig = v.T @ nngp_train @ v  # (N, N), KXX in the eigenbasis of Theta
+    y_eig = v.T @ y  # (N,)
+    out = np.empty(times.size)  # (T,)
+    for i, t in enumerate(times):
+        decay = np.exp(-w * t / n) if math.isfinite(t) else (w <= 0).astype(float)  # (N,)
+        out[i] = (decay**2 @ np.diagonal(k_eig) + (decay * y_eig) @ (decay * y_eig)) / (2 * n)
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _flow_gain(w: np.ndarray, s: float) -> np.ndarray:
+    """``g(w) = (1 - exp(-w s)) / w``, with its limit ``s`` at w = 0; w (N,), s = t / N."""
+    ws = w * s
+    small = np.abs(ws) < 1e-12
+    safe_w = np.where(small, 1.0, w)
+    return np.where(small, s, -np.expm1(-ws) / safe_w)  # (N,)
+
+
+def _check_shapes(k_train, k_cross, k_test, y):
+    k_train = np.asarray(k_train, dtype=np.float64)
+    k_cross = np.asarray(k_cross, dtype=np.float64)
+    k_test = np.asarray(k_test, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[0] if y.ndim == 1 else -1
+    if y.ndim != 1 or n == 0:
+        raise ConfigError(f"y: expected shape (N,) with N >= 1, got {y.shape}")
+    if k_train.shape != (n, n):
+        raise ConfigError(f"train-train kernel: expected shape ({n}, {n}), got {k_train.shape}")
+    if k_cross.ndim != 2 or k_cross.shape[1] != n:
+        raise ConfigError(f"test-train kernel: expected shape (M, {n}), got {k_cross.shape}")
+    m = k_cross.shape[0]
+    if k_test.shape not in ((m,), (m, m)):
+        raise ConfigError(
+            f"test-test kernel: expected shape ({m}, {m}) or ({m},), got {k_test.shape}"
+        )
+    for name, arr in (("kernel", k_train), ("kernel", k_cross), ("kernel", k_test), ("y", y)):
+        if not np.all(np.isfinite(arr)):
+            raise NumericalError(f"{name}: contains NaN or infinite values")
+    return k_train, k_cross, k_test, y
+
+
+def _regularized(matrix, diag_reg, relative):
+    lam = regularizer(matrix, diag_reg, relative)
+    out = matrix.copy()
+    out[np.diag_indices_from(out)] += lam
+    return out
+
+
+def _advice(diag_reg, relative) -> str:
+    kind = "relative" if relative else "absolute"
+    return f"increase diag_reg (now {diag_reg:g}, {kind}), e.g. diag_reg: 1e-4"
+
+
+def _cholesky(matrix, diag_reg, relative, name):
+    """Cholesky factor of ``matrix + lambda I`` with a condition check (cho_solve format)."""
+    reg = _regularized(matrix, diag_reg, relative)
+    try:
+        factor = scipy.linalg.cho_factor(reg, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        raise NumericalError(
+            f"the {name} train-train matrix is not positive definite (duplicate or nearly "
+            f"identical training inputs?); {_advice(diag_reg, relative)}"
+        ) from None
+    anorm = float(np.abs(reg).sum(axis=0).max())
+    rcond, info = scipy.linalg.lapack.dpocon(factor[0], anorm, uplo="L")
+    if info != 0 or not rcond >= RCOND_MIN:
+        raise NumericalError(
+            f"the {name} train-train matrix is ill-conditioned (reciprocal condition number "
+            f"{rcond:.1e} < {RCOND_MIN:g}); {_advice(diag_reg, relative)}"
+        )
+    return factor
+
+
+def _eigh(matrix, diag_reg, relative):
+    """Eigenvalues (N,) and eigenvectors (N, N) of ``matrix + lambda I``, checked PSD."""
+    w, v = np.linalg.eigh(_regularized(matrix, diag_reg, relative))
+    scale = max(float(np.abs(w).max()), np.finfo(float).tiny)
+    tol = 100 * matrix.shape[0] * np.finfo(float).eps * scale
+    if w.min() < -tol:
+        raise NumericalError(
+            f"the NTK train-train matrix has a negative eigenvalue ({w.min():.2e}); it is not "
+            f"a valid kernel matrix; {_advice(diag_reg, relative)}"
+        )
+    return np.clip(w, 0.0, None), v
