@@ -160,30 +160,36 @@ def _did_you_mean(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _join(where: str, key) -> str:
+    """``file.yaml: key`` at the top of a file, ``block.key`` below it."""
+    if not where:
+        return str(key)
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+
+
 def build(cls, data: dict, where: str = "config"):
     """Build the frozen dataclass ``cls`` from a mapping, validating every key and value."""
+    loc = where.rstrip(":")
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{loc}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values = {}
     for key, value in data.items():
         if key not in fields:
             hint = _did_you_mean(str(key), fields)
-            raise ConfigError(
-                f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}"
-            )
-        sub = f"{where}.{key}" if where else str(key)
+            raise ConfigError(f"{loc}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
+        sub = _join(where, key)
         values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
     try:
         obj = cls(**values)
     except TypeError as exc:  # a required key is missing
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{loc}: {exc}") from None
     check = getattr(obj, "validate", None)
     if check is not None:
-        check(where)
+        check(loc)
     return obj
 
 

@@ -81,7 +81,7 @@ def load_config(path, *, quick: bool = False, sets=(), seed=None, expect: str | 
     raw.setdefault("name", path.stem)
     raw.setdefault("config_dir", str(path.resolve().parent))
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
-    config = build(module.Config, raw, str(path))
+    config = build(module.Config, raw, f"{path}:")
     return spec, config
 
 
@@ -173,7 +173,7 @@ def redraw(npz_path, out_dir=None, formats=("png", "svg")) -> list[Path]:
         raise ConfigError(f"{meta_path}: not a wideinf result description (no experiment/config)")
     spec = spec_for(meta["experiment"])
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
-    config = build(module.Config, meta["config"], str(meta_path))
+    config = build(module.Config, meta["config"], f"{meta_path}: config:")
     result = Result(arrays, meta.get("summary") or {}, meta.get("warnings") or [])
     staged = StagedFiles(out_dir or npz_path.parent)
     try:
