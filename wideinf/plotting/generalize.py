@@ -1,0 +1,224 @@
+"""Figures of ``wideinf generalize``: heat maps of the learned functions and their scaling.
+
+Figure A (``<name>.png``): rows are the widths then the infinite-width limits, columns the
+seeds; one shared diverging colour scale; training points marked by label.
+Figure B (``<name>_scaling.png``): against width on log-log axes, the across-seed spread and
+the RMS distances to the limits with an ``n^-1/2`` guide, the smoothness score (mean gradient
+norm), and every network's final training loss against the tolerance.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+from . import CAPTION_FONTSIZE, plt
+
+__all__ = ["plot", "LIMIT_LABELS"]
+
+LIMIT_LABELS = {
+    "ntk": ("NTK limit", r"$\Theta(x, X)\,\Theta^{-1} y$: all layers trained, $t \to \infty$"),
+    "nngp": ("NNGP limit", r"$K(x, X)\,K^{-1} y$: readout-only training"),
+    "features": (
+        "feature limit",
+        r"$k(x, X)\,k^{-1} y$, $k = E[\phi\phi]$ of the last hidden layer: "
+        "readout-only limit in standard parameterization",
+    ),
+}
+_COLORS = {"spread": "k", "ntk": "C2", "nngp": "C0", "features": "C4"}
+_CMAP = "RdBu_r"
+_INIT_TEXT = {
+    "centered": "Each panel is the learned part f(x) - f_init(x) (centered training): the "
+    "random initial function is O(1) at every width and would otherwise hide the convergence.",
+    "zero_readout": "Networks start with a zero readout, so f_init = 0.",
+    "standard": "Each panel is the raw network f(x), random initial function included: only the "
+    "average over seeds tends to the limit, single networks do not.",
+}
+
+
+def _limits_shown(result) -> list[str]:
+    """NTK and NNGP always; the feature limit when it is the one the networks should reach."""
+    shown = ["ntk", "nngp"]
+    if result.summary.get("matching_limit") == "features":
+        shown.append("features")
+    return shown
+
+
+def _caption(fig, text: str, y: float = 0.0, width: int = 150):
+    fig.text(0.02, y, textwrap.fill(text, width), ha="left", va="top", fontsize=CAPTION_FONTSIZE)
+
+
+def _describe(config) -> str:
+    a = config.architecture
+    layers = " -> ".join(layer.kind for layer in a.layers)
+    return (
+        f"{layers}, W_std {a.W_std:g}, b_std {a.b_std:g}, {a.parameterization} parameterization; "
+        f"{'all layers' if config.training.layers == 'all' else 'readout only'} trained by "
+        f"full-batch gradient descent to loss {config.training.loss_tol:g}"
+    )
+
+
+def _grid_figure(rows: int, cols: int, panel: float = 1.1, gap: float = 0.06):
+    """A figure of ``rows x cols`` square panels (inches) and a colour bar axis on the right."""
+    left, right, top, bottom = 0.35, 1.0, 0.55, 0.1
+    width = left + cols * (panel + gap) + right
+    height = top + rows * (panel + gap) + bottom
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    fig.subplots_adjust(
+        left=left / width, right=(left + cols * (panel + gap) - gap) / width,
+        bottom=bottom / height, top=1 - top / height, wspace=gap / panel, hspace=gap / panel,
+    )  # fmt: skip
+    bar_height = min(4.0, 0.6 * rows * panel)
+    cax = fig.add_axes(
+        ((left + cols * (panel + gap) + 0.1) / width, 0.5 - bar_height / (2 * height),
+         0.15 / width, bar_height / height)
+    )  # fmt: skip
+    return fig, axes, cax
+
+
+def _heatmaps(result, config):
+    a, s = result.arrays, result.summary
+    widths, f = a["widths"], a["predictions"]  # (W,), (W, S, G)
+    axis, x_train, y_train = a["grid_axis"], a["x_train"], a["y_train"]
+    g = len(axis)
+    n_w, n_s = f.shape[0], f.shape[1]
+    shown = _limits_shown(result)
+    rows = n_w + len(shown)
+    limits = [a[f"{k}_limit"] for k in shown]
+    # One colour scale for everything; outliers of the narrowest nets saturate (arrows).
+    values = np.concatenate([f.ravel()] + limits)
+    vmax = max(float(np.percentile(np.abs(values), 99.5)), float(np.max(np.abs(y_train))))
+    extend = "both" if np.max(np.abs(values)) > vmax else "neither"
+    fig, axes, cax = _grid_figure(rows, n_s)
+    extent = (axis[0], axis[-1], axis[0], axis[-1])
+    style = {"cmap": _CMAP, "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
+    image = None
+    for i in range(rows):
+        for j in range(n_s):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < n_w:
+                image = ax.imshow(f[i, j].reshape(g, g), **style)
+            elif j == 0:
+                ax.imshow(limits[i - n_w].reshape(g, g), **style)
+            else:
+                ax.axis("off")
+                if j == 1:
+                    ax.text(0.0, 0.5, LIMIT_LABELS[shown[i - n_w]][1], transform=ax.transAxes,
+                            va="center", ha="left", fontsize=9)  # fmt: skip
+                continue
+            for label, marker in ((1.0, "o"), (-1.0, "s")):
+                pts = x_train[np.sign(y_train) == label]
+                ax.scatter(pts[:, 0], pts[:, 1], s=22, marker=marker, c="C3" if label > 0 else "C0",
+                           edgecolors="k", linewidths=0.8, zorder=3)  # fmt: skip
+            if i == 0:
+                ax.set_title(f"seed {j + 1}", fontsize=9)
+            if j == 0:
+                name = f"n = {widths[i]}" if i < n_w else LIMIT_LABELS[shown[i - n_w]][0]
+                ax.set_ylabel(name, fontsize=9)
+    cbar = fig.colorbar(image, cax=cax, extend=extend)
+    cbar.set_label("learned function")
+    match = s.get("matching_limit", "ntk")
+    fig.suptitle(
+        "Fits to 4 points across widths and seeds, against the infinite-width limits",
+        y=1 - 0.1 / fig.get_figheight(), va="top", fontsize=12,
+    )  # fmt: skip
+    _caption(
+        fig,
+        f"Rows: hidden width n, then the infinite-width mean predictors; columns: seeds. "
+        f"Square [{axis[0]:g}, {axis[-1]:g}]^2; circles label +1, squares -1. "
+        f"{_describe(config)}. {_INIT_TEXT.get(s.get('init_output'), '')} "
+        f"Each network should tend to the {LIMIT_LABELS[match][0]}. "
+        f"Colours saturate at +-{vmax:.2f}. A reconstruction: the essay's settings are unpublished.",
+        y=0.0, width=max(60, int(14 * fig.get_figwidth())),
+    )  # fmt: skip
+    return fig
+
+
+def _fit_label(summary, key: str) -> str:
+    slope, sd = summary.get(f"slope_{key}"), summary.get(f"slope_{key}_sd")
+    if slope is None:
+        return ""
+    return f" (slope {slope:+.2f} ± {sd:.2f})"
+
+
+def _scaling(result, config):
+    a, s = result.arrays, result.summary
+    widths = a["widths"]  # (W,)
+    match = s.get("matching_limit", "ntk")
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.6))
+    half = len(widths) // 2 if len(widths) >= 4 else 0
+
+    ax1.loglog(widths, a["spread"], "o-", color=_COLORS["spread"],
+               label="spread across seeds" + _fit_label(s, "spread"))  # fmt: skip
+    for name in _limits_shown(result):
+        d = a[f"dist_{name}"]  # (W, S)
+        rms = np.sqrt(np.mean(d * d, axis=1))  # (W,)
+        err = np.std(d, axis=1, ddof=1) / np.sqrt(d.shape[1])
+        label = f"RMS distance to {LIMIT_LABELS[name][0]}" + _fit_label(s, f"dist_{name}")
+        if name == match:
+            label += "  [matching]"
+        ax1.errorbar(widths, rms, yerr=err, fmt="s--" if name != match else "s-",
+                     color=_COLORS[name], capsize=2, label=label)  # fmt: skip
+    ref = np.sqrt(np.mean(a[f"dist_{match}"][half] ** 2))
+    guide = ref * np.sqrt(widths[half] / widths)
+    ax1.loglog(widths, guide, ":", color="0.5", label=r"$\propto n^{-1/2}$")
+    ax1.axvspan(widths[half], widths[-1], color="0.93", zorder=0, label="fit range (widest half)")
+    ax1.set_xlabel("hidden width n")
+    ax1.set_ylabel("RMS over the grid")
+    ax1.set_title("Consistency and convergence")
+    ax1.legend(fontsize=7, loc="lower left")
+
+    gn = a["gradient_norm"]  # (W, S)
+    ax2.errorbar(widths, gn.mean(axis=1), yerr=gn.std(axis=1, ddof=1), fmt="o-", color="k",
+                 capsize=2, label="finite networks (mean ± sd over seeds)")  # fmt: skip
+    names = ["ntk", "nngp", "features"]
+    for name in _limits_shown(result):
+        value = a["limit_gradient_norm"][names.index(name)]
+        ax2.axhline(value, color=_COLORS[name], ls="--", label=LIMIT_LABELS[name][0])
+    ax2.set_xscale("log")
+    ax2.set_xlabel("hidden width n")
+    ax2.set_ylabel(r"mean $|\nabla f|$ over the grid")
+    ax2.set_title("Smoothness (lower is smoother)")
+    ax2.legend(fontsize=7)
+
+    loss = a["train_loss"]  # (W, S)
+    tol = config.training.loss_tol
+    ww = np.repeat(widths[:, None], loss.shape[1], axis=1)
+    ok = loss <= tol
+    floor = np.where(np.isfinite(loss) & (loss > 0), loss, np.nan)
+    ax3.scatter(ww[ok], floor[ok], s=12, color="C2", label="reached the tolerance")
+    if (~ok).any():
+        ax3.scatter(ww[~ok], np.where(np.isfinite(loss[~ok]), loss[~ok], 10 * tol), s=20,
+                    marker="x", color="C3", label="missed it")  # fmt: skip
+    ax3.axhline(tol, color="k", ls=":", label=f"tolerance {tol:g}")
+    ax3.set_xscale("log")
+    ax3.set_yscale("log")
+    ax3.set_xlabel("hidden width n")
+    ax3.set_ylabel("final training loss")
+    ax3.set_title("Every network's final loss")
+    ax3.legend(fontsize=7)
+
+    fig.suptitle(
+        "Wider networks agree with each other and with the infinite-width limit", fontsize=12
+    )
+    fig.tight_layout()
+    _caption(
+        fig,
+        f"{_describe(config)}; {loss.shape[1]} seeds per width, grid {len(a['grid_axis'])}^2. "
+        f"{_INIT_TEXT.get(s.get('init_output'), '')} Spread: RMS over the grid of the sd across "
+        f"seeds. Distances: RMS over the grid, then over seeds (bars: standard error). Slopes: "
+        f"least squares on log-log over the shaded widest half, ± the jackknife "
+        f"standard error over seeds; the fluctuations of a width-n network's kernel are O(n^-1/2) "
+        f"(Lee et al. 2019), hence the guide. Smoothness: mean gradient norm by central "
+        f"differences on the grid.",
+        y=-0.01, width=190,
+    )  # fmt: skip
+    return fig
+
+
+def plot(result, config) -> dict:
+    """``{"": heat maps (Figure A), "scaling": scaling with width (Figure B)}``."""
+    return {"": _heatmaps(result, config), "scaling": _scaling(result, config)}
