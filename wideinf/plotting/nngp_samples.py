@@ -1,0 +1,125 @@
+"""Blog Figure 1: sampled output functions (top) and the pair's output density (bottom).
+
+One column per width. Top: ``n_lines`` sampled functions; at infinite width the NNGP mean
++- 1.96 sd band with GP draws. Bottom: the outputs at the two pair inputs, scatter with density
+contours, and the exact NNGP 1- and 2-sigma ellipses (dashed) on every panel.
+
+The original's third title reads "Distribution of output functions at @ inf hidden units"; we
+keep its wording and drop the stray "at".
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import numpy as np
+
+from . import CAPTION_FONTSIZE, plt
+
+__all__ = ["plot", "top_title", "bottom_title"]
+
+_BAND_Z = 1.96
+
+
+def _units(width: float) -> str:
+    return "inf" if math.isinf(width) else f"{int(width)}"
+
+
+def _label(width: float) -> str:
+    return "w" + _units(width)
+
+
+def top_title(width: float) -> str:
+    """Title of a top-row panel, as in the original."""
+    if math.isinf(width):
+        return f"Distribution of output functions @ {_units(width)} hidden units"
+    return f"Sampled output functions @ {_units(width)} hidden units"
+
+
+def bottom_title(width: float) -> str:
+    """Title of a bottom-row panel, as in the original."""
+    return f"Output density @ {_units(width)} hidden units"
+
+
+def plot(result, config) -> dict:
+    """The 2 x W figure of blog Figure 1 from a :class:`~wideinf.experiments.Result`."""
+    a = result.arrays
+    widths = np.asarray(a["widths"], dtype=float)
+    x = a["x_grid"]
+    p1, p2 = (f"{v:g}" for v in a["pair_inputs"])
+    axis = a["density_axis"]
+    limit = float(axis[-1])
+    n_cols = widths.size
+
+    fig, axes = plt.subplots(2, n_cols, figsize=(4.6 * n_cols, 9.2), squeeze=False)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.08, wspace=0.28, hspace=0.25)
+    for col, width in enumerate(widths):
+        label = _label(width)
+        functions = a[f"functions_{label}"]  # (S, G)
+        pairs = a[f"pair_{label}"]  # (S, 2)
+        n_lines = min(int(config.n_lines), functions.shape[0])
+
+        top = axes[0, col]
+        if math.isinf(width):
+            band = _BAND_Z * a["nngp_sd"]  # (G,)
+            top.fill_between(x, -band, band, color="C0", alpha=0.3, lw=0, label="mean ± 1.96 sd")
+            top.plot(x, np.zeros_like(x), color="C0", lw=2, label="mean")
+        top.set_prop_cycle(None)
+        if n_lines:
+            top.plot(x, functions[:n_lines].T, lw=1.0, alpha=0.75)
+        top.set_title(top_title(width))
+        top.set_xlabel("x")
+        top.set_ylabel("f(x)")
+        top.set_xlim(x[0], x[-1])
+        if math.isinf(width):
+            top.legend(loc="upper right", fontsize=CAPTION_FONTSIZE + 1)
+
+        bottom = axes[1, col]
+        bottom.scatter(pairs[:, 0], pairs[:, 1], s=5, color="C0", alpha=0.35, lw=0, rasterized=True)
+        density = a[f"density_{label}"]  # (D, D)
+        if np.isfinite(density).any() and np.nanmax(density) > 0:
+            bottom.contour(axis, axis, density, levels=7, cmap="viridis", linewidths=1.1)
+        for ellipse, style, name in zip(
+            a["nngp_ellipses"], ("--", ":"), ("NNGP 1σ ellipse", "NNGP 2σ ellipse")
+        ):
+            bottom.plot(ellipse[:, 0], ellipse[:, 1], style, color="black", lw=1.3, label=name)
+        bottom.set_xlim(-limit, limit)
+        bottom.set_ylim(-limit, limit)
+        bottom.set_aspect("equal")
+        bottom.set_title(bottom_title(width))
+        bottom.set_xlabel(f"Output at x = {p1}")
+        bottom.set_ylabel(f"Output at x = {p2}")
+        g2, g2_se = a["excess_kurtosis"][col], a["excess_kurtosis_se"][col]
+        bottom.text(
+            0.03,
+            0.97,
+            f"excess kurtosis\nx = {p1}: {g2[0]:+.2f} ± {g2_se[0]:.2f}\n"
+            f"x = {p2}: {g2[1]:+.2f} ± {g2_se[1]:.2f}",
+            transform=bottom.transAxes,
+            va="top",
+            ha="left",
+            fontsize=CAPTION_FONTSIZE,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "lw": 0.5},
+        )
+        if col == n_cols - 1:
+            bottom.legend(loc="lower right", fontsize=CAPTION_FONTSIZE)
+
+    n_samples = a[f"pair_{_label(widths[0])}"].shape[0]
+    caption = (
+        f"{result.summary.get('architecture', '')}. {n_samples} samples per column "
+        f"({min(int(config.n_lines), n_samples)} functions drawn per top panel). Bottom: the "
+        f"outputs at x = {p1} and x = {p2} with density contours (a kernel density estimate; "
+        f"the exact Gaussian at infinite width); dashed and dotted, the exact NNGP 1σ and 2σ "
+        f"ellipses. Excess kurtosis ± its standard error; a Gaussian gives 0 ± "
+        f"{math.sqrt(24 / n_samples):.2f}."
+    )
+    fig.text(
+        0.5,
+        0.0,
+        textwrap.fill(caption, width=max(80, 62 * n_cols)),
+        ha="center",
+        va="top",
+        fontsize=CAPTION_FONTSIZE,
+    )
+    return {"": fig}
