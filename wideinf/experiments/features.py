@@ -419,10 +419,10 @@ def _summarise(config, arrays, per_seed):
 def report(result: Result) -> list[str]:
     """Measured vs theory N* per p, and the share's worst deviation from pN / (pN + 1 - p)."""
     a, s = result.arrays, result.summary
-    lines = ["       p  C (bits)       N* measured  N* = (1-p)/p  Bayes log2((1-p)/p)"]
+    lines = ["       p  C (bits)  N* measured (+- sd)  N* = (1-p)/p  Bayes log2((1-p)/p)"]
     for b, p in enumerate(a["p"]):
         meas, sd = a["n_star"][b], a["n_star_sd"][b]
-        text = f"{meas:8.4g} +- {sd:<6.2g}" if math.isfinite(meas) else f"{'off grid':>18}"
+        text = f"{meas:11.4g} +- {sd:<6.2g}" if math.isfinite(meas) else f"{'off grid':>21}"
         lines.append(
             f"{p:8.4g} {a['complexity'][b]:9.3g}  {text}{a['n_star_theory'][b]:13.4g}"
             f"{a['n_star_bayes'][b]:21.3g}"

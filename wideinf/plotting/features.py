@@ -52,20 +52,18 @@ def plot(result, config) -> dict:
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.87, wspace=0.2)
 
     ax = axes[0]
-    for b, p in enumerate(ps):
+    for b in range(len(ps)):
         ax.plot(a["n_fine"], a["theory_share_fine"][b], color=colors[b], lw=1.2, alpha=0.8)
-        ax.errorbar(
-            ns, a["perfect_share"][b], yerr=1.96 * se[b], fmt="o", ms=3.5, color=colors[b],
-            label=p_label(p, c[b]),
-        )  # fmt: skip
+        ax.errorbar(ns, a["perfect_share"][b], yerr=1.96 * se[b], fmt="o", ms=3.5, color=colors[b])
     ax.axhline(0.5, color="0.4", ls=":", lw=1)
-    ax.text(ns[0], 0.515, "P = R", color="0.3", fontsize=8)
-    ax.plot([], [], color="k", lw=1.2, label="theory pN / (pN + 1 - p)")
+    ax.text(ns[-1], 0.515, "P = R", color="0.3", fontsize=8, ha="right")
+    ax.errorbar([], [], yerr=[], fmt="o", ms=3.5, color="0.3", label="simulation")
+    ax.plot([], [], color="0.3", lw=1.2, label="theory pN / (pN + 1 - p)")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("training set size N")
     ax.set_ylabel("perfect share s = P / (P + R)")
-    ax.legend(fontsize=7.5, loc="upper left", framealpha=0.9)
+    ax.legend(fontsize=8, loc="lower right", title="colour: p, as keyed in (c)", title_fontsize=8)
 
     ax = axes[1]
     ax.plot(
@@ -76,10 +74,15 @@ def plot(result, config) -> dict:
         a["c_fine"], a["n_star_bayes_fine"], color="C0", lw=1.5, ls="--",
         label="Bayesian learner, $\\log_2((1-p)/p) \\approx C$",
     )  # fmt: skip
-    ok = np.isfinite(a["n_star"])
+    n_star_err = 1.96 * a["n_star_sd"] / math.sqrt(n_seeds)  # (B,)
+    for b in np.flatnonzero(np.isfinite(a["n_star"])):
+        ax.errorbar(
+            c[b], a["n_star"][b], yerr=n_star_err[b], fmt="o", color=colors[b], ms=6,
+            mec="k", mew=0.6,
+        )  # fmt: skip
     ax.errorbar(
-        c[ok], a["n_star"][ok], yerr=1.96 * a["n_star_sd"][ok] / math.sqrt(n_seeds), fmt="o",
-        color="k", ms=5, label="measured (share of the seed mean = 1/2)",
+        [], [], yerr=[], fmt="o", color="0.5", mec="k", mew=0.6, ms=6,
+        label="measured: where the mean share crosses 1/2",
     )  # fmt: skip
     ax.set_yscale("log")
     top = max(np.nanmax(a["n_star_theory_fine"]), np.nanmax(a["n_star"], initial=1.0))
