@@ -356,6 +356,8 @@ def _slopes(widths, f, limits: dict) -> dict[str, tuple[float, float]]:
 
     point = metrics(fh)
     s = f.shape[1]
+    if s < 3:  # leaving one seed out leaves no spread to measure
+        return {key: (value, math.nan) for key, value in point.items()}
     leave_one_out = [metrics(np.delete(fh, i, axis=1)) for i in range(s)]
     result = {}
     for key, value in point.items():

@@ -141,6 +141,8 @@ def _fit_label(summary, key: str) -> str:
     slope, sd = summary.get(f"slope_{key}"), summary.get(f"slope_{key}_sd")
     if slope is None:
         return ""
+    if sd is None or not np.isfinite(sd):
+        return f" (slope {slope:+.2f})"
     return f" (slope {slope:+.2f} ± {sd:.2f})"
 
 
