@@ -324,8 +324,8 @@ def test_wide_network_follows_the_ntk_prediction_fast(parameterization):
 
 
 @pytest.mark.slow
-def test_wide_blog_network_follows_the_ntk_prediction():
-    err = ntk_tracking_error(BLOG, "ntk", 4096, 300)
+def test_wide_deep_network_follows_the_ntk_prediction():
+    err = ntk_tracking_error(["dense", "relu", "dense", "relu", "dense"], "ntk", 4096, 300)
     print(f"max relative deviation from the NTK prediction: {np.round(err, 4)}")
     assert np.all(err < 0.05), err
 
@@ -432,7 +432,7 @@ def test_memory_guard_refuses_what_the_machine_cannot_hold():
         nw.init_params(arch, 1, 10**6, 100, rng())  # 8e14 bytes
 
 
-@pytest.mark.parametrize("what", ["init", "ntk", "nngp", "train", "jacobian"])
+@pytest.mark.parametrize("what", ["init", "forward", "ntk", "nngp", "train", "jacobian"])
 def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
     arch = make(["dense", "relu", "dense"])
     p = nw.init_params(arch, 1, 16, 2, rng())
@@ -440,6 +440,7 @@ def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
     x = np.linspace(-1, 1, 2000)[:, None]
     calls = {
         "init": lambda: nw.init_params(arch, 1, 5000, 100, rng()),
+        "forward": lambda: nw.forward(arch, p, np.zeros((10**5, 1))),
         "ntk": lambda: nw.empirical_ntk(arch, p, x),
         "nngp": lambda: nw.empirical_nngp(arch, p, x),
         "train": lambda: nw.train(arch, p, x, np.zeros(2000), 0.1, 1),
@@ -449,6 +450,17 @@ def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
         ResourceError, match=r"needs about \d+ MB of memory but this machine has 1 MB"
     ):
         calls[what]()
+
+
+def test_memory_estimate_is_what_training_needs(monkeypatch):
+    arch = make(BLOG)
+    p, x, y = nw.init_params(arch, 1, [16, 8], 3, rng()), points(50, 1), np.zeros(50)
+    need = nw.memory_estimate(arch, 1, [16, 8], 3, 50)
+    monkeypatch.setattr(nw, "available_memory", lambda: int(need / nw.MEMORY_FRACTION) + 1)
+    nw.train(arch, p, x, y, 0.1, 1, quiet=True)
+    monkeypatch.setattr(nw, "available_memory", lambda: int(need / nw.MEMORY_FRACTION) - 1)
+    with pytest.raises(ResourceError):
+        nw.train(arch, p, x, y, 0.1, 1, quiet=True)
 
 
 def test_available_memory_is_read():

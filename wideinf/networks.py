@@ -200,18 +200,15 @@ def _sizes(dims) -> int:
 
 
 def memory_estimate(arch, d_in: int, width, n_networks: int, n_points: int) -> int:
-    """Bytes to hold an ensemble's parameters plus a forward/backward pass on ``n_points``.
+    """Bytes to train an ensemble on ``n_points`` inputs (an upper bound for the other calls).
 
-    Parameters (``S P``), their gradients in training (``S P``), and per network the
-    activations and backpropagated derivatives of every layer (``4 N sum(widths)``, in blocks of
-    networks, at least one network at a time).
+    Parameters and their trained copy (``2 S P``), and for each block of networks the
+    activations and backpropagated derivatives of every layer (``4 N sum(widths)`` per network)
+    plus its gradients (``P`` per network).
     """
-    widths = hidden_widths(arch, width)
-    dims = (int(d_in), *widths, 1)
-    params = 2 * n_networks * _sizes(dims) * _F8
-    per_net = 4 * n_points * sum(dims) * _F8
-    block = max(1, min(n_networks, BLOCK_BYTES // max(per_net, 1)))
-    return params + block * per_net
+    dims = (int(d_in), *hidden_widths(arch, width), 1)
+    per_net = _per_network_bytes(dims, n_points) + _sizes(dims) * _F8
+    return 2 * n_networks * _sizes(dims) * _F8 + _block_size(per_net, n_networks) * per_net
 
 
 def _block_size(per_network_bytes: int, n_networks: int) -> int:
@@ -324,10 +321,10 @@ def _backward(arch, blocks, params: Params, inputs, pre, delta: np.ndarray) -> l
     return deltas
 
 
-def _per_network_bytes(params_or_dims, n_points: int) -> int:
-    dims = params_or_dims
-    if isinstance(params_or_dims, Params):
-        dims = (params_or_dims.d_in, *params_or_dims.widths, 1)
+def _per_network_bytes(dims, n_points: int) -> int:
+    """Working memory of a forward and backward pass of one network on ``n_points`` inputs."""
+    if isinstance(dims, Params):
+        dims = (dims.d_in, *dims.widths, 1)
     return 4 * n_points * sum(dims) * _F8
 
 
@@ -346,8 +343,10 @@ def forward(arch, params: Params, x) -> np.ndarray:
     """
     blocks = _check(arch, params)
     x = _points(x, params.d_in)
-    per_net = _per_network_bytes(params, x.shape[0]) // 2
-    out = np.empty((params.n_networks, x.shape[0]))  # (S, N)
+    s, n = params.n_networks, x.shape[0]
+    per_net = _per_network_bytes(params, n) // 2
+    check_memory(s * n * _F8 + _block_size(per_net, s) * per_net, f"the outputs at {n} points")
+    out = np.empty((s, n))  # (S, N)
     for sl in _net_blocks(params, per_net):
         out[sl] = _forward_cache(arch, blocks, params.take(sl), x)[0]
     return out
@@ -396,16 +395,21 @@ def gradients(arch, params: Params, x, cotangent) -> Params:
 
 
 def _accumulate(arch, blocks, params, inputs, deltas, gw, gb, sl):
-    """Gradients from per-point deltas: ``dW = sw y^T delta``, ``db = sb sum_i delta_i``."""
+    """Gradients from per-point deltas: ``dW = sw y^T delta``, ``db = sb sum_i delta_i``.
+
+    Written into ``gw[k][sl]`` and ``gb[k][sl]`` without temporaries of the weights' size.
+    """
     for k, (dense, _) in enumerate(blocks):
         sw, sb = _scales(arch, dense, params.weights[k].shape[1])
         y = inputs[k]
         yt = y.T if y.ndim == 2 else y.transpose(0, 2, 1)  # (n_in, N) or (S, n_in, N)
-        g = np.matmul(yt, deltas[k])  # (S, n_in, n_out)
+        g = gw[k][sl]  # (S, n_in, n_out), a view
+        np.matmul(yt, deltas[k], out=g)
         if sw != 1.0:
             g *= sw
-        gw[k][sl] = g
-        gb[k][sl] = sb * deltas[k].sum(axis=1)  # (S, n_out)
+        np.sum(deltas[k], axis=1, out=gb[k][sl])  # (S, n_out)
+        if sb != 1.0:
+            gb[k][sl] *= sb
 
 
 # --------------------------------------------------------------------------- kernels

@@ -220,8 +220,10 @@ class _Block:
             return [(sub.weights[-1], gw), (sub.biases[-1], gb)]
         inputs, pre = cache
         deltas = self.nw._backward(self.arch, self.blocks, sub, inputs, pre, cot[..., None])
-        gws = [np.empty_like(w) for w in sub.weights]
-        gbs = [np.empty_like(b) for b in sub.biases]
+        if not hasattr(self, "gws"):  # gradient buffers, reused at every step
+            self.gws = [np.empty_like(w) for w in sub.weights]
+            self.gbs = [np.empty_like(b) for b in sub.biases]
+        gws, gbs = self.gws, self.gbs
         self.nw._accumulate(self.arch, self.blocks, sub, inputs, deltas, gws, gbs, slice(None))
         return list(zip(sub.weights, gws)) + list(zip(sub.biases, gbs))
 
@@ -253,7 +255,8 @@ class _Block:
             all_active = active.all()
             for p, g in grads:
                 if all_active:
-                    p -= eta * g
+                    g *= eta  # in place: no temporary of the weights' size
+                    p -= g
                 else:
                     p[active] -= eta * g[active]
             taken += active
