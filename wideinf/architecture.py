@@ -16,7 +16,9 @@ import numpy as np
 from .activations import Activation, make_activation
 from .config import ArchitectureConfig
 from .errors import ConfigError
-from .kernels import Kernel, activation_kernel, dense_kernel, input_kernel
+from .kernels import Kernel
+from .kernels.core import ActivationStep, DenseStep, recursion
+from .kernels.tiled import tiled_kernel
 
 __all__ = ["Dense", "Nonlinearity", "Architecture"]
 
@@ -108,7 +110,9 @@ class Architecture:
         return " -> ".join(parts) + f" [{self.parameterization}]"
 
     # ------------------------------------------------------------------ infinite view
-    def kernel(self, x1, x2=None, width: float = math.inf) -> Kernel:
+    def kernel(
+        self, x1, x2=None, width: float = math.inf, dtype=np.float64, *, method: str = "tiled"
+    ) -> Kernel:
         """Exact NNGP and NTK of the network's output.
 
         Parameters
@@ -119,6 +123,14 @@ class Architecture:
         width : float, default inf
             Hidden width n; used only in standard parameterization, where the NTK is reported
             as ``Theta / n`` (see :mod:`wideinf.kernels.core`).
+        dtype : {np.float64, np.float32}, default float64
+            Precision of the computation and of the result; float32 halves the memory and its
+            error is documented in :mod:`wideinf.kernels.tiled`.
+        method : {"tiled", "reference"}, default "tiled"
+            "tiled": all layers at once on cache-sized tiles, on every core
+            (:func:`wideinf.kernels.tiled.tiled_kernel`). "reference": the plain layer-by-layer
+            recursion on whole matrices (:func:`wideinf.kernels.core.recursion`), float64 only.
+            Both give the same numbers to rounding.
 
         Returns
         -------
@@ -128,16 +140,27 @@ class Architecture:
         x2 = None if x2 is None else _as_points(x2, "x2")
         if x2 is not None and x2.shape[1] != x1.shape[1]:
             raise ConfigError(f"x1 has {x1.shape[1]} input dimension(s) but x2 has {x2.shape[1]}")
-        k = input_kernel(x1, x2)
+        steps = self.kernel_steps(x1.shape[1], width)
+        if method == "tiled":
+            return tiled_kernel(x1, x2, steps, self.parameterization, dtype=dtype)
+        if method == "reference":
+            if np.dtype(dtype) != np.float64:
+                raise ValueError("method='reference' computes in float64 only")
+            return recursion(x1, x2, steps, self.parameterization)
+        raise ValueError(f"unknown method {method!r}; valid: 'tiled', 'reference'")
+
+    def kernel_steps(self, d: int, width: float = math.inf) -> tuple:
+        """The layers as kernel-recursion steps for inputs of dimension d at hidden width n."""
+        steps = []
         first = True
         for layer in self.layers:
             if isinstance(layer, Dense):
-                ratio, inv = self._standard_terms(first, x1.shape[1], width)
-                k = dense_kernel(k, layer.W_std, layer.b_std, self.parameterization, ratio, inv)
+                ratio, inv = self._standard_terms(first, d, width)
+                steps.append(DenseStep(layer.W_std, layer.b_std, ratio, inv))
                 first = False
             else:
-                k = activation_kernel(k, layer.activation)
-        return k
+                steps.append(ActivationStep(layer.activation))
+        return tuple(steps)
 
     @staticmethod
     def _standard_terms(first: bool, d: int, width: float) -> tuple[float, float]:

@@ -22,7 +22,15 @@ import numpy as np
 
 from .duals import clip_covariance
 
-__all__ = ["Kernel", "input_kernel", "dense_kernel", "activation_kernel"]
+__all__ = [
+    "Kernel",
+    "DenseStep",
+    "ActivationStep",
+    "input_kernel",
+    "dense_kernel",
+    "activation_kernel",
+    "recursion",
+]
 
 # Pair-and-node values per block of rows in the quadrature path (about 160 MB of float64).
 _QUADRATURE_BLOCK = 20_000_000
@@ -55,6 +63,53 @@ class Kernel:
     @property
     def shape(self) -> tuple[int, int]:
         return self.nngp.shape
+
+
+@dataclass(frozen=True)
+class DenseStep:
+    """An affine layer of a kernel recursion (arguments of :func:`dense_kernel`)."""
+
+    W_std: float
+    b_std: float
+    fan_in_ratio: float = 1.0
+    inverse_width: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActivationStep:
+    """An elementwise nonlinearity of a kernel recursion (argument of :func:`activation_kernel`)."""
+
+    activation: object
+
+
+def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
+    """The kernel of a layer stack, one whole (n1, n2) matrix per layer.
+
+    This is the plain reference implementation: every layer is applied to the full matrices,
+    in float64. :func:`wideinf.kernels.tiled.tiled_kernel` computes the same numbers tile by
+    tile and is the one :meth:`wideinf.architecture.Architecture.kernel` uses.
+
+    Parameters
+    ----------
+    x1 : array, shape (n1, d)
+    x2 : array, shape (n2, d), or None for x1 itself (symmetric, exact diagonal)
+    steps : sequence of DenseStep | ActivationStep
+    parameterization : {"ntk", "standard"}
+    """
+    k = input_kernel(x1, x2)
+    for step in steps:
+        if isinstance(step, DenseStep):
+            k = dense_kernel(
+                k,
+                step.W_std,
+                step.b_std,
+                parameterization,
+                step.fan_in_ratio,
+                step.inverse_width,
+            )
+        else:
+            k = activation_kernel(k, step.activation)
+    return k
 
 
 def input_kernel(x1: np.ndarray, x2: np.ndarray | None = None) -> Kernel:

@@ -1,0 +1,283 @@
+"""The kernel recursion evaluated tile by tile, on every core, with memory close to its output.
+
+Given the per-point variances, the recursion is elementwise: entry (i, j) of every layer
+depends only on entry (i, j) of the layer below and on the variances of points i and j. So
+
+1. the variances ``K(x, x)`` (and the NTK's diagonal) of every layer are computed first, by
+   the 1-D recursion on each point (:func:`point_recursion`);
+2. the input Gram matrix ``x1 @ x2.T`` is one BLAS call, written straight into the NNGP output;
+3. the output is cut into square tiles of a few hundred rows; a tile is copied into a
+   cache-resident buffer, carried through *all* layers there (in-place ufuncs with ``out=``
+   into per-thread buffers; :mod:`wideinf.kernels.tile_duals`), and written back;
+4. the tiles are shared among threads (numpy's ufuncs release the GIL); when ``x2`` is absent
+   only the tiles on and above the diagonal are computed and mirrored below it.
+
+Peak memory is the two (n1, n2) outputs plus a few megabytes of buffers per thread. The
+arithmetic is that of the whole-matrix recursion :func:`wideinf.kernels.core.recursion`, in the
+same order, so the two agree to rounding of the BLAS Gram matrix (in practice bit for bit); the
+diagonal of a symmetric kernel is the 1-D recursion's, exactly.
+
+``dtype=np.float32`` computes everything in float32 (the Gauss-Hermite activations integrate
+in float64 and round their result). Measured error against float64 on 2000 Gaussian points of
+dimension 16 (``benchmarks/RESULTS.md``): the largest absolute error relative to the largest
+entry is about 1e-6 for the closed forms and the quadrature, and up to about 1e-4 for the
+ReLU NTK near the diagonal (``arctan2`` of the tiny ``sqrt(q11 q22 - q12^2)`` between nearly
+parallel points loses half of float32's digits).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .core import ActivationStep, DenseStep, Kernel
+from .tile_duals import TEMPORARIES, tile_dual
+
+__all__ = ["tiled_kernel", "point_recursion", "PointRecursion", "DEFAULT_TILE"]
+
+# Rows (and columns) of a tile: 10 buffers of 192 x 192 float64 are 2.9 MB per thread.
+DEFAULT_TILE = 192
+
+# Below this many entries a kernel is computed in the calling thread only.
+_THREADING_MIN_ENTRIES = 200_000
+
+
+@dataclass(frozen=True)
+class PointRecursion:
+    """The 1-D recursion on each point: ``K(x, x)`` layer by layer and the NTK diagonal.
+
+    Attributes
+    ----------
+    var_in : ndarray, shape (n,)
+        ``|x|^2 / d``.
+    pre_activation : tuple of ndarray, each shape (n,)
+        The variance entering each activation step, in order.
+    var : ndarray, shape (n,)
+        ``K(x, x)`` of the output.
+    ntk : ndarray, shape (n,)
+        ``Theta(x, x)`` of the output (the diagonal of a symmetric kernel).
+    """
+
+    var_in: np.ndarray
+    pre_activation: tuple[np.ndarray, ...]
+    var: np.ndarray
+    ntk: np.ndarray
+
+
+def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:
+    """Run the recursion on the diagonal only: O(n) work for x (n, d).
+
+    The operations are those of :func:`wideinf.kernels.core.recursion` on its diagonal
+    entries (which it fills from exactly these 1-D arrays), so the values are identical.
+    """
+    d = x.shape[1]
+    var = np.einsum("ij,ij->i", x, x) / d  # (n,)
+    var_in = var
+    ntk = np.zeros_like(var)
+    pre = []
+    for step in steps:
+        if isinstance(step, DenseStep):
+            w2, b2 = step.W_std * step.W_std, step.b_std * step.b_std
+            new = w2 * var + b2
+            if parameterization == "ntk":
+                ntk = new + w2 * ntk
+            elif parameterization == "standard":
+                ntk = step.fan_in_ratio * var + step.inverse_width + w2 * ntk
+            else:
+                raise ValueError(f"unknown parameterization {parameterization!r}")
+            var = new
+        else:
+            act = step.activation
+            pre.append(var)
+            # (quadrature integrates in float64: round back to the working precision)
+            ntk = ntk * np.asarray(act.factor(var, var, var), dtype=x.dtype)
+            var = np.asarray(act.nngp(var, var, var), dtype=x.dtype)
+    return PointRecursion(var_in, tuple(pre), var, ntk)
+
+
+def tiled_kernel(
+    x1,
+    x2=None,
+    steps=(),
+    parameterization: str = "ntk",
+    *,
+    dtype=np.float64,
+    tile: int = DEFAULT_TILE,
+    workers: int | None = None,
+) -> Kernel:
+    """NNGP and NTK of a layer stack, tile by tile (see the module docstring).
+
+    Parameters
+    ----------
+    x1 : array, shape (n1, d)
+    x2 : array, shape (n2, d), optional
+        Defaults to x1: then only the upper triangle's tiles are computed, the result is
+        exactly symmetric and its diagonal is the 1-D recursion's.
+    steps : sequence of DenseStep | ActivationStep
+    parameterization : {"ntk", "standard"}
+    dtype : {np.float64, np.float32}, default float64
+        Precision of every stored array and (closed forms) of the arithmetic.
+    tile : int, default DEFAULT_TILE
+        Rows and columns per tile.
+    workers : int, optional
+        Threads; defaults to the cores this process may use.
+
+    Returns
+    -------
+    Kernel with ``nngp`` and ``ntk`` of shape (n1, n2) and dtype ``dtype``.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if parameterization not in ("ntk", "standard"):
+        raise ValueError(f"unknown parameterization {parameterization!r}")
+    steps = tuple(steps)
+    symmetric = x2 is None
+    x1 = np.ascontiguousarray(x1, dtype=dtype)
+    x2 = x1 if symmetric else np.ascontiguousarray(x2, dtype=dtype)
+    n1, n2, d = x1.shape[0], x2.shape[0], x1.shape[1]
+    tile = max(1, int(tile))
+
+    p1 = point_recursion(x1, steps, parameterization)
+    p2 = p1 if symmetric else point_recursion(x2, steps, parameterization)
+    duals = [tile_dual(s.activation) for s in steps if isinstance(s, ActivationStep)]
+    # Per activation step: the per-point terms of the rows and of the columns.
+    rows = [dual.point_terms(q) for dual, q in zip(duals, p1.pre_activation)]
+    cols = rows if symmetric else [dual.point_terms(q) for dual, q in zip(duals, p2.pre_activation)]
+
+    nngp = np.empty((n1, n2), dtype)
+    np.matmul(x1, x2.T, out=nngp)  # the input Gram matrix, divided by d tile by tile
+    ntk = np.empty((n1, n2), dtype)
+
+    def run_tile(i0, j0, buf):
+        i1, j1 = min(i0 + tile, n1), min(j0 + tile, n2)
+        shape = (i1 - i0, j1 - j0)
+        size = shape[0] * shape[1]
+        q12, th, *tmp = (b[:size].reshape(shape) for b in buf)
+        q12[...] = nngp[i0:i1, j0:j1]
+        np.divide(q12, d, out=q12)
+        on_diagonal = symmetric and i0 == j0
+        if on_diagonal:
+            np.fill_diagonal(q12, p1.var_in[i0:i1])
+        _layers(steps, parameterization, duals, rows, cols, (i0, i1), (j0, j1), q12, th, tmp)
+        if on_diagonal:
+            # Exactly symmetric (the quadrature's sums may round differently for (i, j) and
+            # (j, i)), with the 1-D recursion's diagonal.
+            lower = _lower_indices(shape[0])
+            q12[lower] = q12.T[lower]
+            th[lower] = th.T[lower]
+            np.fill_diagonal(q12, p1.var[i0:i1])
+            np.fill_diagonal(th, p1.ntk[i0:i1])
+        nngp[i0:i1, j0:j1] = q12
+        ntk[i0:i1, j0:j1] = th
+        if symmetric and i0 != j0:
+            nngp[j0:j1, i0:i1] = q12.T
+            ntk[j0:j1, i0:i1] = th.T
+
+    tasks = [
+        (i0, j0) for i0 in range(0, n1, tile) for j0 in range(i0 if symmetric else 0, n2, tile)
+    ]
+    if workers is None:
+        workers = _available_cores()
+    if n1 * n2 < _THREADING_MIN_ENTRIES:
+        workers = 1
+    _run_parallel(tasks, run_tile, min(workers, len(tasks)), tile * tile, dtype)
+    var2 = p1.var if symmetric else p2.var
+    return Kernel(nngp, ntk, p1.var, var2, symmetric)
+
+
+def _layers(steps, parameterization, duals, rows, cols, ri, ci, q12, th, tmp):
+    """Carry one tile through every step: q12 (input Gram) -> NNGP, th -> NTK, in place."""
+    first = True
+    a = 0
+    for step in steps:
+        if isinstance(step, DenseStep):
+            w2, b2 = step.W_std * step.W_std, step.b_std * step.b_std
+            if parameterization == "standard":
+                # ntk <- fan_in_ratio K_in + inverse_width + W_std^2 ntk
+                if first:
+                    np.multiply(q12, step.fan_in_ratio, out=th)
+                    np.add(th, step.inverse_width, out=th)
+                else:
+                    t = tmp[0]
+                    np.multiply(th, w2, out=th)
+                    np.multiply(q12, step.fan_in_ratio, out=t)
+                    np.add(t, step.inverse_width, out=t)
+                    np.add(t, th, out=th)
+            np.multiply(q12, w2, out=q12)
+            np.add(q12, b2, out=q12)
+            if parameterization == "ntk":
+                # ntk <- nngp_new + W_std^2 ntk (the first layer's NTK is its NNGP)
+                if first:
+                    th[...] = q12
+                else:
+                    np.multiply(th, w2, out=th)
+                    np.add(q12, th, out=th)
+            first = False
+        else:
+            r = tuple(v[ri[0] : ri[1], None] for v in rows[a])  # each (ti, 1)
+            c = tuple(v[None, ci[0] : ci[1]] for v in cols[a])  # each (1, tj)
+            if first:  # an activation before any dense layer: the input NTK is 0
+                th[...] = 0
+                first = False
+            duals[a].apply(r, c, q12, th, tmp)
+            a += 1
+    if first:
+        th[...] = 0
+
+
+def _run_parallel(tasks, fn, workers, size, dtype):
+    """Run ``fn(*task, buffers)`` for every task on ``workers`` threads (one is this thread)."""
+
+    def buffers():
+        return [np.empty(size, dtype) for _ in range(2 + TEMPORARIES)]
+
+    if workers <= 1:
+        buf = buffers()
+        for task in tasks:
+            fn(*task, buf)
+        return
+    it = iter(tasks)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work():
+        buf = buffers()
+        while not errors:
+            with lock:
+                task = next(it, None)
+            if task is None:
+                return
+            try:
+                fn(*task, buf)
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(workers - 1)]
+    for t in threads:
+        t.start()
+    try:
+        work()
+    finally:
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+
+
+@lru_cache(maxsize=8)
+def _lower_indices(n: int):
+    """Indices of the strictly lower triangle of an (n, n) matrix."""
+    return np.tril_indices(n, -1)
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
