@@ -49,6 +49,12 @@ def _caption(fig, text: str, y: float = 0.0, width: int = 150):
     fig.text(0.02, y, textwrap.fill(text, width), ha="left", va="top", fontsize=CAPTION_FONTSIZE)
 
 
+def _target_text(init_output) -> str:
+    if init_output == "standard":
+        return "The average over seeds (not each network) should tend to"
+    return "Each network should tend to"
+
+
 def _describe(config) -> str:
     a = config.architecture
     layers = " -> ".join(layer.kind for layer in a.layers)
@@ -59,10 +65,12 @@ def _describe(config) -> str:
     )
 
 
-def _grid_figure(rows: int, cols: int, panel: float = 1.1, gap: float = 0.06):
-    """A figure of ``rows x cols`` square panels (inches) and a colour bar axis on the right."""
-    left, right, top, bottom = 0.35, 1.0, 0.55, 0.1
+def _grid_figure(rows: int, cols: int, title: str, panel: float = 1.1, gap: float = 0.06):
+    """``rows x cols`` square panels (inches), a colour bar axis on the right, a wrapped title."""
+    left, right, bottom = 0.35, 1.0, 0.1
     width = left + cols * (panel + gap) + right
+    title = textwrap.fill(title, max(40, int(11 * width)), break_on_hyphens=False)
+    top = 0.33 + 0.22 * (title.count("\n") + 1)
     height = top + rows * (panel + gap) + bottom
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     fig.subplots_adjust(
@@ -74,6 +82,7 @@ def _grid_figure(rows: int, cols: int, panel: float = 1.1, gap: float = 0.06):
         ((left + cols * (panel + gap) + 0.1) / width, 0.5 - bar_height / (2 * height),
          0.15 / width, bar_height / height)
     )  # fmt: skip
+    fig.suptitle(title, y=1 - 0.1 / height, va="top", fontsize=12)
     return fig, axes, cax
 
 
@@ -90,7 +99,8 @@ def _heatmaps(result, config):
     values = np.concatenate([f.ravel()] + limits)
     vmax = max(float(np.percentile(np.abs(values), 99.5)), float(np.max(np.abs(y_train))))
     extend = "both" if np.max(np.abs(values)) > vmax else "neither"
-    fig, axes, cax = _grid_figure(rows, n_s)
+    title = f"Fits to {len(y_train)} points across widths and seeds, and the infinite-width limits"
+    fig, axes, cax = _grid_figure(rows, n_s, title)
     extent = (axis[0], axis[-1], axis[0], axis[-1])
     style = {"cmap": _CMAP, "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
     image = None
@@ -121,16 +131,12 @@ def _heatmaps(result, config):
     cbar = fig.colorbar(image, cax=cax, extend=extend)
     cbar.set_label("learned function")
     match = s.get("matching_limit", "ntk")
-    fig.suptitle(
-        "Fits to 4 points across widths and seeds, against the infinite-width limits",
-        y=1 - 0.1 / fig.get_figheight(), va="top", fontsize=12,
-    )  # fmt: skip
     _caption(
         fig,
         f"Rows: hidden width n, then the infinite-width mean predictors; columns: seeds. "
         f"Square [{axis[0]:g}, {axis[-1]:g}]^2; circles label +1, squares -1. "
         f"{_describe(config)}. {_INIT_TEXT.get(s.get('init_output'), '')} "
-        f"Each network should tend to the {LIMIT_LABELS[match][0]}. "
+        f"{_target_text(s.get('init_output'))} the {LIMIT_LABELS[match][0]}. "
         f"Colours saturate at +-{vmax:.2f}. A reconstruction: the essay's settings are unpublished.",
         y=0.0, width=max(60, int(14 * fig.get_figwidth())),
     )  # fmt: skip
@@ -150,7 +156,7 @@ def _scaling(result, config):
     a, s = result.arrays, result.summary
     widths = a["widths"]  # (W,)
     match = s.get("matching_limit", "ntk")
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 5))
     half = len(widths) // 2 if len(widths) >= 4 else 0
 
     ax1.loglog(widths, a["spread"], "o-", color=_COLORS["spread"],
@@ -171,7 +177,9 @@ def _scaling(result, config):
     ax1.set_xlabel("hidden width n")
     ax1.set_ylabel("RMS over the grid")
     ax1.set_title("Consistency and convergence")
-    ax1.legend(fontsize=7, loc="lower left")
+    lo, hi = ax1.get_ylim()
+    ax1.set_ylim(lo, hi * (hi / lo) ** 0.6)  # room for the legend above the curves
+    ax1.legend(fontsize=7, loc="upper right")
 
     gn = a["gradient_norm"]  # (W, S)
     ax2.errorbar(widths, gn.mean(axis=1), yerr=gn.std(axis=1, ddof=1), fmt="o-", color="k",
@@ -204,7 +212,8 @@ def _scaling(result, config):
     ax3.legend(fontsize=7)
 
     fig.suptitle(
-        "Wider networks agree with each other and with the infinite-width limit", fontsize=12
+        "Spread across seeds, distance to the infinite-width limits and smoothness, against width",
+        fontsize=12,
     )
     fig.tight_layout()
     _caption(
