@@ -76,6 +76,9 @@ def test_gram_fit_equals_naive_min_norm_on_the_explicit_features(rng):
         assert got["share"][i] + got["random_along_y"][i] == pytest.approx(1.0, abs=1e-12)
         assert got["P"][i] + got["R"][i] == pytest.approx(math.sqrt(n), rel=1e-10)
         assert got["residual"][i] < 1e-12
+        # Squared weights per type are proportional to the contributions, exactly: a^T G a = y^T a.
+        ratio = got["weight_sq_perfect"][i] / got["weight_sq_random"][i]
+        assert ratio == pytest.approx(got["P"][i] / got["R"][i], rel=1e-9)
 
 
 def test_gram_snapshots_are_the_exact_integer_gram_matrices_of_the_drawn_coins():

@@ -28,7 +28,9 @@ and the perfect part dominates (s > 1/2) iff ``pN > 1 - p``, i.e. ``N > N* = (1 
 the complexity ``C = log2(1/p)`` bits, ``N* = 2^C - 1``: exponential in C. A Bayesian learner
 with prior p on the perfect feature and 1 - p spread over coin-flip features has posterior odds
 ``p / ((1 - p) 2^-N)`` after N labels, so it needs only ``N > log2((1 - p) / p) ~ C`` points.
-The sums of squared weights follow the same ratio, ``|w_P|^2 / |w_R|^2 = pN / (1 - p)``.
+Since ``a^T G a = y^T a``, the sums of squared weights are ``|w_P|^2 = s^2 / n_p`` and
+``|w_R|^2 = a^T K a = s (1 - s) / n_p`` at any M, so their ratio is exactly ``P / R`` (the
+essay's remark), ``pN / (1 - p)`` in the limit.
 
 At finite M the random Gram matrix fluctuates. For Gaussian features ``y^T K^-1 y =
 N / chi^2_(m-N+1)`` exactly (Muirhead 1982, Thm 3.2.12), which suggests the finite-M
@@ -153,6 +155,10 @@ def _coins(rng, shape, dtype=np.float32) -> np.ndarray:
 
 def gram_snapshots(rng, n_items: int, n_test: int, stops):
     """Draw random +-1 columns block by block; yield the Gram matrices at each column count.
+
+    Draw order (part of the contract, for reproducibility): per block of c columns, the
+    training coins as a (c, N_max) array, then the test coins as a (c, T) array. Blocks end at
+    every stop. Sums of at most 2^24 products of +-1 are exact in float32.
 
     Parameters
     ----------
