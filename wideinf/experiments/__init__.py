@@ -107,6 +107,10 @@ def spec_for(experiment: str) -> ExperimentSpec:
     """The spec of an experiment by its ``experiment:`` name (a ConfigError if unknown)."""
     from ..errors import ConfigError
 
+    if not isinstance(experiment, str):
+        raise ConfigError(
+            f"experiment: expected a command name ({', '.join(EXPERIMENTS)}), got {experiment!r}"
+        )
     if experiment not in EXPERIMENTS:
         import difflib
 
