@@ -1,0 +1,520 @@
+"""NNGP posterior vs NTK ensemble vs trained finite networks (blog Figure 2).
+
+On one regression data set (by default the blog's: sin(x) plus noise of sd 0.1, 10 training and
+100 test points in [-3, 3]) this experiment computes, on a grid of inputs and at the test points:
+
+- the NNGP posterior of f (exact Bayesian inference with the network's NNGP prior);
+- the NTK ensemble: infinitely wide networks trained by gradient flow on
+  ``(1/2N) sum (f - y)^2`` from random initialisations, at ``t = inf`` and at each of ``times``
+  (Lee et al. 2019, arXiv:1902.06720);
+- optionally the NTK-GP (He et al. 2020, arXiv:2007.05864);
+- optionally an ensemble of S finite networks of the same architecture trained by full-batch
+  gradient descent from independent initialisations, for ``steps`` steps at ``learning_rate``,
+  i.e. up to time ``t = steps * learning_rate``; the NTK ensemble at that time is its
+  infinite-width prediction. Agreement is measured by z-scores against the Monte Carlo error:
+  ``z_mean = (mean_S - mu_t) / (sd_t / sqrt(S))`` and ``z_sd = (sd_S - sd_t) / (sd_t /
+  sqrt(2 (S - 1)))`` on the grid where the NTK sd is at least a tenth of its largest (each
+  about N(0, 1) if the networks follow the NTK ensemble), with 99% limits of their rms from
+  the NTK ensemble's correlation across the grid.
+
+Formulas are in :mod:`wideinf.predict`. Bands are mean +- 1.96 sd of f. For the test metrics
+(RMSE of each mean, and the fraction of test targets inside each 95% band) the band includes the
+observation noise: ``mean +- 1.96 sqrt(sd^2 + noise^2)``.
+
+The original figure drew the NTK band with the NNGP posterior's sd; ``ntk_band: nngp``
+reproduces that, the default ``ntk`` draws the NTK ensemble's own sd. The arrays always hold
+the correct sd (``ntk_std``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..architecture import Architecture
+from ..config import ArchitectureConfig, ExperimentConfig, setting
+from ..data import DataConfig, Dataset, load_dataset
+from ..errors import ConfigError, NumericalError
+from ..predict import Prediction, gp_posterior, ntk_ensemble, ntk_train_loss
+from . import Result
+
+__all__ = [
+    "Config",
+    "EnsembleConfig",
+    "KernelBlocks",
+    "run",
+    "report",
+    "make_grid",
+    "kernel_blocks",
+    "infinite_width_predictions",
+    "default_learning_rate",
+    "train_ensemble",
+    "band_metrics",
+    "ensemble_z_scores",
+    "rms_z_quantile",
+]
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+_DIAG_BLOCK = 256  # eval points per block when computing the kernels' diagonals
+_Z_POINTS = 1000  # grid points at most in the ensemble's z-scores
+_Z_BAND_FRACTION = 0.1  # ... where the NTK sd is at least this fraction of its largest
+_MAX_ENSEMBLE_PARAMS = 10**8  # parameters of the whole ensemble (0.8 GB per copy)
+
+_BLOG_ARCHITECTURE = ArchitectureConfig.from_raw(
+    {
+        "layers": ["dense", "gabor", "dense", "relu", "dense"],
+        "W_std": 1.5,
+        "b_std": 0.05,
+        "parameterization": "ntk",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """The ``ensemble:`` block: finite networks trained by full-batch gradient descent."""
+
+    size: int = setting(32, ge=0, le=4096, help="networks S; 0 turns the ensemble off")
+    width: int = setting(1024, ge=1, le=65536, help="width of every hidden layer")
+    learning_rate: float | None = setting(
+        None,
+        gt=0.0,
+        le=1e6,
+        help="eta (time t = steps * eta); null: N / (largest eigenvalue of the train NTK)",
+    )
+    steps: int = setting(100, ge=0, le=1_000_000, help="gradient descent steps")
+
+
+@dataclass(frozen=True)
+class Config(ExperimentConfig):
+    """Settings of ``wideinf compare-ntk`` (YAML keys of the same names)."""
+
+    architecture: ArchitectureConfig = _BLOG_ARCHITECTURE
+    data: DataConfig = setting(DataConfig(), help="CSV file or generated data (wideinf.data)")
+    diag_reg: float = setting(
+        1e-4, ge=0.0, le=1e6, help="added to the diagonal of the train-train matrix inverted"
+    )
+    diag_reg_relative: bool = setting(
+        True, help="multiply diag_reg by trace/N of that matrix (Neural Tangents' default)"
+    )
+    times: tuple[float, ...] = setting(
+        (0.0, 3.0, 10.0, 30.0, 100.0, 1000.0),
+        ge=0.0,
+        max_len=50,
+        allow_inf=True,
+        help="gradient-flow times t (steps x learning rate) of the NTK ensemble",
+    )
+    ntk_band: Literal["ntk", "nngp"] = setting(
+        "ntk", help="sd of the NTK band: ntk (the ensemble's) or nngp (as the original figure)"
+    )
+    ntk_gp: bool = setting(False, help="also show the NTK-GP of He et al. 2020")
+    grid_points: int = setting(200, ge=2, le=10_000, help="inputs where the curves are drawn")
+    grid_range: tuple[float, ...] = setting(
+        (),
+        max_len=2,
+        help="[low, high] of the curves' inputs; empty: data.x_range, or the data's span",
+    )
+    ensemble: EnsembleConfig = setting(EnsembleConfig(), help="finite networks trained by GD")
+
+    def validate(self, where: str = "config"):
+        if self.grid_range:
+            if len(self.grid_range) != 2 or not self.grid_range[0] < self.grid_range[1]:
+                raise ConfigError(
+                    f"{where}.grid_range: expected [low, high] with low < high, "
+                    f"got {list(self.grid_range)}"
+                )
+        ens = self.ensemble
+        if ens.size:
+            if ens.size < 2:
+                raise ConfigError(f"{where}.ensemble.size: need at least 2 networks (or 0)")
+            arch = Architecture.from_config(self.architecture)
+            d = self.data.input_dim if not self.data.file else 1
+            dims = [d] + [ens.width] * arch.n_hidden + [1]
+            per_net = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+            if ens.size * per_net > _MAX_ENSEMBLE_PARAMS:
+                raise ConfigError(
+                    f"{where}.ensemble: {ens.size} networks of width {ens.width} have "
+                    f"{ens.size * per_net:.2e} parameters (at most {_MAX_ENSEMBLE_PARAMS:.0e}); "
+                    "use fewer networks or a smaller width"
+                )
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def make_grid(config: Config, data: Dataset) -> np.ndarray:
+    """Inputs where the curves are drawn, shape (G, d).
+
+    1-D inputs: ``grid_points`` equally spaced points over ``grid_range``, else over
+    ``data.x_range`` for generated data, else over the data's span widened by 5% each side.
+    Inputs of several dimensions have no line to draw along: the test inputs (or, without
+    test points, the training inputs) are the grid.
+    """
+    if data.dim > 1:
+        return (data.x_test if data.n_test else data.x_train).copy()
+    if config.grid_range:
+        lo, hi = config.grid_range
+    elif not config.data.file:
+        lo, hi = config.data.x_range
+    else:
+        xs = np.concatenate([data.x_train[:, 0], data.x_test[:, 0]])
+        pad = 0.05 * max(float(xs.max() - xs.min()), 1e-3)
+        lo, hi = float(xs.min()) - pad, float(xs.max()) + pad
+    return np.linspace(lo, hi, config.grid_points)[:, None]  # (G, 1)
+
+
+@dataclass(frozen=True)
+class KernelBlocks:
+    """Kernel blocks between N training and M evaluation inputs.
+
+    Attributes
+    ----------
+    nngp_train, ntk_train : ndarray, shape (N, N)
+    nngp_cross, ntk_cross : ndarray, shape (M, N)
+        Evaluation inputs (rows) against training inputs (columns).
+    nngp_diag, ntk_diag : ndarray, shape (M,)
+        K(x, x) and Theta(x, x) at the evaluation inputs.
+    """
+
+    nngp_train: np.ndarray
+    ntk_train: np.ndarray
+    nngp_cross: np.ndarray
+    ntk_cross: np.ndarray
+    nngp_diag: np.ndarray
+    ntk_diag: np.ndarray
+
+
+def kernel_blocks(arch: Architecture, x_train: np.ndarray, x_eval: np.ndarray) -> KernelBlocks:
+    """The analytic NNGP and NTK blocks that the predictions need (no (M, M) matrix)."""
+    train = arch.kernel(x_train)  # (N, N)
+    cross = arch.kernel(x_eval, x_train)  # (M, N)
+    ntk_diag = np.empty(x_eval.shape[0])  # (M,)
+    for start in range(0, x_eval.shape[0], _DIAG_BLOCK):
+        block = arch.kernel(x_eval[start : start + _DIAG_BLOCK])
+        ntk_diag[start : start + _DIAG_BLOCK] = np.diagonal(block.ntk)
+    return KernelBlocks(
+        train.nngp, train.ntk, cross.nngp, cross.ntk, np.asarray(cross.var1), ntk_diag
+    )
+
+
+def infinite_width_predictions(
+    blocks: KernelBlocks,
+    y_train: np.ndarray,
+    times,
+    *,
+    diag_reg: float,
+    diag_reg_relative: bool,
+    ntk_gp: bool = False,
+) -> dict[str, Prediction]:
+    """``{"nngp": ..., "ntk": ..., "ntk_gp": ...}`` at the evaluation inputs.
+
+    ``ntk`` has one row per entry of ``times`` (which may include inf); ``nngp`` and ``ntk_gp``
+    are single GP posteriors; only variances are computed (no (M, M) covariance).
+    """
+    b = blocks
+    reg = {"diag_reg": diag_reg, "diag_reg_relative": diag_reg_relative}
+    out = {
+        "nngp": gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, **reg),
+        "ntk": ntk_ensemble(
+            b.ntk_train,
+            b.ntk_cross,
+            b.nngp_train,
+            b.nngp_cross,
+            b.nngp_diag,
+            y_train,
+            times,
+            **reg,
+        ),  # fmt: skip
+    }
+    if ntk_gp:
+        out["ntk_gp"] = gp_posterior(
+            b.ntk_train, b.ntk_cross, b.ntk_diag, y_train, name="NTK", **reg
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- finite networks
+
+
+def default_learning_rate(ntk_train: np.ndarray) -> float:
+    """``eta = N / lambda_max(ThetaXX)``: the linearized dynamics' stiffest mode is then
+    removed in one step, and gradient descent is stable up to twice this value."""
+    n = ntk_train.shape[0]
+    lam_max = float(np.linalg.eigvalsh(ntk_train)[-1])
+    if not lam_max > 0:
+        raise NumericalError("the NTK train-train matrix is zero; cannot derive a learning rate")
+    return n / lam_max
+
+
+def train_ensemble(
+    arch: Architecture,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_eval: np.ndarray,
+    *,
+    size: int,
+    width: int,
+    learning_rate: float,
+    steps: int,
+    rng: np.random.Generator,
+):
+    """Train ``size`` independently initialised networks; outputs at ``x_eval`` (S, M).
+
+    ``learning_rate`` is in the kernel's units (time ``t = steps * learning_rate``); in standard
+    parameterization the networks take steps of ``learning_rate / width``, as the NTK reported
+    by :meth:`Architecture.kernel` is ``Theta / width`` there.
+
+    Returns
+    -------
+    f_eval : ndarray, shape (S, M)
+    loss : ndarray, shape (S, R)
+        Training loss recorded along the run.
+    recorded_steps : ndarray, shape (R,)
+    """
+    from ..networks import init_params, train
+
+    eta = learning_rate / width if arch.parameterization == "standard" else learning_rate
+    params = init_params(arch, x_train.shape[1], width, size, rng)
+    record_every = max(1, steps // 200)
+    res = train(
+        arch, params, x_train, y_train, eta, steps, x_eval=x_eval, record_every=record_every
+    )
+    f_eval = np.asarray(res.f_eval, dtype=float)  # (S, M)
+    if not np.all(np.isfinite(f_eval)) or not np.all(np.isfinite(res.loss)):
+        raise NumericalError(
+            f"gradient descent diverged at learning rate {learning_rate:g}; lower "
+            "ensemble.learning_rate (or leave it unset for N / largest NTK eigenvalue)"
+        )
+    return f_eval, np.asarray(res.loss), np.asarray(res.steps_recorded)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def band_metrics(mean, std, y, noise: float) -> tuple[float, float]:
+    """(RMSE of ``mean`` against ``y``, fraction of ``y`` inside ``mean +- 1.96 sqrt(std^2 +
+    noise^2)``); NaN for no points. mean, std, y: shape (m,)."""
+    if len(y) == 0:
+        return math.nan, math.nan
+    err = np.asarray(mean) - np.asarray(y)  # (m,)
+    half = Z95 * np.sqrt(np.asarray(std) ** 2 + noise**2)  # (m,)
+    return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err) <= half))
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def run(config: Config, rng: np.random.Generator) -> Result:
+    """Compute every curve, band and metric of the figure (see the module docstring)."""
+    data_rng, net_rng, stats_rng = rng.spawn(3)
+    data = load_dataset(config.data, config.config_dir, data_rng)
+    arch = Architecture.from_config(config.architecture)
+    x_grid = make_grid(config, data)  # (G, d)
+    g = x_grid.shape[0]
+    x_eval = np.concatenate([x_grid, data.x_test])  # (G + m, d)
+    blocks = kernel_blocks(arch, data.x_train, x_eval)
+    warnings: list[str] = []
+
+    ens = config.ensemble
+    run_ensemble = ens.size > 0
+    eta = t_ens = math.nan
+    times = [math.inf, *config.times]
+    if run_ensemble:
+        eta = ens.learning_rate or default_learning_rate(blocks.ntk_train)
+        t_ens = ens.steps * eta
+        times.append(t_ens)
+        stable = 2 * data.n_train / float(np.linalg.eigvalsh(blocks.ntk_train)[-1])
+        if eta >= stable:
+            warnings.append(
+                f"ensemble.learning_rate {eta:g} is above the stable limit 2N/lambda_max = "
+                f"{stable:.3g} of the infinite-width dynamics"
+            )
+    preds = infinite_width_predictions(
+        blocks,
+        data.y_train,
+        times,
+        diag_reg=config.diag_reg,
+        diag_reg_relative=config.diag_reg_relative,
+        ntk_gp=config.ntk_gp,
+    )
+    nngp, ntk = preds["nngp"], preds["ntk"]
+    ntk_mean, ntk_std = ntk.mean, ntk.std  # (T_all, G + m)
+
+    arrays = {
+        "x_train": data.x_train,
+        "y_train": data.y_train,
+        "x_test": data.x_test,
+        "y_test": data.y_test,
+        "x_grid": x_grid,
+        "nngp_mean": nngp.mean[:g],
+        "nngp_std": nngp.std[:g],
+        "ntk_mean": ntk_mean[0, :g],
+        "ntk_std": ntk_std[0, :g],
+        "times": np.asarray(config.times, dtype=float),
+        "ntk_mean_t": ntk_mean[1 : 1 + len(config.times), :g],
+        "ntk_std_t": ntk_std[1 : 1 + len(config.times), :g],
+    }
+    test = slice(g, None)
+    # The test metrics use the band as drawn (ntk_band: nngp draws the NNGP sd around the NTK mean).
+    ntk_band_std = nngp.std if config.ntk_band == "nngp" else ntk_std[0]
+    summary: dict = {
+        "n_train": data.n_train,
+        "n_test": data.n_test,
+        "noise": data.noise,
+        "diag_reg": config.diag_reg,
+        "diag_reg_relative": config.diag_reg_relative,
+        "ntk_band": config.ntk_band,
+    }
+    methods = {
+        "nngp": (nngp.mean, nngp.std),
+        "ntk": (ntk_mean[0], ntk_band_std),
+    }
+    if config.ntk_gp:
+        gp = preds["ntk_gp"]
+        arrays["ntkgp_mean"], arrays["ntkgp_std"] = gp.mean[:g], gp.std[:g]
+        methods["ntk_gp"] = (gp.mean, gp.std)
+
+    if run_ensemble:
+        f_eval, loss, recorded = train_ensemble(
+            arch, data.x_train, data.y_train, x_eval, size=ens.size, width=ens.width,
+            learning_rate=eta, steps=ens.steps, rng=net_rng,
+        )  # fmt: skip
+        e_mean, e_std = f_eval.mean(axis=0), f_eval.std(axis=0, ddof=1)  # (G + m,)
+        mu_t, sd_t = ntk_mean[-1], ntk_std[-1]  # NTK ensemble at t = steps * eta, (G + m,)
+        arrays.update(
+            ensemble_mean=e_mean[:g],
+            ensemble_std=e_std[:g],
+            ensemble_time=np.asarray(t_ens),
+            ntk_mean_ensemble_time=mu_t[:g],
+            ntk_std_ensemble_time=sd_t[:g],
+            ensemble_loss=loss.mean(axis=0),
+            ensemble_loss_steps=recorded,
+            ntk_loss=ntk_train_loss(
+                blocks.ntk_train,
+                blocks.nngp_train,
+                data.y_train,
+                recorded * eta,
+                diag_reg=config.diag_reg,
+                diag_reg_relative=config.diag_reg_relative,
+            ),  # fmt: skip
+        )
+        # z-scores where the NTK band is wide (near the training points, where its sd is a few
+        # thousandths, the networks' O(n^-1/2) departures from their linearization dominate the
+        # Monte Carlo error), on at most _Z_POINTS grid points; 99% limits from the correlation
+        sub = np.unique(np.linspace(0, g - 1, min(g, _Z_POINTS)).round().astype(int))
+        sub = sub[sd_t[sub] >= _Z_BAND_FRACTION * sd_t[:g].max()]  # (G',)
+        z_mean, z_std = ensemble_z_scores(
+            e_mean[sub], e_std[sub], mu_t[sub], sd_t[sub], ens.size
+        )  # fmt: skip
+        q_mean, q_std = _rms_z_limits(
+            arch, data, x_grid[sub], blocks, sub, t_ens, config, stats_rng
+        )
+        methods["ensemble"] = (e_mean, e_std)
+        summary.update(
+            ensemble_size=ens.size,
+            ensemble_width=ens.width,
+            ensemble_learning_rate=eta,
+            ensemble_steps=ens.steps,
+            ensemble_time=t_ens,
+            ensemble_final_loss=float(loss[:, -1].mean()),
+            ensemble_mean_z_rms=float(np.sqrt(np.mean(z_mean**2))),
+            ensemble_std_z_rms=float(np.sqrt(np.mean(z_std**2))),
+            ensemble_z_points=int(sub.size),
+            ensemble_mean_max_abs_diff=float(np.max(np.abs(e_mean[:g] - mu_t[:g]))),
+            ensemble_std_max_abs_diff=float(np.max(np.abs(e_std[:g] - sd_t[:g]))),
+            ensemble_mean_z_rms_q99=q_mean,
+            ensemble_std_z_rms_q99=q_std,
+            ntk_t_vs_inf_max_abs_mean=float(np.max(np.abs(mu_t[:g] - ntk_mean[0, :g]))),
+        )
+        if summary["ensemble_mean_z_rms"] > q_mean or summary["ensemble_std_z_rms"] > q_std:
+            warnings.append(
+                "the trained networks differ from the NTK ensemble by more than their Monte "
+                f"Carlo error: rms z of the mean {summary['ensemble_mean_z_rms']:.2f} (99% "
+                f"limit {q_mean:.2f}), of the sd {summary['ensemble_std_z_rms']:.2f} (99% limit "
+                f"{q_std:.2f}); try a larger width or a smaller learning rate"
+            )
+    for name, (mean, std) in methods.items():
+        rmse, coverage = band_metrics(mean[test], std[test], data.y_test, data.noise)
+        summary[f"rmse_{name}"] = rmse
+        summary[f"coverage_{name}"] = coverage
+    return Result(arrays, summary, warnings)
+
+
+def ensemble_z_scores(e_mean, e_std, mu, sd, size: int):
+    """z-scores of an S-network ensemble's mean and sd against the NTK ensemble's (G,) each.
+
+    ``z_mean = (e_mean - mu) / (sd / sqrt(S))``; ``z_sd = (e_std - sd) / (sd / sqrt(2 (S-1)))``
+    (the large-S standard error of a Gaussian sample sd). Points where ``sd`` is below 1e-12
+    of its maximum are left out. All arrays shape (G,).
+    """
+    keep = sd > 1e-12 * max(float(sd.max()), np.finfo(float).tiny)
+    z_mean = (e_mean[keep] - mu[keep]) / (sd[keep] / math.sqrt(size))
+    z_std = (e_std[keep] - sd[keep]) / (sd[keep] / math.sqrt(2 * (size - 1)))
+    return z_mean, z_std
+
+
+def rms_z_quantile(corr: np.ndarray, level: float, rng: np.random.Generator, draws=20_000):
+    """Quantile of ``sqrt(mean_i z_i^2)`` for ``z ~ N(0, corr)``, corr (G, G) a correlation matrix.
+
+    ``mean z^2 = (1/G) sum_k lambda_k chi2_1`` over the eigenvalues of ``corr``, simulated with
+    ``draws`` draws (neighbouring grid points are strongly correlated, so the rms z of one
+    ensemble fluctuates far more than for G independent points).
+    """
+    lam = np.clip(np.linalg.eigvalsh(corr), 0.0, None)  # (G,)
+    lam = lam[lam > 1e-12 * lam.sum()]  # (k,)
+    q = (rng.standard_normal((draws, lam.size)) ** 2) @ lam / corr.shape[0]  # (draws,)
+    return float(np.sqrt(np.quantile(q, level)))
+
+
+def _rms_z_limits(arch, data, x_sub, blocks, sub, t, config, rng) -> tuple[float, float]:
+    """99% limits of the rms z of an ensemble's mean and sd at the grid points ``x_sub`` (rows
+    ``sub`` of the evaluation blocks), from the NTK ensemble's correlation R at time t (the
+    sample sds of a Gaussian field correlate as R**2)."""
+    cov = ntk_ensemble(
+        blocks.ntk_train,
+        blocks.ntk_cross[sub],
+        blocks.nngp_train,
+        blocks.nngp_cross[sub],
+        arch.kernel(x_sub).nngp,
+        data.y_train,
+        [t],
+        diag_reg=config.diag_reg,
+        diag_reg_relative=config.diag_reg_relative,
+    ).cov[0]  # (G, G)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))  # (G,)
+    keep = sd > 1e-12 * max(float(sd.max()), np.finfo(float).tiny)
+    corr = cov[np.ix_(keep, keep)] / np.outer(sd[keep], sd[keep])  # (G', G')
+    return rms_z_quantile(corr, 0.99, rng), rms_z_quantile(corr**2, 0.99, rng)
+
+
+_LABELS = {"nngp": "NNGP", "ntk": "NTK", "ntk_gp": "NTK-GP", "ensemble": "trained networks"}
+
+
+def report(result: Result) -> list[str]:
+    """RMSE and 95% coverage of each method on the test points; the ensemble's agreement."""
+    s = result.summary
+    names = [k for k in _LABELS if f"rmse_{k}" in s]
+    lines = []
+    if s.get("n_test", 0):
+        lines.append("test RMSE: " + ", ".join(f"{_LABELS[k]} {s[f'rmse_{k}']:.4f}" for k in names))
+        lines.append(
+            f"test targets inside the 95% band (noise sd {s['noise']:g} included): "
+            + ", ".join(f"{_LABELS[k]} {s[f'coverage_{k}']:.0%}" for k in names)
+        )
+    if "ensemble_time" in s:
+        lines.append(
+            f"trained networks: {s['ensemble_size']} x width {s['ensemble_width']}, "
+            f"{s['ensemble_steps']} steps of {s['ensemble_learning_rate']:.4g} "
+            f"(t = {s['ensemble_time']:.4g}), final train loss {s['ensemble_final_loss']:.2e}"
+        )
+        lines.append(
+            f"vs the NTK ensemble at that t: largest differences {s['ensemble_mean_max_abs_diff']:.3f}"
+            f" (mean), {s['ensemble_std_max_abs_diff']:.3f} (sd); where its band is wide"
+            f" ({s['ensemble_z_points']} grid points), rms z of the mean {s['ensemble_mean_z_rms']:.2f} "
+            f"(99% limit {s['ensemble_mean_z_rms_q99']:.2f}), of the sd "
+            f"{s['ensemble_std_z_rms']:.2f} (99% limit {s['ensemble_std_z_rms_q99']:.2f})"
+        )
+    return lines

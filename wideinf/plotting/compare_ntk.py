@@ -1,0 +1,243 @@
+"""Blog Figure 2: NNGP and NTK predictions, with trained finite networks over them.
+
+Main figure (``<name>.png``), as the original: the NNGP posterior mean (C0) and the NTK
+ensemble's mean at t = inf (C2), each with a mean +- 1.96 sd band (alpha 0.3), training points
+and test points (C1, black edge); plus, when they were trained, the finite networks' mean
++- 1.96 sd (dashed). For inputs of several dimensions the curves have no axis to run along, so
+the main figure shows each method's mean and 95% band against the test targets instead.
+
+Second figure (``<name>_time.png``, 1-D inputs): the NTK ensemble's mean along training time,
+and the trained networks against the NTK ensemble at the time they reached, with their loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import CAPTION_FONTSIZE, plt
+
+__all__ = ["plot", "TITLE"]
+
+TITLE = "Comparison of the NNGP and NTK outputs"
+_Z = 1.96
+_ENSEMBLE_COLOR = "C3"
+# Largest gap between the NTK means at the networks' time and at t = inf left undrawn.
+_VISIBLE = 0.01
+
+
+def _fmt_time(t: float) -> str:
+    return "∞" if np.isinf(t) else f"{t:.3g}"
+
+
+def plot(result, config) -> dict:
+    """``{"": main figure, "time": training-time figure}`` from a compare-ntk Result."""
+    a = result.arrays
+    figures = {
+        "": _main_1d(result, config) if a["x_grid"].shape[1] == 1 else _main_nd(result, config)
+    }
+    has_times = np.asarray(a["times"]).size > 0
+    if a["x_grid"].shape[1] == 1 and (has_times or "ensemble_mean" in a):
+        figures["time"] = _time_figure(result, config)
+    return figures
+
+
+def _ntk_band_std(a, config):
+    return a["nngp_std"] if config.ntk_band == "nngp" else a["ntk_std"]
+
+
+def _ensemble_label(result, config) -> str:
+    s, a = result.summary, result.arrays
+    t = float(np.asarray(a["ensemble_time"]))
+    size = s.get("ensemble_size", config.ensemble.size)
+    width = s.get("ensemble_width", config.ensemble.width)
+    return f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
+
+
+def _main_1d(result, config):
+    a = result.arrays
+    x = a["x_grid"][:, 0]  # (G,)
+    fig, ax = plt.subplots(figsize=(10, 5.6), constrained_layout=True)
+
+    bands = [
+        ("nngp", a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP"),
+        ("ntk", a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK"),
+    ]
+    for _, mean, std, color, label in bands:
+        ax.plot(x, mean, color=color, lw=2, label=label)
+        ax.fill_between(x, mean - _Z * std, mean + _Z * std, color=color, alpha=0.3, lw=0)
+    if "ntkgp_mean" in a:
+        m, sd = a["ntkgp_mean"], a["ntkgp_std"]
+        ax.plot(x, m - _Z * sd, color="C4", ls=":", lw=1.5, label="95% band, NTK-GP")
+        ax.plot(x, m + _Z * sd, color="C4", ls=":", lw=1.5)
+    if "ensemble_mean" in a:
+        mu_t, sd_t = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
+        gap = max(np.max(np.abs(mu_t - a["ntk_mean"])), np.max(np.abs(sd_t - a["ntk_std"])))
+        if gap > _VISIBLE:  # the networks stopped short of t = inf: show the NTK where they are
+            t = float(np.asarray(a["ensemble_time"]))
+            label = f"NTK ensemble at the networks' t = {t:.3g}: mean ± 1.96 sd"
+            ax.plot(x, mu_t, color="C2", ls=":", lw=1.8, label=label)
+            ax.plot(x, mu_t - _Z * sd_t, color="C2", ls=":", lw=1.4)
+            ax.plot(x, mu_t + _Z * sd_t, color="C2", ls=":", lw=1.4)
+        m, sd = a["ensemble_mean"], a["ensemble_std"]
+        ax.plot(x, m, color=_ENSEMBLE_COLOR, ls="--", lw=1.6, label=_ensemble_label(result, config))
+        ax.plot(x, m - _Z * sd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
+        ax.plot(x, m + _Z * sd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
+    ax.scatter(
+        a["x_train"][:, 0], a["y_train"], s=60, color="k", marker="o", zorder=5,
+        label="Train points",
+    )  # fmt: skip
+    if a["x_test"].shape[0]:
+        ax.scatter(
+            a["x_test"][:, 0], a["y_test"], s=22, color="C1", edgecolors="k", lw=0.6,
+            zorder=4, label="Test points",
+        )  # fmt: skip
+    ax.set_xlim(x[0], x[-1])
+    ax.set_title(TITLE)
+    ax.set_xlabel("x")
+    ax.set_ylabel("f(x)")
+    ax.legend(loc="best", fontsize=CAPTION_FONTSIZE + 1, framealpha=0.85)
+    fig.text(
+        0.0,
+        -0.01,
+        _caption(result, config),
+        ha="left",
+        va="top",
+        fontsize=CAPTION_FONTSIZE,
+        wrap=True,
+    )
+    return fig
+
+
+def _caption(result, config) -> str:
+    s = result.summary
+    reg = f"diag_reg {config.diag_reg:g}" + (" × trace/N" if config.diag_reg_relative else "")
+    band = (
+        "the NTK band uses the NNGP posterior sd, as in the original figure"
+        if config.ntk_band == "nngp"
+        else "the NTK band is the sd of the infinite ensemble of networks trained to t = ∞"
+    )
+    lines = [f"Bands: mean ± 1.96 sd of f (95%, without observation noise); {band}; {reg}."]
+    names = [("nngp", "NNGP"), ("ntk", "NTK"), ("ntk_gp", "NTK-GP"), ("ensemble", "trained")]
+    have = [(k, lab) for k, lab in names if f"rmse_{k}" in s and s.get("n_test")]
+    if have:
+        rmse = ", ".join(f"{lab} {s[f'rmse_{k}']:.3f}" for k, lab in have)
+        cov = ", ".join(f"{lab} {s[f'coverage_{k}']:.0%}" for k, lab in have)
+        lines.append(
+            f"Test RMSE: {rmse}. Test targets inside the 95% band with noise sd "
+            f"{s.get('noise', 0):g} added: {cov}."
+        )
+    if "ensemble_time" in s:
+        lines.append(
+            f"Trained networks: full-batch gradient descent, {s['ensemble_steps']} steps of "
+            f"{s['ensemble_learning_rate']:.3g}. Against the NTK ensemble at the same t, where "
+            f"its band is wide: rms z of the mean {s['ensemble_mean_z_rms']:.2f}, of the sd "
+            f"{s['ensemble_std_z_rms']:.2f} (99% Monte Carlo limits "
+            f"{s['ensemble_mean_z_rms_q99']:.2f}, {s['ensemble_std_z_rms_q99']:.2f})."
+        )
+    return "\n".join(lines)
+
+
+def _main_nd(result, config):
+    """Inputs of several dimensions: predicted mean +- 1.96 sd against each test target."""
+    a = result.arrays
+    fig, ax = plt.subplots(figsize=(6.5, 6), constrained_layout=True)
+    y = a["y_test"] if a["x_test"].shape[0] else a["y_train"]
+    methods = [("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK")]
+    if "ensemble_mean" in a:
+        methods.append(("ensemble", _ENSEMBLE_COLOR, "Trained networks"))
+    offsets = np.linspace(-0.01, 0.01, len(methods)) * (np.ptp(y) or 1.0)
+    for (key, color, label), dx in zip(methods, offsets):
+        mean = a[f"{key}_mean"]
+        std = _ntk_band_std(a, config) if key == "ntk" else a[f"{key}_std"]
+        ax.errorbar(
+            y + dx,
+            mean,
+            yerr=_Z * std,
+            fmt="o",
+            ms=3,
+            color=color,
+            alpha=0.7,
+            label=f"Mean predictions, {label}",
+        )
+    lo, hi = float(np.min(y)), float(np.max(y))
+    ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="y = f(x)")
+    ax.set_title(TITLE)
+    ax.set_xlabel("Test target y" if a["x_test"].shape[0] else "Train target y")
+    ax.set_ylabel("Prediction (mean ± 1.96 sd)")
+    ax.legend(loc="upper left", fontsize=CAPTION_FONTSIZE + 1)
+    fig.text(
+        0.0,
+        -0.01,
+        _caption(result, config),
+        ha="left",
+        va="top",
+        fontsize=CAPTION_FONTSIZE,
+        wrap=True,
+    )
+    return fig
+
+
+def _time_figure(result, config):
+    a, s = result.arrays, result.summary
+    x = a["x_grid"][:, 0]  # (G,)
+    has_ens = "ensemble_mean" in a
+    ncols = 3 if has_ens else 1
+    fig, axes = plt.subplots(
+        1, ncols, figsize=(6.2 * ncols if not has_ens else 17, 4.8), squeeze=False,
+        constrained_layout=True, gridspec_kw={"width_ratios": [1, 1, 0.7][:ncols]},
+    )  # fmt: skip
+    ax = axes[0, 0]
+    times = np.asarray(a["times"], dtype=float)
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(times.size, 1)))
+    for t, mean, color in zip(times, a["ntk_mean_t"], colors):
+        ax.plot(x, mean, color=color, lw=1.4, label=f"t = {_fmt_time(t)}")
+    ax.plot(x, a["ntk_mean"], color="C2", lw=2.4, label="t = ∞")
+    ax.scatter(a["x_train"][:, 0], a["y_train"], s=40, color="k", zorder=5, label="Train points")
+    ax.set_title("NTK ensemble mean during training (gradient flow)")
+    ax.set_xlabel("x")
+    ax.set_ylabel("f(x)")
+    ax.set_xlim(x[0], x[-1])
+    ax.legend(loc="best", fontsize=CAPTION_FONTSIZE, ncol=2)
+    if has_ens:
+        t_ens = float(np.asarray(a["ensemble_time"]))
+        ax = axes[0, 1]
+        mu, sd = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
+        ax.plot(x, mu, color="C2", lw=2, label=f"NTK ensemble at t = {t_ens:.3g}: mean ± 1.96 sd")
+        ax.fill_between(x, mu - _Z * sd, mu + _Z * sd, color="C2", alpha=0.3, lw=0)
+        m, esd = a["ensemble_mean"], a["ensemble_std"]
+        ax.plot(x, m, color=_ENSEMBLE_COLOR, ls="--", lw=1.6, label=_ensemble_label(result, config))
+        ax.plot(x, m - _Z * esd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
+        ax.plot(x, m + _Z * esd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
+        ax.scatter(
+            a["x_train"][:, 0], a["y_train"], s=40, color="k", zorder=5, label="Train points"
+        )
+        ax.set_title(
+            f"Trained networks vs the NTK ensemble at t = {t_ens:.3g}\n"
+            f"rms z: mean {s['ensemble_mean_z_rms']:.2f}, sd {s['ensemble_std_z_rms']:.2f} "
+            f"(99% limits {s['ensemble_mean_z_rms_q99']:.2f}, "
+            f"{s['ensemble_std_z_rms_q99']:.2f})",
+            fontsize=10,
+        )
+        ax.set_xlabel("x")
+        ax.set_ylabel("f(x)")
+        ax.set_xlim(x[0], x[-1])
+        ax.legend(loc="best", fontsize=CAPTION_FONTSIZE)
+
+        ax = axes[0, 2]
+        eta = s.get("ensemble_learning_rate", np.nan)
+        t_rec = np.asarray(a["ensemble_loss_steps"], dtype=float) * eta
+        ax.plot(
+            t_rec,
+            a["ensemble_loss"],
+            color=_ENSEMBLE_COLOR,
+            ls="--",
+            lw=1.6,
+            label="Trained networks (mean)",
+        )
+        ax.plot(t_rec, a["ntk_loss"], color="C2", lw=1.6, label="NTK ensemble (expected)")
+        ax.set_yscale("log")
+        ax.set_xlabel("t = steps × learning rate")
+        ax.set_ylabel("train loss (1/2N) Σ (f − y)²")
+        ax.set_title("Training loss", fontsize=10)
+        ax.legend(loc="best", fontsize=CAPTION_FONTSIZE)
+    return fig
