@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from wideinf import Architecture
-from wideinf.activations import CLOSED_FORM
+from wideinf.activations import CLOSED_FORM, make_activation
 from wideinf.kernels.core import recursion
+from wideinf.kernels.quadrature import expectation_2d, paired_expectations
 from wideinf.kernels.tiled import point_recursion, tiled_kernel
 
 # Every closed form, with non-default parameters where it has them, and the quadrature ones.
@@ -113,11 +114,13 @@ def test_zero_variance_points_match_reference(rng):
     )
     x = rng.normal(size=(11, 2))
     x[4] = 0.0
+    y = np.vstack([np.zeros((1, 2)), rng.normal(size=(3, 2))])
     for width in (math.inf, 30.0):
-        k = arch.kernel(x, width=width)
-        ref = arch.kernel(x, width=width, method="reference")
-        _assert_close(k, ref)
-        assert np.all(np.isfinite(k.ntk))
+        for other in (None, y):
+            k = arch.kernel(x, other, width=width)
+            ref = arch.kernel(x, other, width=width, method="reference")
+            _assert_close(k, ref)
+            assert np.all(np.isfinite(k.ntk))
 
 
 def test_threads_and_tiles_do_not_change_a_bit(rng):
@@ -178,3 +181,21 @@ def test_float32_within_documented_error(act, rng):
     k32, k64 = arch.kernel(grid, dtype=np.float32), arch.kernel(grid)
     assert np.abs(k32.nngp - k64.nngp).max() <= 1e-5 * np.abs(k64.nngp).max()
     assert np.abs(k32.ntk - k64.ntk).max() <= 2e-3 * np.abs(k64.ntk).max()
+
+
+def test_paired_quadrature_is_expectation_2d(rng):
+    # The tiles' quadrature computes what expectation_2d computes, sharing nodes between phi
+    # and phi'; the rule is symmetric in the two variances.
+    act = make_activation("softplus")
+    q11 = rng.uniform(0.0, 4.0, size=(5, 1))
+    q22 = rng.uniform(0.1, 4.0, size=(1, 6))
+    q12 = rng.uniform(-1, 1, size=(5, 6)) * np.sqrt(q11 * q22)
+    nngp, factor = paired_expectations((act.phi, act.dphi), q11, q22, q12, 24)
+    np.testing.assert_allclose(
+        nngp, expectation_2d(act.phi, act.phi, q11, q22, q12, 24), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        factor, expectation_2d(act.dphi, act.dphi, q11, q22, q12, 24), rtol=1e-14
+    )
+    swapped = expectation_2d(act.phi, act.phi, q22.T, q11.T, q12.T, 24)
+    np.testing.assert_array_equal(swapped, expectation_2d(act.phi, act.phi, q11, q22, q12, 24).T)

@@ -77,13 +77,18 @@ class TileDual:
 def _clip(q11, q22, q12, p, r, neg):
     """Clip q12 into [-r, r], ``r = sqrt(q11 q22)`` (``duals.clip_covariance``), in place.
 
-    Leaves ``p = q11 q22``, ``r`` and ``-r`` (each (ti, tj)) in the three buffers. It calls
-    ``np.clip`` itself: the sign it gives a zero matters to ``arctan2`` (zero-variance points).
+    Leaves ``p = q11 q22``, ``r`` and ``-r`` (each (ti, tj)) in the three buffers. Where a
+    variance is 0 the bounds are zeros, and the sign ``np.clip`` gives a zero matters to
+    ``arctan2``: such tiles call ``np.clip`` itself; elsewhere min and max give its values.
     """
     np.multiply(q11, q22, out=p)
     np.sqrt(p, out=r)
     np.negative(r, out=neg)
-    np.clip(q12, neg, r, out=q12)
+    if q11.all() and q22.all():
+        np.minimum(q12, r, out=q12)
+        np.maximum(q12, neg, out=q12)
+    else:
+        np.clip(q12, neg, r, out=q12)
 
 
 def _det(r, q12, out, tmp):

@@ -185,7 +185,8 @@ def tiled_kernel(
         workers = _available_cores()
     if n1 * n2 < _THREADING_MIN_ENTRIES:
         workers = 1
-    _run_parallel(tasks, run_tile, min(workers, len(tasks)), tile * tile, dtype)
+    size = min(tile, n1) * min(tile, n2)  # entries of the largest tile
+    _run_parallel(tasks, run_tile, min(workers, len(tasks)), size, dtype)
     var2 = p1.var if symmetric else p2.var
     return Kernel(nngp, ntk, p1.var, var2, symmetric)
 
