@@ -190,7 +190,7 @@ def test_a_missed_tolerance_is_reported_by_network():
     result = gen.run(config, np.random.default_rng(0))
     assert result.summary["networks_missing_tol"] == 4
     assert len(result.warnings) == 1
-    assert "width 8 seed 0" in result.warnings[0] and "width 16 seed 1" in result.warnings[0]
+    assert "width 8 seed 1" in result.warnings[0] and "width 16 seed 2" in result.warnings[0]
 
 
 def test_same_seed_same_arrays():

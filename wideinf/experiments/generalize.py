@@ -14,8 +14,9 @@ mean predictors (Lee et al. 2019, arXiv:1902.06720; Jacot et al. 2018, arXiv:180
 A network's learned function is ``f_init + correction``. The random initial function ``f_init``
 is O(1) at every width and survives training away from the data, so each network converges to
 one limiting function only once it is removed: ``init_output: centered`` trains and reports
-``f(x; theta) - f(x; theta_0)`` (Chizat et al. 2019, arXiv:1812.07956; Hu et al. 2020,
-arXiv:1905.11368); ``zero_readout`` starts the readout at zero (then all-layer training in NTK
+``f(x; theta) - f(x; theta_0)``, whose lazy limit is kernel regression from a zero initial
+output (Chizat et al. 2019, arXiv:1812.07956; Arora et al. 2019, arXiv:1904.11955, shrink the
+output scale instead); ``zero_readout`` starts the readout at zero (then all-layer training in NTK
 parameterization tends to the NNGP predictor, since the hidden layers' gradients start at zero);
 ``standard`` keeps ``f_init``, and only the ensemble mean tends to the limit.
 """
@@ -392,6 +393,13 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     loss = np.stack([r["loss"] for r in rows])  # (W, S)
     steps = np.stack([r["steps"] for r in rows])  # (W, S)
 
+    bad = ~np.all(np.isfinite(f), axis=-1)  # (W, S)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise NumericalError(
+            f"training diverged for {int(bad.sum())} network(s) (first: width {widths[i]} "
+            f"seed {j + 1}); lower training.lr_factor (now {config.training.lr_factor:g})"
+        )
     arrays = {
         "grid_x": grid_x,
         "grid_axis": axis,
@@ -427,7 +435,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     warnings = []
     if missed.any():
         which = ", ".join(
-            f"width {widths[i]} seed {j}" for i, j in zip(*np.nonzero(missed), strict=True)
+            f"width {widths[i]} seed {j + 1}" for i, j in zip(*np.nonzero(missed), strict=True)
         )
         warnings.append(
             f"{int(missed.sum())} network(s) did not reach loss {tol:g} in "
@@ -442,7 +450,9 @@ def report(result: Result) -> list[str]:
     match = s["matching_limit"]
     return [
         f"widths {a['widths'][0]}..{a['widths'][-1]}, {a['predictions'].shape[1]} seeds, "
-        f"init_output {s['init_output']}; each network should tend to the {match} limit",
+        f"init_output {s['init_output']}; "
+        f"{'the seed average' if s['init_output'] == 'standard' else 'each network'} "
+        f"should tend to the {match} limit",
         f"log-log slope over the widest half (n^-1/2 gives -0.5): spread "
         f"{s['slope_spread']:+.2f} +- {s['slope_spread_sd']:.2f}, distance to {match} limit "
         f"{s[f'slope_dist_{match}']:+.2f} +- {s[f'slope_dist_{match}_sd']:.2f}",
