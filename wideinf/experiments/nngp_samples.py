@@ -102,16 +102,17 @@ class Config(ExperimentConfig):
     def validate(self, where: str = "config"):
         if not self.x_min < self.x_max:
             raise ConfigError(
-                f"{where}.x_min: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
+                f"{_at(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
             )
         if self.pair_inputs[0] == self.pair_inputs[1]:
             raise ConfigError(
-                f"{where}.pair_inputs: need two different inputs, got {list(self.pair_inputs)}"
+                f"{_at(where, 'pair_inputs')}: need two different inputs, "
+                f"got {list(self.pair_inputs)}"
             )
         labels = [width_label(w) for w in self.widths]
         for i, label in enumerate(labels):
             if label in labels[:i]:
-                raise ConfigError(f"{where}.widths[{i}]: {label[1:]} appears twice")
+                raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
         arch = Architecture.from_config(self.architecture)
         for i, width in enumerate(self.widths):
             if math.isinf(width):
@@ -119,9 +120,19 @@ class Config(ExperimentConfig):
             size = 8 * _parameter_count(arch, 1, int(width))
             if size > _NETWORK_BYTES:
                 raise ConfigError(
-                    f"{where}.widths[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per "
+                    f"{_at(where, f'widths[{i}]')}: width {int(width)} needs {size / 2**30:.1f} GiB per "
                     f"network (at most {_NETWORK_BYTES / 2**30:.0f} GiB); use a smaller width or inf"
                 )
+
+
+def _at(where: str, key: str) -> str:
+    """Where a key is: ``file.yaml: key`` at the top of a file, ``block.key`` below it."""
+    where = where.rstrip()
+    if where.endswith(":"):
+        return f"{where} {key}"
+    if where.endswith((".yaml", ".yml")):
+        return f"{where}: {key}"
+    return f"{where}.{key}" if where else key
 
 
 def width_label(width: float) -> str:
