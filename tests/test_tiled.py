@@ -123,20 +123,31 @@ def test_zero_variance_points_match_reference(rng):
             assert np.all(np.isfinite(k.ntk))
 
 
-def test_threads_and_tiles_do_not_change_a_bit(rng):
-    # Big enough to be shared among threads; the tile size and thread count are invisible.
+def test_thread_count_does_not_change_a_bit(rng):
+    # Big enough to be shared among threads: the result does not depend on how many there are
+    # (the tile size changes only the BLAS rounding of the Gram matrix).
     arch = _arch("gelu")
     x = rng.normal(size=(530, 5))
     steps = arch.kernel_steps(5)
-    one = tiled_kernel(x, None, steps, tile=64, workers=1)
-    for tile, workers in ((64, 2), (100, 3), (530, 2)):
-        k = tiled_kernel(x, None, steps, tile=tile, workers=workers)
-        np.testing.assert_array_equal(k.nngp, one.nngp)
-        np.testing.assert_array_equal(k.ntk, one.ntk)
-    _assert_close(one, recursion(x, None, steps))
+    for tile in (64, 100):
+        one = tiled_kernel(x, None, steps, tile=tile, workers=1)
+        for workers in (2, 3):
+            k = tiled_kernel(x, None, steps, tile=tile, workers=workers)
+            np.testing.assert_array_equal(k.nngp, one.nngp)
+            np.testing.assert_array_equal(k.ntk, one.ntk)
+        _assert_close(one, recursion(x, None, steps))
     y = rng.normal(size=(470, 5))
     cross = tiled_kernel(x, y, steps, tile=64, workers=2)
     _assert_close(cross, recursion(x, y, steps))
+
+
+def test_wide_inputs_take_the_whole_gram_matrix_at_once(rng):
+    # d large: one BLAS product for the Gram matrix instead of one per tile; same numbers.
+    arch = _arch("relu")
+    x, y = rng.normal(size=(40, 3000)), rng.normal(size=(9, 3000))
+    steps = arch.kernel_steps(3000)
+    for other in (None, y):
+        _assert_close(tiled_kernel(x, other, steps, tile=16), recursion(x, other, steps))
 
 
 def test_architecture_uses_the_tiled_path_by_default(rng):

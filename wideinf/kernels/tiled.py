@@ -5,24 +5,29 @@ depends only on entry (i, j) of the layer below and on the variances of points i
 
 1. the variances ``K(x, x)`` (and the NTK's diagonal) of every layer are computed first, by
    the 1-D recursion on each point (:func:`point_recursion`);
-2. the input Gram matrix ``x1 @ x2.T`` is one BLAS call, written straight into the NNGP output;
-3. the output is cut into square tiles of a few hundred rows; a tile is copied into a
-   cache-resident buffer, carried through *all* layers there (in-place ufuncs with ``out=``
-   into per-thread buffers; :mod:`wideinf.kernels.tile_duals`), and written back;
+2. the output is cut into square tiles of a few hundred rows; a tile's block of the input
+   Gram matrix ``x1 @ x2.T / d`` is computed by BLAS into a cache-resident buffer (for wide
+   inputs the whole Gram matrix is one BLAS call into the NNGP output, read back per tile);
+3. the tile is carried through *all* layers there (in-place ufuncs with ``out=`` into
+   per-thread buffers; :mod:`wideinf.kernels.tile_duals`) and written to the outputs;
 4. the tiles are shared among threads (numpy's ufuncs release the GIL); when ``x2`` is absent
    only the tiles on and above the diagonal are computed and mirrored below it.
 
 Peak memory is the two (n1, n2) outputs plus a few megabytes of buffers per thread. The
-arithmetic is that of the whole-matrix recursion :func:`wideinf.kernels.core.recursion`, in the
-same order, so the two agree to rounding of the BLAS Gram matrix (in practice bit for bit); the
-diagonal of a symmetric kernel is the 1-D recursion's, exactly.
+arithmetic after the Gram matrix is that of the whole-matrix recursion
+:func:`wideinf.kernels.core.recursion`, operation for operation, so the two agree bit for bit
+up to the BLAS rounding of ``x1 @ x2.T`` (blocks of other shapes may round its last bit
+differently; the differences seen are below 1e-14, ``tests/test_tiled.py`` asks 1e-12). The
+number of threads never changes a bit. The diagonal of a symmetric kernel is the 1-D
+recursion's, exactly, and the kernel is exactly symmetric.
 
 ``dtype=np.float32`` computes everything in float32 (the Gauss-Hermite activations integrate
-in float64 and round their result). Measured error against float64 on 2000 Gaussian points of
-dimension 16 (``benchmarks/RESULTS.md``): the largest absolute error relative to the largest
-entry is about 1e-6 for the closed forms and the quadrature, and up to about 1e-4 for the
-ReLU NTK near the diagonal (``arctan2`` of the tiny ``sqrt(q11 q22 - q12^2)`` between nearly
-parallel points loses half of float32's digits).
+in float64 and round their result), in half the memory. Its error against float64, as the
+largest absolute difference relative to the largest entry (``benchmarks/RESULTS.md``):
+about 1e-7 to 5e-7 for NNGP and NTK on 2000 Gaussian points of dimension 16, every activation;
+on nearly parallel inputs (a dense 1-D grid) the NNGP stays within 5e-6 but the NTK of
+networks with a ReLU loses up to about 1e-3, because the angle between two points comes from
+``q11 q22 - q12^2``, which float32 resolves only to about the square root of its precision.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ __all__ = ["tiled_kernel", "point_recursion", "PointRecursion", "DEFAULT_TILE"]
 
 # Rows (and columns) of a tile: 10 buffers of 192 x 192 float64 are 2.9 MB per thread.
 DEFAULT_TILE = 192
+
+# OpenBLAS runs a matrix product on the calling thread below m n k = 65536 * 4; the Gram
+# matrix is computed tile by tile when that allows blocks of at least this many rows.
+_BLAS_SINGLE_THREAD = 262_000
+_GRAM_MIN_ROWS = 16
 
 # Below this many entries a kernel is computed in the calling thread only.
 _THREADING_MIN_ENTRIES = 200_000
@@ -150,15 +160,25 @@ def tiled_kernel(
     cols = rows if symmetric else [dual.point_terms(q) for dual, q in zip(duals, p2.pre_activation)]
 
     nngp = np.empty((n1, n2), dtype)
-    np.matmul(x1, x2.T, out=nngp)  # the input Gram matrix, divided by d tile by tile
     ntk = np.empty((n1, n2), dtype)
+    # The input Gram matrix x1 @ x2.T (BLAS): per tile, in products small enough for OpenBLAS
+    # to keep on the calling thread, when d is small; else at once, into the NNGP output.
+    gram_rows = _BLAS_SINGLE_THREAD // max(1, min(tile, n2) * d)
+    tile_gram = gram_rows >= _GRAM_MIN_ROWS
+    if not tile_gram:
+        np.matmul(x1, x2.T, out=nngp)
 
     def run_tile(i0, j0, buf):
         i1, j1 = min(i0 + tile, n1), min(j0 + tile, n2)
         shape = (i1 - i0, j1 - j0)
         size = shape[0] * shape[1]
         q12, th, *tmp = (b[:size].reshape(shape) for b in buf)
-        q12[...] = nngp[i0:i1, j0:j1]
+        if tile_gram:
+            for r0 in range(i0, i1, gram_rows):
+                r1 = min(r0 + gram_rows, i1)
+                np.matmul(x1[r0:r1], x2[j0:j1].T, out=q12[r0 - i0 : r1 - i0])
+        else:
+            q12[...] = nngp[i0:i1, j0:j1]
         np.divide(q12, d, out=q12)
         on_diagonal = symmetric and i0 == j0
         if on_diagonal:
