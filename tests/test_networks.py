@@ -49,6 +49,11 @@ def test_shapes_and_flat_view():
     assert nw.empirical_nngp(arch, p, x1, x2).shape == (4, 6, 3)
     assert nw.empirical_ntk(arch, p, x1).shape == (4, 6, 6)
     assert nw.jacobian(arch, p, x2).shape == (4, 3, p.n_params)
+    feats = nw.features(arch, p, x1)  # (S, N, n_L): the readout's inputs
+    assert feats.shape == (4, 6, 5)
+    np.testing.assert_allclose(
+        nw.empirical_nngp(arch, p, x1), 1.5**2 * gram(feats, feats) / 5 + 0.05**2, rtol=1e-13
+    )
     back = nw.unravel_params(nw.ravel_params(p), p)
     assert all(
         np.array_equal(a, b) for a, b in zip(back.weights + back.biases, p.weights + p.biases)
