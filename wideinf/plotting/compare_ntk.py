@@ -26,7 +26,7 @@ _VISIBLE = 0.01
 
 
 def _fmt_time(t: float) -> str:
-    return "∞" if np.isinf(t) else f"{t:.3g}"
+    return "∞" if np.isinf(t) else f"{t:.4g}"
 
 
 def plot(result, config) -> dict:
@@ -221,7 +221,7 @@ def _time_figure(result, config):
         ax.set_xlabel("x")
         ax.set_ylabel("f(x)")
         ax.set_xlim(x[0], x[-1])
-        ax.legend(loc="best", fontsize=CAPTION_FONTSIZE)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=CAPTION_FONTSIZE)
 
         ax = axes[0, 2]
         eta = s.get("ensemble_learning_rate", np.nan)
