@@ -374,6 +374,15 @@ def test_loss_tolerance_freezes_each_network():
     )
 
 
+def test_a_diverging_network_stops_without_an_error():
+    arch = make(["dense", "relu", "dense"])
+    p, x = nw.init_params(arch, 1, 32, 2, rng(52)), np.linspace(-3, 3, 6)[:, None]
+    with np.errstate(all="ignore"):
+        res = nw.train(arch, p, x, np.sin(x[:, 0]), 1e3, 500, quiet=True)
+    assert np.all(res.steps_taken < 500)
+    assert not np.any(np.isfinite(res.final_loss)) and not np.any(res.converged)
+
+
 def test_progress_bar_counts_steps_and_is_off_when_quiet(monkeypatch):
     calls = []
 

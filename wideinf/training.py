@@ -38,7 +38,8 @@ class TrainResult:
     steps_recorded : ndarray of int, shape (T,)
         Step numbers of the columns of ``loss``: 0, r, 2r, ... and always the last step.
     steps_taken : ndarray of int, shape (S,)
-        Gradient steps each network took (fewer than ``steps`` if it reached ``tol``).
+        Gradient steps each network took: fewer than ``steps`` if it reached ``tol``, or if it
+        diverged (its loss is then NaN or infinite; check ``np.isfinite(final_loss)``).
     f_train : ndarray, shape (S, N)
         Final outputs on the training inputs.
     f_eval : ndarray, shape (S, M), or None
@@ -235,6 +236,7 @@ class _Block:
             f, cache = self.outputs()
             resid = f - y  # (S, N)
             current = 0.5 * np.mean(resid * resid, axis=1)  # (S,)
+            active &= np.isfinite(current)  # a diverged network stops where it overflowed
             if tol is not None:
                 active &= current > tol
             done = step == steps or not active.any()
