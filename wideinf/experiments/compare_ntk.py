@@ -378,69 +378,85 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         methods["ntk_gp"] = (gp.mean, gp.std)
 
     if run_ensemble:
-        f_eval, loss, recorded = train_ensemble(
-            arch, data.x_train, data.y_train, x_eval, size=ens.size, width=ens.width,
-            learning_rate=eta, steps=ens.steps, rng=net_rng,
+        # the NTK ensemble at the networks' time t = steps * eta is the last row
+        ens_arrays, ens_summary, ens_warnings, e_pred = _trained_ensemble(
+            arch, config, data, x_grid, x_eval, blocks, eta, ntk_mean[-1], ntk_std[-1],
+            net_rng, stats_rng,
         )  # fmt: skip
-        e_mean, e_std = f_eval.mean(axis=0), f_eval.std(axis=0, ddof=1)  # (G + m,)
-        mu_t, sd_t = ntk_mean[-1], ntk_std[-1]  # NTK ensemble at t = steps * eta, (G + m,)
-        arrays.update(
-            ensemble_mean=e_mean[:g],
-            ensemble_std=e_std[:g],
-            ensemble_time=np.asarray(t_ens),
-            ntk_mean_ensemble_time=mu_t[:g],
-            ntk_std_ensemble_time=sd_t[:g],
-            ensemble_loss=loss.mean(axis=0),
-            ensemble_loss_steps=recorded,
-            ntk_loss=ntk_train_loss(
-                blocks.ntk_train,
-                blocks.nngp_train,
-                data.y_train,
-                recorded * eta,
-                diag_reg=config.diag_reg,
-                diag_reg_relative=config.diag_reg_relative,
-            ),  # fmt: skip
+        arrays.update(ens_arrays)
+        summary.update(ens_summary)
+        summary["ntk_t_vs_inf_max_abs_mean"] = float(
+            np.max(np.abs(ntk_mean[-1, :g] - ntk_mean[0, :g]))
         )
-        # z-scores where the NTK band is wide (near the training points, where its sd is a few
-        # thousandths, the networks' O(n^-1/2) departures from their linearization dominate the
-        # Monte Carlo error), on at most _Z_POINTS grid points; 99% limits from the correlation
-        sub = np.unique(np.linspace(0, g - 1, min(g, _Z_POINTS)).round().astype(int))
-        sub = sub[sd_t[sub] >= _Z_BAND_FRACTION * sd_t[:g].max()]  # (G',)
-        z_mean, z_std = ensemble_z_scores(
-            e_mean[sub], e_std[sub], mu_t[sub], sd_t[sub], ens.size
-        )  # fmt: skip
-        q_mean, q_std = _rms_z_limits(
-            arch, data, x_grid[sub], blocks, sub, t_ens, config, stats_rng
-        )
-        methods["ensemble"] = (e_mean, e_std)
-        summary.update(
-            ensemble_size=ens.size,
-            ensemble_width=ens.width,
-            ensemble_learning_rate=eta,
-            ensemble_steps=ens.steps,
-            ensemble_time=t_ens,
-            ensemble_final_loss=float(loss[:, -1].mean()),
-            ensemble_mean_z_rms=float(np.sqrt(np.mean(z_mean**2))),
-            ensemble_std_z_rms=float(np.sqrt(np.mean(z_std**2))),
-            ensemble_z_points=int(sub.size),
-            ensemble_mean_max_abs_diff=float(np.max(np.abs(e_mean[:g] - mu_t[:g]))),
-            ensemble_std_max_abs_diff=float(np.max(np.abs(e_std[:g] - sd_t[:g]))),
-            ensemble_mean_z_rms_q99=q_mean,
-            ensemble_std_z_rms_q99=q_std,
-            ntk_t_vs_inf_max_abs_mean=float(np.max(np.abs(mu_t[:g] - ntk_mean[0, :g]))),
-        )
-        if summary["ensemble_mean_z_rms"] > q_mean or summary["ensemble_std_z_rms"] > q_std:
-            warnings.append(
-                "the trained networks differ from the NTK ensemble by more than their Monte "
-                f"Carlo error: rms z of the mean {summary['ensemble_mean_z_rms']:.2f} (99% "
-                f"limit {q_mean:.2f}), of the sd {summary['ensemble_std_z_rms']:.2f} (99% limit "
-                f"{q_std:.2f}); try a larger width or a smaller learning rate"
-            )
+        warnings.extend(ens_warnings)
+        methods["ensemble"] = e_pred
     for name, (mean, std) in methods.items():
         rmse, coverage = band_metrics(mean[test], std[test], data.y_test, data.noise)
         summary[f"rmse_{name}"] = rmse
         summary[f"coverage_{name}"] = coverage
     return Result(arrays, summary, warnings)
+
+
+def _trained_ensemble(
+    arch, config, data, x_grid, x_eval, blocks, eta, mu_t, sd_t, net_rng, stats_rng
+):
+    """Train the finite networks and compare them with the NTK ensemble at their time.
+
+    ``mu_t``, ``sd_t`` (G + m,): the NTK ensemble at ``t = steps * eta`` on the grid and the
+    test points. Returns (arrays, summary, warnings, (mean, sd) of the networks (G + m,)).
+    """
+    ens = config.ensemble
+    g = x_grid.shape[0]
+    t_ens = ens.steps * eta
+    f_eval, loss, recorded = train_ensemble(
+        arch, data.x_train, data.y_train, x_eval, size=ens.size, width=ens.width,
+        learning_rate=eta, steps=ens.steps, rng=net_rng,
+    )  # fmt: skip
+    e_mean, e_std = f_eval.mean(axis=0), f_eval.std(axis=0, ddof=1)  # (G + m,)
+    reg = {"diag_reg": config.diag_reg, "diag_reg_relative": config.diag_reg_relative}
+    arrays = {
+        "ensemble_mean": e_mean[:g],
+        "ensemble_std": e_std[:g],
+        "ensemble_time": np.asarray(t_ens),
+        "ntk_mean_ensemble_time": mu_t[:g],
+        "ntk_std_ensemble_time": sd_t[:g],
+        "ensemble_loss": loss.mean(axis=0),  # (R,)
+        "ensemble_loss_steps": recorded,  # (R,)
+        "ntk_loss": ntk_train_loss(
+            blocks.ntk_train, blocks.nngp_train, data.y_train, recorded * eta, **reg
+        ),  # (R,)
+    }
+    # z-scores where the NTK band is wide (near the training points, where its sd is a few
+    # thousandths, the networks' O(n^-1/2) departures from their linearization dominate the
+    # Monte Carlo error), on at most _Z_POINTS grid points; 99% limits from the correlation
+    sub = np.unique(np.linspace(0, g - 1, min(g, _Z_POINTS)).round().astype(int))
+    sub = sub[sd_t[sub] >= _Z_BAND_FRACTION * sd_t[:g].max()]  # (G',)
+    z_mean, z_std = ensemble_z_scores(e_mean[sub], e_std[sub], mu_t[sub], sd_t[sub], ens.size)
+    q_mean, q_std = _rms_z_limits(arch, data, x_grid[sub], blocks, sub, t_ens, config, stats_rng)
+    summary = {
+        "ensemble_size": ens.size,
+        "ensemble_width": ens.width,
+        "ensemble_learning_rate": eta,
+        "ensemble_steps": ens.steps,
+        "ensemble_time": t_ens,
+        "ensemble_final_loss": float(loss[:, -1].mean()),
+        "ensemble_mean_z_rms": float(np.sqrt(np.mean(z_mean**2))),
+        "ensemble_std_z_rms": float(np.sqrt(np.mean(z_std**2))),
+        "ensemble_z_points": int(sub.size),
+        "ensemble_mean_max_abs_diff": float(np.max(np.abs(e_mean[:g] - mu_t[:g]))),
+        "ensemble_std_max_abs_diff": float(np.max(np.abs(e_std[:g] - sd_t[:g]))),
+        "ensemble_mean_z_rms_q99": q_mean,
+        "ensemble_std_z_rms_q99": q_std,
+    }
+    warnings = []
+    if summary["ensemble_mean_z_rms"] > q_mean or summary["ensemble_std_z_rms"] > q_std:
+        warnings.append(
+            "the trained networks differ from the NTK ensemble by more than their Monte Carlo "
+            f"error: rms z of the mean {summary['ensemble_mean_z_rms']:.2f} (99% limit "
+            f"{q_mean:.2f}), of the sd {summary['ensemble_std_z_rms']:.2f} (99% limit "
+            f"{q_std:.2f}); try a larger width or a smaller learning rate"
+        )
+    return arrays, summary, warnings, (e_mean, e_std)
 
 
 def ensemble_z_scores(e_mean, e_std, mu, sd, size: int):
