@@ -41,9 +41,10 @@ W_STD, B_STD, DIM = 1.5, 0.05, 16
 
 SIZES = (1000, 2000, 4000, 8000)
 QUADRATURE_SIZES = (250, 500, 1000)
-# The reference is skipped above these sizes (time and memory: it keeps ~6 N x N arrays).
+# The reference is skipped above these sizes: at N = 8000 it holds about 4 GB of N x N
+# temporaries; the quadrature reference takes about a minute at N = 1000.
 REFERENCE_MAX = {"tanh (quadrature)": 500}
-REFERENCE_MAX_DEFAULT = 8000
+REFERENCE_MAX_DEFAULT = 4000
 
 ACCEPTANCE = (
     ("relu", 4000, 0.25, 10.0),
@@ -113,6 +114,7 @@ def measure(network: str, n: int, method: str, repeats: int, budget: float) -> d
         "median": times[len(times) // 2],
         "calls": len(times),
         "peak_mb": peak,
+        "baseline_mb": data["baseline_mb"],
         "extra_mb": peak - data["baseline_mb"],
     }
 
@@ -195,7 +197,7 @@ def _environment() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=4, metavar=("NETWORK", "N", "METHOD", "REPEATS"))
-    parser.add_argument("--budget", type=float, default=20.0, help="seconds per measurement")
+    parser.add_argument("--budget", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="N = 1000 (quadrature 250) only")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
@@ -205,6 +207,7 @@ def main() -> None:
         worker(network, int(n), method, int(repeats), args.budget)
         return
 
+    start_load = os.getloadavg()
     env = _environment()
     print("\n".join(env))
     sizes = SIZES[:1] if args.quick else SIZES
@@ -284,6 +287,18 @@ def main() -> None:
     print("\n".join(checks))
 
     end_load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    cores = len(os.sched_getaffinity(0))
+    busy = max(start_load[0], os.getloadavg()[0]) > 0.5 * cores
+    warning = (
+        [
+            f"**The machine was busy during this run (load average up to "
+            f"{max(start_load[0], os.getloadavg()[0]):.1f} on {cores} cores): every time below "
+            "is inflated, the tiled path's threads most of all. Rerun on an idle machine.**",
+            "",
+        ]
+        if busy
+        else []
+    )
     doc = [
         "# Kernel benchmarks",
         "",
@@ -298,13 +313,17 @@ def main() -> None:
         'whole-matrix recursion (`method="reference"`), run in the same session. Each '
         "measurement is a fresh process; times are medians of up to "
         f"{args.repeats} calls (fewer for calls that take long); peak is the process's maximum "
-        "resident set size (Python and numpy themselves take about 40 MB). The tanh network "
+        "resident set size (a process that has imported wideinf and made its points holds "
+        f"about {min(r['baseline_mb'] for pair in results.values() for r in pair if r):.0f} MB "
+        "before the first call). The tanh network "
         "integrates by 64-node Gauss-Hermite quadrature, hence the smaller N; the reference is "
-        f"skipped where it would take minutes (tanh above N = {REFERENCE_MAX['tanh (quadrature)']}).",
+        f"skipped above N = {REFERENCE_MAX_DEFAULT} (at 8000 it would hold about 4 GB) and, for "
+        f"tanh, above N = {REFERENCE_MAX['tanh (quadrature)']} (about a minute per call).",
         "",
         *env,
         f"- load average at end: {end_load}",
         "",
+        *warning,
         "## Kernel in process",
         "",
         *lines,
