@@ -145,7 +145,7 @@ def _main_nd(result, config):
     y = a["y_test"] if a["x_test"].shape[0] else a["y_train"]
     methods = [("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK")]
     if "ensemble_mean" in a:
-        methods.append(("ensemble", _ENSEMBLE_COLOR, "Trained networks"))
+        methods.append(("ensemble", _ENSEMBLE_COLOR, "trained networks"))
     offsets = np.linspace(-0.01, 0.01, len(methods)) * (np.ptp(y) or 1.0)
     for (key, color, label), dx in zip(methods, offsets):
         mean = a[f"{key}_mean"]
@@ -161,7 +161,7 @@ def _main_nd(result, config):
             label=f"Mean predictions, {label}",
         )
     lo, hi = float(np.min(y)), float(np.max(y))
-    ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="y = f(x)")
+    ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="prediction = target")
     ax.set_title(TITLE)
     ax.set_xlabel("Test target y" if a["x_test"].shape[0] else "Train target y")
     ax.set_ylabel("Prediction (mean ± 1.96 sd)")
