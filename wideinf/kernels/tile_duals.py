@@ -92,11 +92,14 @@ def _clip(q11, q22, q12, p, r, neg):
 
 
 def _det(r, q12, out, tmp):
-    """``max((r - q12)(r + q12), 0)`` into ``out``: ``duals._det`` with r = sqrt(q11 q22)."""
+    """``(r - q12)(r + q12)`` into ``out``: ``duals._det`` with r = sqrt(q11 q22).
+
+    After :func:`_clip`, ``-r <= q12 <= r``, so both factors are >= +0 and the product is
+    never negative: ``duals._det``'s clamp at 0 would change no bit and is left out.
+    """
     np.subtract(r, q12, out=out)
     np.add(r, q12, out=tmp)
     np.multiply(out, tmp, out=out)
-    np.maximum(out, 0.0, out=out)
 
 
 class ABReLUTile(TileDual):
@@ -108,7 +111,7 @@ class ABReLUTile(TileDual):
         k0 = (a * a + b * b) / 2
         p, r, s, theta = tmp[0], tmp[1], tmp[2], tmp[3]
         _clip(rows[0], cols[0], q12, p, r, theta)
-        # s = sqrt(max((r - q12)(r + q12), 0)); theta = arctan2(s, q12)
+        # s = sqrt((r - q12)(r + q12)); theta = arctan2(s, q12)
         _det(r, q12, s, theta)
         np.sqrt(s, out=s)
         np.arctan2(s, q12, out=theta)
@@ -197,7 +200,7 @@ class GaborTile(TileDual):
         qq, sq, delta, s, one2s, d, e, u = tmp
         q11, q22 = rows[0], cols[0]
         _clip(q11, q22, q12, qq, s, u)
-        # Delta = 4 max((r - q12)(r + q12), 0); s = q11 + q22; D = (1 + 2 s) + Delta
+        # Delta = 4 (r - q12)(r + q12); s = q11 + q22; D = (1 + 2 s) + Delta
         _det(s, q12, delta, u)
         np.multiply(delta, 4, out=delta)
         np.multiply(q12, q12, out=sq)
