@@ -1,0 +1,346 @@
+"""``wideinf convergence``: finite networks approach their limits at O(n^-1/2), and train lazily.
+
+Layers: the in-place gradient descent against ``networks.train`` and the linearised network
+against an explicit Jacobian model (exact, to rounding); a network that is its own
+linearisation has no gap; the statistics helpers on exact power laws; config errors; the claims
+at reduced size (slopes of log median against log width in [-0.65, -0.35], tolerance explained
+at each test); the figures' structure; the command line end to end for both shipped configs.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from wideinf import networks as nw
+from wideinf.architecture import Architecture
+from wideinf.cli import main
+from wideinf.config import build
+from wideinf.errors import ConfigError, NumericalError
+from wideinf.experiments import convergence as cv
+from wideinf.experiments import lazy
+
+GABOR_RELU = {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
+
+# The npz contract of ``mode: scaling`` (W widths, S networks, L dense layers; "" a scalar).
+CONTRACT = {
+    "widths": "W",
+    "nngp_rel_err": "WS",
+    "ntk_rel_err": "WS",
+    "slope_nngp": "",
+    "slope_ntk": "",
+    "ntk_change": "WS",
+    "linearization_gap": "WS",
+    "weight_change": "WSL",
+    "slope_ntk_change": "",
+    "slope_linearization_gap": "",
+    "slope_weight_change": "L",
+}
+
+
+def _arch(parameterization="ntk", **over):
+    return Architecture.from_dict({**GABOR_RELU, "parameterization": parameterization, **over})
+
+
+def _data():
+    x = np.linspace(-2.0, 2.0, 6)[:, None]  # (N, 1)
+    return x, np.sin(x[:, 0]), np.linspace(-3.0, 3.0, 11)[:, None]  # (M, 1)
+
+
+# ----------------------------------------------------------------------------- exact layers
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_descend_matches_networks_train(parameterization, monkeypatch):
+    # Tiny row blocks, so the fused backprop-and-update crosses many block boundaries.
+    monkeypatch.setattr(lazy, "_BLOCK_ENTRIES", 5 * 64)
+    arch = _arch(parameterization)
+    params = nw.init_params(arch, 1, 64, 3, np.random.default_rng(0))
+    x, y, xe = _data()
+    eta = 0.7 if parameterization == "ntk" else 0.7 / 64
+    ref = nw.train(
+        arch, params, x, y, eta, 30, x_eval=xe, record_every=7, record_outputs=True, quiet=True
+    )
+    got = lazy.descend(arch, params, x, y, eta, 30, x_record=xe, record_every=7)
+    np.testing.assert_array_equal(got.steps_recorded, ref.steps_recorded)
+    np.testing.assert_allclose(got.f_path, ref.f_eval_path, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.loss, ref.loss, rtol=1e-10, atol=1e-15)
+    for new, old in zip(
+        got.params.weights + got.params.biases, ref.params.weights + ref.params.biases
+    ):
+        np.testing.assert_allclose(new, old, rtol=0, atol=1e-12)
+    change = np.stack(
+        [
+            np.linalg.norm((w - w0).reshape(3, -1), axis=1)
+            / np.linalg.norm(w0.reshape(3, -1), axis=1)
+            for w, w0 in zip(ref.params.weights, params.weights)
+        ],
+        axis=1,
+    )  # (S, L)
+    np.testing.assert_allclose(got.weight_change, change, rtol=1e-10)
+    # The initial parameters are left unchanged.
+    assert np.array_equal(
+        params.weights[1], nw.init_params(arch, 1, 64, 3, np.random.default_rng(0)).weights[1]
+    )
+
+
+def test_linearized_path_matches_explicit_jacobian_model():
+    """GD on ``f0 + J (theta - theta0)`` with the explicit Jacobian gives the same outputs."""
+    arch = _arch()
+    params = nw.init_params(arch, 1, 12, 2, np.random.default_rng(1))
+    x, y, xe = _data()
+    eta, steps = 0.5, 25
+    jac_t = nw.jacobian(arch, params, x)  # (S, N, P)
+    jac_e = nw.jacobian(arch, params, xe)  # (S, M, P)
+    f_t, f_e = nw.forward(arch, params, x), nw.forward(arch, params, xe)
+    delta = np.zeros((2, jac_t.shape[2]))  # (S, P)
+    rec = lazy.recorded_steps(steps, 4)
+    naive = []
+    for step in range(steps + 1):
+        if step in rec:
+            naive.append(f_e + np.einsum("smp,sp->sm", jac_e, delta))
+        resid = f_t + np.einsum("snp,sp->sn", jac_t, delta) - y  # (S, N)
+        delta -= eta / len(y) * np.einsum("snp,sn->sp", jac_t, resid)
+    naive = np.stack(naive, axis=1)  # (S, T, M)
+    theta_e = nw.empirical_ntk(arch, params, xe, x)
+    theta_t = nw.empirical_ntk(arch, params, x, x)
+    got = lazy.linearized_path(theta_e, theta_t, f_e, f_t, y, eta, rec)
+    np.testing.assert_allclose(got, naive, rtol=0, atol=1e-11)
+
+
+def test_a_linear_model_is_its_own_linearisation():
+    """One dense layer is linear in its parameters: the gap is zero to rounding."""
+    arch = Architecture.from_dict({"layers": ["dense"], "W_std": 1.3, "b_std": 0.4})
+    params = nw.init_params(arch, 2, 1, 3, np.random.default_rng(2))
+    rng = np.random.default_rng(3)
+    x, xe = rng.standard_normal((5, 2)), rng.standard_normal((7, 2))
+    y = x[:, 0] * x[:, 1]
+    trace = lazy.descend(arch, params, x, y, 0.2, 40, x_record=xe, record_every=3)
+    assert trace.loss[:, -1].max() < 0.5 * trace.loss[:, 0].min()  # it trained
+    f_lin = lazy.linearized_path(
+        nw.empirical_ntk(arch, params, xe, x), nw.empirical_ntk(arch, params, x),
+        nw.forward(arch, params, xe), nw.forward(arch, params, x), y, 0.2, trace.steps_recorded,
+    )  # fmt: skip
+    np.testing.assert_allclose(trace.f_path, f_lin, rtol=0, atol=1e-12)
+
+
+def test_relative_change_in_blocks(monkeypatch):
+    monkeypatch.setattr(lazy, "_BLOCK_ENTRIES", 7)
+    rng = np.random.default_rng(4)
+    old, new = rng.standard_normal((2, 9, 5)), rng.standard_normal((2, 9, 5))
+    want = np.linalg.norm((new - old).reshape(2, -1), axis=1) / np.linalg.norm(
+        old.reshape(2, -1), axis=1
+    )
+    np.testing.assert_allclose(lazy.relative_change(new, old), want, rtol=1e-13)
+
+
+def test_descend_reports_divergence():
+    arch = _arch()
+    params = nw.init_params(arch, 1, 16, 1, np.random.default_rng(5))
+    x, y, xe = _data()
+    with pytest.raises(NumericalError, match="learning_rate"):
+        lazy.descend(arch, params, x, y * 1e3, 1e6, 200, x_record=xe)
+
+
+def test_fit_slope_and_bootstrap_on_exact_power_laws():
+    widths = np.array([16.0, 64.0, 256.0, 1024.0])
+    values = 3.0 * widths[:, None] ** -0.5 * np.ones((1, 5))  # (W, S), identical networks
+    slope, intercept = cv.fit_slope(widths, values)
+    assert slope == pytest.approx(-0.5, abs=1e-12)
+    assert intercept == pytest.approx(math.log(3.0), abs=1e-12)
+    assert cv.bootstrap_slope(widths, values, np.random.default_rng(0)) == pytest.approx(
+        0, abs=1e-12
+    )
+    # Scatter across networks gives a positive standard error.
+    noisy = values * np.exp(0.3 * np.random.default_rng(1).standard_normal(values.shape))
+    assert cv.bootstrap_slope(widths, noisy, np.random.default_rng(0)) > 0.01
+    assert cv.fit_range(10) == slice(5, 10)
+    assert cv.fit_range(3) == slice(1, 3)
+    assert cv.fit_range(2) == slice(0, 2)
+
+
+def test_relative_error():
+    ref = np.array([[2.0, 0.0], [0.0, 2.0]])
+    est = np.stack([ref, ref + np.array([[0.0, 1.0], [1.0, 0.0]])])  # (2, 2, 2)
+    np.testing.assert_allclose(cv.relative_error(est, ref), [0.0, 0.5])
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"widths": [16, "inf"]}, "widths[1]"),
+        ({"widths": [64, 32]}, "widths"),
+        ({"widths": [16, 40000]}, "widths[1]"),
+        ({"grid": {"x_min": 1.0, "x_max": -1.0}}, "grid.x_min"),
+        ({"mode": "circle", "variant": {"label": "ReLU"}}, "variant"),
+        ({"mode": "spiral"}, "mode"),
+        ({"mode": "circle", "widths": [8, 16], "circle": {"n_networks": [3]}}, "circle.n_networks"),
+        ({"train": {"learning_rate": 0}}, "train.learning_rate"),
+        ({"n_networks": 1}, "n_networks"),
+    ],
+)
+def test_config_errors_name_the_key(raw, key):
+    with pytest.raises(ConfigError) as err:
+        build(cv.Config, {"experiment": "convergence", **raw}, "c.yaml")
+    message = str(err.value)
+    assert f"c.yaml.{key}" in message and "\n" not in message
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A small scaling run with a variant (a few seconds)."""
+    config = build(
+        cv.Config,
+        {
+            "experiment": "convergence",
+            "widths": [16, 32, 64],
+            "n_networks": 3,
+            "train": {"steps": 10, "record_every": 3},
+            "variant": {"label": "ReLU"},
+        },
+    )
+    return config, cv.run(config, np.random.default_rng(3))
+
+
+def test_tiny_run_contract_and_determinism(tiny):
+    config, result = tiny
+    a = result.arrays
+    w, s, n_layers = 3, 3, 3
+    sizes = {"W": w, "S": s, "L": n_layers}
+    for name, dims in CONTRACT.items():
+        assert np.shape(a[name]) == tuple(sizes[d] for d in dims), name
+    for name in ("nngp_rel_err", "ntk_rel_err", "ntk_change", "linearization_gap", "weight_change"):
+        assert np.all(np.isfinite(a[name])) and np.all(a[name] > 0), name
+    assert a["variant_nngp_rel_err"].shape == (w, s)
+    assert a["f_trained"].shape == a["f_linearized"].shape == (w, config.grid.points)
+    assert np.all(a["loss_final"] < a["loss_initial"])
+    again = cv.run(config, np.random.default_rng(3))
+    for name in CONTRACT:
+        np.testing.assert_array_equal(again.arrays[name], a[name])
+    lines = cv.report(result)
+    assert any("NTK change" in line for line in lines)
+
+
+def test_network_j_does_not_depend_on_the_blocking(tiny, monkeypatch):
+    config, result = tiny
+    monkeypatch.setattr(cv, "_BLOCK_BYTES", 1)  # one network per block
+    again = cv.run(config, np.random.default_rng(3))
+    np.testing.assert_allclose(
+        again.arrays["ntk_rel_err"], result.arrays["ntk_rel_err"], rtol=1e-12
+    )
+    np.testing.assert_allclose(again.arrays["ntk_change"], result.arrays["ntk_change"], rtol=1e-9)
+
+
+def test_scaling_figure_structure(tiny):
+    from wideinf.plotting import convergence as P
+    from wideinf.plotting import plt
+
+    config, result = tiny
+    fig = P.plot(result, config)[""]
+    try:
+        axes = fig.axes
+        assert [ax.get_title() for ax in axes] == list(P.SCALING_TITLES)
+        for ax in axes[:3]:
+            assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+            assert ax.get_xlabel() == "hidden width n"
+        labels = " ".join(t.get_text() for t in axes[0].get_legend().get_texts())
+        assert "NNGP" in labels and "NTK" in labels and "ReLU" in labels and "slope" in labels
+        assert "n^{-1/2}" in labels
+        assert len(axes[2].get_legend().get_texts()) == 3 + 2  # a line per layer, 2 references
+        assert axes[3].get_xlabel() == "x"
+        assert any("Lee et al." in t.get_text() for t in fig.texts)  # the caption
+    finally:
+        plt.close(fig)
+
+
+def test_circle_run_and_figure():
+    from wideinf.plotting import convergence as P
+    from wideinf.plotting import plt
+
+    config = build(
+        cv.Config,
+        {
+            "experiment": "convergence",
+            "mode": "circle",
+            "architecture": {
+                "layers": ["dense", "relu", "dense", "relu", "dense", "relu", "dense"],
+                "b_std": 0.1,
+            },
+            "widths": [32, 1024],
+            "circle": {"angles": 25, "n_networks": [2, 3]},
+            "train": {"points": 6, "learning_rate": 4.0, "steps": 20, "record_every": 20},
+        },
+    )
+    result = cv.run(config, np.random.default_rng(0))
+    a = result.arrays
+    assert a["ntk_init"].shape == a["ntk_trained"].shape == (2 + 3, 25)  # one row per network
+    np.testing.assert_array_equal(a["network_width"], [32, 32, 1024, 1024, 1024])
+    assert a["ntk_limit"].shape == a["gamma"].shape == (25,)
+    assert a["x_train"].shape == (6, 2)
+    # Narrower spread around the limit, and less motion in training, at the larger width.
+    small, large = a["network_width"] == 32, a["network_width"] == 1024
+    assert np.max(a["ntk_rel_err"][large]) < np.min(a["ntk_rel_err"][small])
+    assert np.max(a["ntk_change"][large]) < np.min(a["ntk_change"][small])
+    # The empirical kernels at x = x0 scatter around the analytic limit (sd about 5% at 1024).
+    mid = 12  # gamma = 0
+    assert a["gamma"][mid] == pytest.approx(0.0, abs=1e-12)
+    assert np.mean(a["ntk_init"][large, mid]) == pytest.approx(a["ntk_limit"][mid], rel=0.15)
+    fig = P.plot(result, config)[""]
+    try:
+        assert [ax.get_title() for ax in fig.axes] == list(P.CIRCLE_TITLES)
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert "n = ∞ (analytic)" in labels and "n = 1024, t = 0" in labels
+        assert "n = 1024, t = 80" in labels
+    finally:
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_scaling_quick_end_to_end(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["convergence", "--quick", "--out", str(tmp_path), "--quiet", "--format", "png"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "NTK change in training" in result.output
+    name = "kernel_convergence"
+    for suffix in ("png", "npz", "yaml"):
+        assert (tmp_path / f"{name}.{suffix}").is_file()
+    with np.load(tmp_path / f"{name}.npz") as saved:
+        assert set(CONTRACT) <= set(saved.files)
+        w, s = saved["nngp_rel_err"].shape
+        assert w == len(saved["widths"]) and saved["weight_change"].shape == (w, s, 3)
+        assert saved["slope_nngp"].shape == ()
+    redraw = runner.invoke(
+        main,
+        ["plot", str(tmp_path / f"{name}.npz"), "--out", str(tmp_path / "r"), "--format", "png"],
+    )
+    assert redraw.exit_code == 0, redraw.output
+    assert (tmp_path / "r" / f"{name}.png").is_file()
+    bad = runner.invoke(
+        main, ["convergence", "--quick", "--widths", "64", "32", "--out", str(tmp_path)]
+    )
+    assert bad.exit_code == 2
+    assert "widths" in bad.output and "Traceback" not in bad.output
+
+
+def test_cli_circle_quick(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["run", "ntk_circle", "--quick", "--out", str(tmp_path), "--quiet", "--format", "png"]
+    )
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "ntk_circle.npz") as saved:
+        rows, g = saved["ntk_init"].shape
+        assert saved["ntk_trained"].shape == (rows, g) and saved["gamma"].shape == (g,)
+        assert saved["network_width"].shape == (rows,)
+        assert set(saved["network_width"]) == set(saved["widths"])
