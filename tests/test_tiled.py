@@ -210,3 +210,22 @@ def test_paired_quadrature_is_expectation_2d(rng):
     )
     swapped = expectation_2d(act.phi, act.phi, q22.T, q11.T, q12.T, 24)
     np.testing.assert_array_equal(swapped, expectation_2d(act.phi, act.phi, q11, q22, q12, 24).T)
+
+
+def test_kernel_command_does_not_load_matplotlib(tmp_path):
+    # `wideinf kernel` starts fast: the kernel path imports no plotting.
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(50, 3)))
+    (tmp_path / "arch.yaml").write_text("architecture:\n  layers: [dense, relu, dense]\n")
+    code = (
+        "import sys\n"
+        "from wideinf.kernel_command import compute_and_save\n"
+        f"compute_and_save({str(tmp_path / 'arch.yaml')!r}, {str(tmp_path / 'x.npy')!r}, None,"
+        f" {str(tmp_path / 'k.npz')!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'tqdm')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert (tmp_path / "k.npz").exists()
