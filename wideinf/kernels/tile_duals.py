@@ -10,7 +10,7 @@ preallocated buffers. So a tile holds the same numbers as the same block of the 
 recursion; ``tests/test_tiled.py`` checks this against the reference.
 
 Closed forms: AB-ReLU (Cho & Saul 2009), erf (Williams 1997), GeLU (Tsuchida et al. 2020,
-arXiv:2002.08517), Gabor (Han et al. 2022, arXiv:2209.04121), ``a sin(b z + c)``. Every other
+arXiv:2002.08517), Gabor (Han et al. 2022, arXiv:2209.04121), ``a sin(b z + c)``. The
 Gauss-Hermite activations integrate ``phi`` and ``phi'`` together on shared nodes
 (:func:`wideinf.kernels.quadrature.paired_expectations`), in row blocks that bound the memory;
 any other activation (identity) calls its own ``nngp`` / ``factor`` on the tile.
