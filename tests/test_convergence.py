@@ -53,7 +53,7 @@ def _data():
 
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
 def test_descend_matches_networks_train(parameterization, monkeypatch):
-    # Tiny row blocks, so the fused backprop-and-update crosses many block boundaries.
+    # Tiny row blocks, so the weight changes are summed over many blocks.
     monkeypatch.setattr(lazy, "_BLOCK_ENTRIES", 5 * 64)
     arch = _arch(parameterization)
     params = nw.init_params(arch, 1, 64, 3, np.random.default_rng(0))

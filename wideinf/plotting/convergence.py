@@ -177,7 +177,7 @@ def _scaling(result, config):
     ax.set_xlabel("x")
     ax.set_ylabel("f(x) after training")
     ax.set_title(SCALING_TITLES[3], fontsize=11)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="lower right")
 
     t = config.train
     caption = (
