@@ -7,7 +7,6 @@ results intact.
 
 from __future__ import annotations
 
-import io as _io
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +17,6 @@ __all__ = [
     "load_points",
     "ensure_writable_dir",
     "StagedFiles",
-    "npz_bytes",
     "yaml_bytes",
     "read_npz",
 ]
@@ -88,11 +86,25 @@ class StagedFiles:
         self._pending: list[tuple[Path, Path]] = []
 
     def add(self, filename: str, data: bytes) -> Path:
+        """Stage ``data`` under ``filename``."""
+        return self.add_with(filename, lambda fh: fh.write(data))
+
+    def add_npz(self, filename: str, arrays: dict) -> Path:
+        """Stage an uncompressed ``.npz`` of ``arrays``, written straight to disk (no copy)."""
+        import numpy as np
+
+        return self.add_with(
+            filename, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        )
+
+    def add_with(self, filename: str, write) -> Path:
+        """Stage the file that ``write(binary_file_handle)`` produces."""
         final = self.directory / filename
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{filename}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                write(fh)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -113,13 +125,10 @@ class StagedFiles:
         self._pending = []
 
 
-def npz_bytes(arrays: dict) -> bytes:
-    """An uncompressed ``.npz`` of ``arrays`` (no pickles), as bytes."""
-    import numpy as np
-
-    buf = _io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    return buf.getvalue()
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def yaml_bytes(data: dict) -> bytes:

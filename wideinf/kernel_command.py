@@ -17,7 +17,7 @@ def compute_and_save(arch_path, x1_path, x2_path, out_path, float32: bool = Fals
     import numpy as np
 
     from .architecture import Architecture
-    from .io import StagedFiles, load_points, npz_bytes
+    from .io import StagedFiles, load_points
 
     arch = Architecture.from_yaml(arch_path)
     x1 = load_points(x1_path, "--x1")
@@ -25,25 +25,17 @@ def compute_and_save(arch_path, x1_path, x2_path, out_path, float32: bool = Fals
     if x2 is not None and x2.shape[1] != x1.shape[1]:
         raise ConfigError(f"--x1 has {x1.shape[1]} input dimension(s) but --x2 has {x2.shape[1]}")
     dtype = np.float32 if float32 else np.float64
-    k = arch.kernel(x1, x2, dtype=dtype) if _accepts_dtype(arch) else arch.kernel(x1, x2)
+    k = arch.kernel(x1, x2, dtype=dtype)
     out_path = Path(out_path)
     if out_path.suffix != ".npz":
         raise ConfigError(f"--out {out_path}: expected a file name ending in .npz")
     staged = StagedFiles(out_path.parent if str(out_path.parent) else ".")
     try:
-        staged.add(
+        staged.add_npz(
             out_path.name,
-            npz_bytes(
-                {"nngp": k.nngp.astype(dtype, copy=False), "ntk": k.ntk.astype(dtype, copy=False)}
-            ),
+            {"nngp": k.nngp.astype(dtype, copy=False), "ntk": k.ntk.astype(dtype, copy=False)},
         )
         staged.commit()
     finally:
         staged.discard()
     return k.nngp.shape
-
-
-def _accepts_dtype(arch) -> bool:
-    import inspect
-
-    return "dtype" in inspect.signature(arch.kernel).parameters

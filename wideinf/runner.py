@@ -155,9 +155,9 @@ def _stage_figures(staged, spec, result, config, formats):
 
 
 def _stage_data(staged, name, result, meta):
-    from .io import npz_bytes, yaml_bytes
+    from .io import yaml_bytes
 
-    staged.add(f"{name}.npz", npz_bytes(result.arrays))
+    staged.add_npz(f"{name}.npz", result.arrays)
     staged.add(f"{name}.yaml", yaml_bytes(meta))
 
 

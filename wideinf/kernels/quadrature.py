@@ -22,7 +22,8 @@ softplus   1e-15 / 2e-15   6e-13 / 4e-11    4e-8 / 2e-6
 swish      8e-16 / 8e-16   1e-10 / 4e-9     1e-6 / 6e-5
 =========  ==============  ===============  ================
 
-(phi / phi', i.e. the NNGP dual / the NTK factor.) Kinks (elu) converge slower still.
+(phi / phi', i.e. the NNGP dual / the NTK factor.) Activations with a kink in phi' (elu,
+softsign) converge only algebraically, which is why they are not offered.
 """
 
 from __future__ import annotations
