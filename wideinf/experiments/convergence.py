@@ -121,7 +121,7 @@ class TrainConfig:
     learning_rate: float = setting(
         1.0, gt=0.0, le=1e3, help="eta (eta / n is used in standard parameterization)"
     )
-    steps: int = setting(50, ge=1, le=20_000, help="gradient steps; time t = steps * eta")
+    steps: int = setting(40, ge=1, le=20_000, help="gradient steps; time t = steps * eta")
     record_every: int = setting(
         5, ge=1, le=20_000, help="compare with the linearised network every this many steps"
     )
@@ -157,7 +157,7 @@ class Config(ExperimentConfig):
         max_len=24,
         help="hidden widths n (finite, increasing)",
     )
-    n_networks: int = setting(8, ge=2, le=1000, help="networks S per width")
+    n_networks: int = setting(6, ge=2, le=1000, help="networks S per width")
     grid: GridConfig = GridConfig()
     train: TrainConfig = TrainConfig()
     circle: CircleConfig = CircleConfig()

@@ -300,10 +300,11 @@ def _circle(result, config):
         f"widths {' and '.join(str(int(w)) for w in widths)}; solid: the empirical NTK at "
         f"initialisation, dashed: after {t.steps} steps of full-batch gradient descent with "
         f"learning rate {t.learning_rate:g} (time t = {time:g}) on {len(a['y_train'])} standard "
-        f"normal inputs in R^2 with target y = x1 x2; black: the infinite-width NTK. The wider "
-        f"networks scatter less around the limit and their kernel moves less in training. "
-        f"Median relative error of the row Theta(x0, .) at initialisation, and its relative "
-        f"change in training: {spread}."
+        f"normal inputs in R^2 with target y = x1 x2; black: the infinite-width NTK, which is "
+        f"the finite kernels' mean at every width. The wider networks scatter less around it, "
+        f"and their kernel moves less in training (the narrow ones' kernel grows). Median "
+        f"relative error of the row Theta(x0, .) at initialisation, and its relative change in "
+        f"training: {spread}."
     )
     fig.text(
         0.01, 0.13, textwrap.fill(caption, 190), ha="left", va="top", fontsize=CAPTION_FONTSIZE
