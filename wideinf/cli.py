@@ -77,6 +77,15 @@ def fail_cleanly(func):
 click.ClickException.exit_code = 2
 
 
+format_option = click.option(
+    "--format",
+    "formats",
+    cls=MultiValueOption,
+    type=click.Choice(["png", "svg", "pdf"]),
+    help="Figure formats, e.g. --format png svg (default: png svg).",
+)
+
+
 def common_options(func):
     """--out, --seed, --quick, --format, --set and --quiet, shared by every experiment command."""
     options = [
@@ -95,13 +104,7 @@ def common_options(func):
             help="Random seed (overrides the config's seed).",
         ),
         click.option("--quick", is_flag=True, help="Apply the config's small `quick:` settings."),
-        click.option(
-            "--format",
-            "formats",
-            cls=MultiValueOption,
-            type=click.Choice(["png", "svg", "pdf"]),
-            help="Figure formats, e.g. --format png svg (default: png svg).",
-        ),
+        format_option,
         click.option(
             "--set",
             "sets",
@@ -276,13 +279,7 @@ def run_command(configs, out, seed, quick, formats, sets, quiet):
     type=click.IntRange(1, 64),
     help="Experiments run side by side.",
 )
-@click.option(
-    "--format",
-    "formats",
-    cls=MultiValueOption,
-    type=click.Choice(["png", "svg", "pdf"]),
-    help="Figure formats (default: png svg).",
-)
+@format_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @fail_cleanly
 def all_command(out, quick, jobs, formats, quiet):
@@ -333,13 +330,7 @@ def list_command():
     type=click.Path(file_okay=False),
     help="Folder for the figures (default: beside RESULT).",
 )
-@click.option(
-    "--format",
-    "formats",
-    cls=MultiValueOption,
-    type=click.Choice(["png", "svg", "pdf"]),
-    help="Figure formats (default: png svg).",
-)
+@format_option
 @fail_cleanly
 def plot_command(result, out, formats):
     """Redraw a figure from saved results (RESULT.npz and its .yaml), with no recompute.

@@ -40,6 +40,7 @@ from ..data import DataConfig, Dataset, load_dataset
 from ..errors import ConfigError, NumericalError
 from ..predict import Prediction, gp_posterior, ntk_ensemble, ntk_train_loss
 from . import Result
+from .blog import BLOG_ARCHITECTURE
 
 __all__ = [
     "Config",
@@ -63,15 +64,6 @@ _Z_POINTS = 1000  # grid points at most in the ensemble's z-scores
 _Z_BAND_FRACTION = 0.1  # ... where the NTK sd is at least this fraction of its largest
 _MAX_ENSEMBLE_PARAMS = 10**8  # parameters of the whole ensemble (0.8 GB per copy)
 
-_BLOG_ARCHITECTURE = ArchitectureConfig.from_raw(
-    {
-        "layers": ["dense", "gabor", "dense", "relu", "dense"],
-        "W_std": 1.5,
-        "b_std": 0.05,
-        "parameterization": "ntk",
-    }
-)
-
 
 @dataclass(frozen=True)
 class EnsembleConfig:
@@ -92,7 +84,7 @@ class EnsembleConfig:
 class Config(ExperimentConfig):
     """Settings of ``wideinf compare-ntk`` (YAML keys of the same names)."""
 
-    architecture: ArchitectureConfig = _BLOG_ARCHITECTURE
+    architecture: ArchitectureConfig = BLOG_ARCHITECTURE
     data: DataConfig = setting(DataConfig(), help="CSV file or generated data (wideinf.data)")
     diag_reg: float = setting(
         1e-4, ge=0.0, le=1e6, help="added to the diagonal of the train-train matrix inverted"

@@ -72,6 +72,7 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
 from ..progress import progress
 from . import Result
+from .blog import BLOG_ARCHITECTURE
 from .lazy import descend, linearized_path
 
 __all__ = [
@@ -96,9 +97,7 @@ _NETWORK_BYTES = 3 * 2**30
 # Bootstrap resamples for the slopes' standard errors.
 _BOOTSTRAP = 400
 
-_GABOR_RELU = ArchitectureConfig.from_raw(
-    {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
-)
+_GABOR_RELU = BLOG_ARCHITECTURE
 _RELU = ArchitectureConfig.from_raw(
     {"layers": ["dense", "relu", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
 )

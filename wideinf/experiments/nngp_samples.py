@@ -36,6 +36,7 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from . import Result
+from .blog import BLOG_ARCHITECTURE
 
 __all__ = [
     "Config",
@@ -58,21 +59,12 @@ _ELLIPSE_POINTS = 181
 # Half-width of the bottom row's axes when not set: this many NNGP standard deviations.
 _AUTO_LIMIT_SDS = 5.0
 
-_DEFAULT_ARCHITECTURE = ArchitectureConfig.from_raw(
-    {
-        "layers": ["dense", "gabor", "dense", "relu", "dense"],
-        "W_std": 1.5,
-        "b_std": 0.05,
-        "parameterization": "ntk",
-    }
-)
-
 
 @dataclass(frozen=True)
 class Config(ExperimentConfig):
     """Settings of ``wideinf nngp-samples`` (YAML keys of the same names)."""
 
-    architecture: ArchitectureConfig = _DEFAULT_ARCHITECTURE
+    architecture: ArchitectureConfig = BLOG_ARCHITECTURE
     widths: tuple[Width, ...] = setting(
         (4.0, 500.0, math.inf),
         min_len=1,
