@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -49,7 +50,7 @@ def run_many(paths, *, out, seed, quick, formats, sets, quiet, jobs, echo) -> li
     """Run every config, continue past failures, print a table; return the failed names."""
     rows = []
     if jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
             futures = [
                 pool.submit(_run_in_process, p, out, seed, quick, formats, sets, True)
                 for p in paths
@@ -68,6 +69,12 @@ def run_many(paths, *, out, seed, quick, formats, sets, quiet, jobs, echo) -> li
     failed = [r[0] for r in rows if r[1] != "ok"]
     echo(f"{len(rows) - len(failed)} ok, {len(failed)} failed; outputs in {out}/")
     return failed
+
+
+def _one_blas_thread():
+    """Several experiments side by side: one BLAS thread each, or the threads fight for cores."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 
 def _echo_row(row, echo):
