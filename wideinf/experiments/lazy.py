@@ -30,9 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.blas import dgemm
 
-from ..architecture import Dense, Nonlinearity
 from ..errors import NumericalError
-from ..networks import Params
+from ..networks import Params, _blocks, _forward_cache, _scales
 
 __all__ = ["LazyTrace", "descend", "linearized_path", "relative_change", "recorded_steps"]
 
@@ -71,24 +70,6 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     return np.asarray(rec, dtype=int)
 
 
-def _blocks(arch) -> list[tuple[Dense, list]]:
-    """[(Dense, [activations after it]), ...]: one entry per dense layer."""
-    blocks: list[tuple[Dense, list]] = []
-    for layer in arch.layers:
-        if isinstance(layer, Dense):
-            blocks.append((layer, []))
-        elif isinstance(layer, Nonlinearity):
-            blocks[-1][1].append(layer.activation)
-    return blocks
-
-
-def _scales(arch, dense: Dense, n_in: int) -> tuple[float, float]:
-    """Forward-pass factors of the stored weight and bias (see :mod:`wideinf.networks`)."""
-    if arch.parameterization == "ntk":
-        return dense.W_std / math.sqrt(n_in), dense.b_std
-    return 1.0, 1.0
-
-
 # Entries of one row block in :func:`relative_change` (4 MB): no temporary of W's size.
 _BLOCK_ENTRIES = 2**19
 
@@ -97,6 +78,7 @@ class _Net:
     """S networks held as mutable arrays: forward, backprop and an in-place GD step."""
 
     def __init__(self, arch, params: Params):
+        self.arch = arch
         self.blocks = _blocks(arch)
         self.W = [np.array(w, dtype=float, order="C") for w in params.weights]  # (S, n_in, n_out)
         self.b = [np.array(b, dtype=float) for b in params.biases]  # (S, n_out)
@@ -104,19 +86,8 @@ class _Net:
 
     def forward(self, x, keep: bool = False):
         """f (S, N); with ``keep`` also the inputs and pre-activations backprop needs."""
-        y, inputs, pre = x, [], []
-        for (_, acts), W, b, (sw, sb) in zip(self.blocks, self.W, self.b, self.scales):
-            inputs.append(y)
-            z = np.matmul(y, W)  # (S, N, n_out)
-            z *= sw
-            z += sb * b[:, None, :]
-            zs = []
-            for act in acts:
-                zs.append(z)
-                z = act.phi(z)
-            pre.append(zs)
-            y = z
-        return (y[..., 0], inputs, pre) if keep else y[..., 0]
+        f, inputs, pre = _forward_cache(self.arch, self.blocks, self.params(), x)
+        return (f, inputs, pre) if keep else f
 
     def step(self, inputs, pre, cotangent, eta: float) -> None:
         """``theta -= eta * sum_i cotangent_i df(x_i)/dtheta``, weights updated in place.
