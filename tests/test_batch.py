@@ -161,3 +161,37 @@ def test_ctrl_c_in_the_middle_of_all_leaves_earlier_outputs_intact(fig1_run, tmp
     assert not [name for name in after if name.endswith(".tmp") or name.startswith(".")]
     assert {name: after[name] for name in before} == before
     assert b"Traceback" not in err
+
+
+SHIPPED = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_config_runs_in_quick_mode(config, tmp_path):
+    result = _invoke("run", config, "--quick", "--quiet", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    for ext in ("png", "svg", "npz", "yaml"):
+        assert (tmp_path / f"{config.stem}.{ext}").stat().st_size > 0
+
+
+BAD_DATA = {
+    "missing file": ("data: {file: nowhere.csv}\n", "no such file"),
+    "unreadable file": ("data: {file: data.csv}\n", "data.csv"),
+    "mismatched lengths": ("data: {file: short.csv}\n", "short.csv"),
+    "NaN": ("data: {file: nan.csv}\n", "NaN"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_files_are_one_line_exit_2(case, tmp_path):
+    (tmp_path / "data.csv").mkdir()  # a folder where a file is expected: unreadable
+    (tmp_path / "short.csv").write_text("is_test,x,y\n0,1.0,2.0\n1,0.5\n")
+    (tmp_path / "nan.csv").write_text("is_test,x,y\n0,1.0,nan\n1,0.5,0.1\n")
+    text, needle = BAD_DATA[case]
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("experiment: compare-ntk\n" + text)
+    result = _invoke("compare-ntk", cfg, "--quick", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.output
+    assert not (tmp_path / "out" / "cfg.npz").exists()
