@@ -151,7 +151,7 @@ def test_ctrl_c_in_the_middle_of_all_leaves_earlier_outputs_intact(fig1_run, tmp
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    time.sleep(2.5)  # inside the first experiment's computation
+    time.sleep(1.5)  # inside the first experiment's computation (it takes about 4 s)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
