@@ -51,9 +51,6 @@ class Activation:
     def factor(self, q11, q22, q12):
         raise NotImplementedError
 
-    def describe(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
 class ABReLU(Activation):

@@ -21,8 +21,6 @@ __all__ = [
     "redraw",
 ]
 
-FORMATS = ("png", "svg", "pdf")
-
 
 def shipped_dir() -> Path:
     """The folder of shipped configs: inside the installed package, else the source tree's."""
