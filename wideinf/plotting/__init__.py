@@ -14,9 +14,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..config import to_plain  # noqa: E402
+
 plt.rcParams["svg.hashsalt"] = "wideinf"  # stable SVG ids across runs
 
-__all__ = ["figure_bytes", "plt", "CAPTION_FONTSIZE"]
+__all__ = ["figure_bytes", "plt", "CAPTION_FONTSIZE", "architecture_text"]
 
 CAPTION_FONTSIZE = 8
 
@@ -27,3 +29,27 @@ def figure_bytes(fig, fmt: str, dpi: int = 120) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata.get(fmt), bbox_inches="tight")
     return buf.getvalue()
+
+
+_LAYER_NAMES = {
+    "dense": "Dense",
+    "relu": "ReLU",
+    "leaky_relu": "LeakyReLU",
+    "gabor": "Gabor",
+    "erf": "Erf",
+    "gelu": "GeLU",
+    "abs": "Abs",
+}
+
+
+def architecture_text(arch_cfg) -> str:
+    """One line for a figure's title: ``Dense → Gabor → ..., W_std 1.5, ...``."""
+    raw = to_plain(arch_cfg)
+    names = []
+    for layer in raw["layers"]:
+        names.append(layer if isinstance(layer, str) else next(iter(layer)))
+    chain = " → ".join(_LAYER_NAMES.get(n, n) for n in names)
+    return (
+        f"{chain}, W_std {raw['W_std']:g}, b_std {raw['b_std']:g}, "
+        f"{raw['parameterization']} parameterization"
+    )

@@ -1,6 +1,6 @@
 """Figures of ``wideinf convergence``.
 
-``mode: scaling`` (one figure, four panels, log-log against the hidden width n):
+One figure, four panels, log-log against the hidden width n:
 
 (a) relative Frobenius error of the empirical NNGP and NTK at initialisation;
 (b) lazy training: relative change of the empirical NTK, and the largest gap between the
@@ -10,10 +10,6 @@
 
 Medians over networks with interquartile bands, fitted lines over the widest half with their
 slopes in the legends, and n^-1/2 reference lines.
-
-``mode: circle`` (Jacot et al. 2018, Figure 1): ``Theta(x0, x)`` on the unit circle against the
-angle, at initialisation and after training, per width, with the analytic limit; and a second
-panel with the change during training.
 """
 
 from __future__ import annotations
@@ -22,9 +18,9 @@ import textwrap
 
 import numpy as np
 
-from . import CAPTION_FONTSIZE, plt
+from . import CAPTION_FONTSIZE, architecture_text, plt
 
-__all__ = ["plot", "SCALING_TITLES", "CIRCLE_TITLES"]
+__all__ = ["plot", "SCALING_TITLES"]
 
 SCALING_TITLES = (
     "(a) Empirical kernels at initialisation",
@@ -32,20 +28,11 @@ SCALING_TITLES = (
     "(c) Relative change of each layer's weights",
     "(d) Trained network vs its linearisation",
 )
-CIRCLE_TITLES = (
-    "NTK on the unit circle at initialisation and after training",
-    "Change of the NTK during training",
-)
 
 
 def plot(result, config) -> dict:
     """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.convergence``)."""
-    if config.mode == "circle":
-        return {"": _circle(result, config)}
     return {"": _scaling(result, config)}
-
-
-# ----------------------------------------------------------------------------- scaling
 
 
 def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
@@ -91,7 +78,7 @@ def _scaling(result, config):
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.93, wspace=0.22, hspace=0.3)
     fig.suptitle(
-        f"Finite networks approach the infinite-width limit  —  {_arch_text(config.architecture)}",
+        f"Finite networks approach the infinite-width limit  —  {architecture_text(config.architecture)}",
         fontsize=12,
     )
 
@@ -210,103 +197,3 @@ def _layer_name(j: int, n_layers: int) -> str:
     if j == n_layers - 1:
         return "readout (n x 1)"
     return f"hidden layer {j + 1} (n x n)"
-
-
-_LAYER_NAMES = {
-    "dense": "Dense",
-    "relu": "ReLU",
-    "leaky_relu": "LeakyReLU",
-    "gabor": "Gabor",
-    "erf": "Erf",
-    "gelu": "GeLU",
-    "abs": "Abs",
-}
-
-
-def _arch_text(arch_cfg) -> str:
-    from ..config import to_plain
-
-    raw = to_plain(arch_cfg)
-    names = []
-    for layer in raw["layers"]:
-        names.append(layer if isinstance(layer, str) else next(iter(layer)))
-    chain = " → ".join(_LAYER_NAMES.get(n, n) for n in names)
-    return (
-        f"{chain}, W_std {raw['W_std']:g}, b_std {raw['b_std']:g}, "
-        f"{raw['parameterization']} parameterization"
-    )
-
-
-# ----------------------------------------------------------------------------- circle
-
-
-def _circle(result, config):
-    a = result.arrays
-    widths = np.asarray(a["widths"], dtype=float)
-    gamma = a["gamma"]
-    rows_of = [np.flatnonzero(a["network_width"] == w) for w in widths]
-    t = config.train
-    time = t.steps * t.learning_rate
-    ticks = np.pi * np.array([-1, -0.5, 0, 0.5, 1])
-    tick_labels = ["$-\\pi$", "$-\\pi/2$", "0", "$\\pi/2$", "$\\pi$"]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.25, top=0.88, wspace=0.2)
-    fig.suptitle(
-        f"Neural tangent kernel of finite networks  —  {_arch_text(config.architecture)}",
-        fontsize=12,
-    )
-    colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
-
-    ax = axes[0]
-    for i, width in enumerate(widths):
-        color, n = colors[i % len(colors)], int(width)
-        for k, r in enumerate(rows_of[i]):
-            ax.plot(gamma, a["ntk_init"][r], color=color, lw=0.9, alpha=0.75,
-                    label=f"n = {n}, t = 0" if k == 0 else None)  # fmt: skip
-            ax.plot(gamma, a["ntk_trained"][r], color=color, lw=0.9, ls="--", alpha=0.75,
-                    label=f"n = {n}, t = {time:g}" if k == 0 else None)  # fmt: skip
-    ax.plot(gamma, a["ntk_limit"], color="black", lw=2.2, label="n = ∞ (analytic)")
-    ax.set_xlim(gamma[0], gamma[-1])
-    ax.set_xticks(ticks, tick_labels)
-    ax.set_xlabel("$\\gamma$, with $x = (\\cos\\gamma, \\sin\\gamma)$")
-    ax.set_ylabel("$\\Theta(x_0, x)$,  $x_0 = (1, 0)$")
-    ax.set_title(CIRCLE_TITLES[0], fontsize=11)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(True, color="0.92", lw=0.6)
-
-    ax = axes[1]
-    for i, width in enumerate(widths):
-        color = colors[i % len(colors)]
-        for k, r in enumerate(rows_of[i]):
-            ax.plot(gamma, a["ntk_trained"][r] - a["ntk_init"][r], color=color, lw=0.9,
-                    alpha=0.75, label=f"n = {int(width)}" if k == 0 else None)  # fmt: skip
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlim(gamma[0], gamma[-1])
-    ax.set_xticks(ticks, tick_labels)
-    ax.set_xlabel("$\\gamma$")
-    ax.set_ylabel(f"$\\Theta_{{t={time:g}}}(x_0, x) - \\Theta_0(x_0, x)$")
-    ax.set_title(CIRCLE_TITLES[1], fontsize=11)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(True, color="0.92", lw=0.6)
-
-    counts = " and ".join(str(len(r)) for r in rows_of)
-    spread = "; ".join(
-        f"n = {int(w)}: error {np.median(a['ntk_rel_err'][r]):.3f}, change "
-        f"{np.median(a['ntk_change'][r]):.3f}"
-        for w, r in zip(widths, rows_of)
-    )
-    caption = (
-        f"After Jacot et al. (2018), Figure 1: {counts} independently initialised networks of "
-        f"widths {' and '.join(str(int(w)) for w in widths)}; solid: the empirical NTK at "
-        f"initialisation, dashed: after {t.steps} steps of full-batch gradient descent with "
-        f"learning rate {t.learning_rate:g} (time t = {time:g}) on {len(a['y_train'])} standard "
-        f"normal inputs in R^2 with target y = x1 x2; black: the infinite-width NTK, which is "
-        f"the finite kernels' mean at every width. The wider networks scatter less around it, "
-        f"and their kernel moves less in training (the narrow ones' kernel grows). Median "
-        f"relative error of the row Theta(x0, .) at initialisation, and its relative change in "
-        f"training: {spread}."
-    )
-    fig.text(
-        0.01, 0.13, textwrap.fill(caption, 190), ha="left", va="top", fontsize=CAPTION_FONTSIZE
-    )
-    return fig
