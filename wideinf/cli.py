@@ -21,11 +21,20 @@ from .experiments import EXPERIMENTS
 
 
 class MultiValueOption(click.Option):
-    """An option that takes every following value up to the next option: ``--widths 4 500 inf``."""
+    """An option that takes several values after one flag: ``--widths 4 500 inf``.
 
-    def __init__(self, *args, **kwargs):
+    After its first value the option keeps taking the next tokens while they look like its
+    values (``accepts``; by default the choices of a ``click.Choice``, else numbers and
+    ``inf``), so an argument after the values, such as a config file or a shipped config name
+    (``--widths 8 64 ensemble_prior_4point``), is left to the argument.
+    """
+
+    def __init__(self, *args, accepts=None, **kwargs):
         kwargs.setdefault("multiple", True)
         super().__init__(*args, **kwargs)
+        if accepts is None and isinstance(self.type, click.Choice):
+            accepts = self.type.choices.__contains__
+        self.accepts = accepts or _is_number
 
     def add_to_parser(self, parser, ctx):
         super().add_to_parser(parser, ctx)
@@ -37,21 +46,19 @@ class MultiValueOption(click.Option):
 
             def process(value, state, original=original):
                 original(value, state)
-                while state.rargs and _is_value(state.rargs[0]):
+                while state.rargs and self.accepts(state.rargs[0]):
                     original(state.rargs.pop(0), state)
 
             opt.process = process
 
 
-def _is_value(token: str) -> bool:
-    """True for the tokens a multi-value option keeps eating: not options, not config files."""
-    if token.startswith("-"):
-        try:
-            float(token)
-        except ValueError:
-            return False
-        return True
-    return not token.lower().endswith((".yaml", ".yml"))
+def _is_number(token: str) -> bool:
+    """True for a number or an infinity as YAML writes it (``inf``, ``.inf``, ``infinity``)."""
+    try:
+        float(token)
+    except ValueError:
+        return token.strip().lower().lstrip("+") in (".inf", "inf", "infinity")
+    return True
 
 
 def fail_cleanly(func):

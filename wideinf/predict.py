@@ -37,6 +37,7 @@ __all__ = [
     "Prediction",
     "regularizer",
     "gp_posterior",
+    "kernel_regression",
     "ntk_ensemble",
     "ntk_train_loss",
     "RCOND_MIN",
@@ -141,6 +142,37 @@ def gp_posterior(
         cov = k_test - k_cross @ alpha  # (M, M)
         cov = 0.5 * (cov + cov.T)
     return Prediction(mean, cov)
+
+
+def kernel_regression(
+    k_train: np.ndarray,
+    k_cross: np.ndarray,
+    y: np.ndarray,
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_relative: bool = True,
+    name: str = "NNGP",
+    advice: str | None = None,
+) -> np.ndarray:
+    """The mean of :func:`gp_posterior` alone: ``k*X (kXX + lambda I)^-1 y``, shape (M,).
+
+    With the NNGP it is the limit of training the readout only, with the NTK the limit of
+    training every layer from a zero initial output (Lee et al. 2019, arXiv:1902.06720). The
+    same Cholesky factor and condition check as :func:`gp_posterior`.
+
+    Parameters
+    ----------
+    k_train : ndarray, shape (N, N)
+    k_cross : ndarray, shape (M, N)
+    y : ndarray, shape (N,)
+    diag_reg, diag_reg_relative, name
+        As in :func:`gp_posterior`.
+    advice : str, optional
+        What the error message tells the user to change (default: increase ``diag_reg``).
+    """
+    k_train, k_cross, _, y = _check_shapes(k_train, k_cross, np.zeros(len(k_cross)), y)
+    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name, advice)
+    return k_cross @ scipy.linalg.cho_solve(factor, y)  # (M,)
 
 
 def ntk_ensemble(
@@ -314,22 +346,23 @@ def _advice(diag_reg, relative) -> str:
     return f"increase diag_reg (now {diag_reg:g}, {kind}), e.g. diag_reg: 1e-4"
 
 
-def _cholesky(matrix, diag_reg, relative, name):
+def _cholesky(matrix, diag_reg, relative, name, advice=None):
     """Cholesky factor of ``matrix + lambda I`` with a condition check (cho_solve format)."""
     reg = _regularized(matrix, diag_reg, relative)
+    advice = advice or _advice(diag_reg, relative)
     try:
         factor = scipy.linalg.cho_factor(reg, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise NumericalError(
             f"the {name} train-train matrix is not positive definite (duplicate or nearly "
-            f"identical training inputs?); {_advice(diag_reg, relative)}"
+            f"identical training inputs?); {advice}"
         ) from None
     anorm = float(np.abs(reg).sum(axis=0).max())
     rcond, info = scipy.linalg.lapack.dpocon(factor[0], anorm, uplo="L")
     if info != 0 or not rcond >= RCOND_MIN:
         raise NumericalError(
             f"the {name} train-train matrix is ill-conditioned (reciprocal condition number "
-            f"{rcond:.1e} < {RCOND_MIN:g}); {_advice(diag_reg, relative)}"
+            f"{rcond:.1e} < {RCOND_MIN:g}); {advice}"
         )
     return factor
 
