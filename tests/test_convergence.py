@@ -23,7 +23,7 @@ from wideinf.stats import loglog_fit
 
 GABOR_RELU = {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
 
-# The npz contract of ``mode: scaling`` (W widths, S networks, L dense layers; "" a scalar).
+# The npz contract (W widths, S networks, L dense layers; "" a scalar).
 CONTRACT = {
     "widths": "W",
     "nngp_rel_err": "WS",

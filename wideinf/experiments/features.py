@@ -62,6 +62,7 @@ from scipy.special import ndtr
 from ..config import ExperimentConfig, setting
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
+from ..stats import z_score
 from . import Result
 
 __all__ = [
@@ -383,8 +384,8 @@ def _summarise(config, arrays, per_seed):
     dev = arrays["perfect_share"] - arrays["theory_share"]  # (B, A)
     se = arrays["perfect_share_sd"] / math.sqrt(config.n_seeds)
     claim = np.broadcast_to(config.n_features >= CLAIM_RATIO * ns[None, :], dev.shape)
+    z = np.nan_to_num(np.abs(z_score(dev, 0.0, se)), nan=0.0, posinf=np.inf)  # 0 / 0 -> 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, np.abs(dev) / se, np.where(dev == 0, 0.0, np.inf))
         rel = np.abs(arrays["n_star"] / arrays["n_star_theory"] - 1)
     dev_m = arrays["perfect_share"] - arrays["theory_share_finite_m"]
     p_eff = arrays["n_perfect"] / config.n_features

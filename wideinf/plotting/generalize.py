@@ -13,6 +13,7 @@ import textwrap
 
 import numpy as np
 
+from ..stats import widest_half
 from . import CAPTION_FONTSIZE, plt
 
 __all__ = ["plot", "LIMIT_LABELS"]
@@ -157,7 +158,7 @@ def _scaling(result, config):
     widths = a["widths"]  # (W,)
     match = s.get("matching_limit", "ntk")
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 5))
-    half = len(widths) // 2 if len(widths) >= 4 else 0
+    half = widest_half(len(widths)).start  # where the slopes were fitted
 
     ax1.loglog(widths, a["spread"], "o-", color=_COLORS["spread"],
                label="spread across seeds" + _fit_label(s, "spread"))  # fmt: skip
@@ -221,7 +222,7 @@ def _scaling(result, config):
         f"{_describe(config)}; {loss.shape[1]} seeds per width, grid {len(a['grid_axis'])}^2. "
         f"{_INIT_TEXT.get(s.get('init_output'), '')} Spread: RMS over the grid of the sd across "
         f"seeds. Distances: RMS over the grid, then over seeds (bars: standard error). Slopes: "
-        f"least squares on log-log over the shaded widest half, ± the jackknife "
+        f"least squares on log-log over the shaded widest half, ± the bootstrap "
         f"standard error over seeds; the fluctuations of a width-n network's kernel are O(n^-1/2) "
         f"(Lee et al. 2019), hence the guide. Smoothness: mean gradient norm by central "
         f"differences on the grid.",
