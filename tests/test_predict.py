@@ -9,13 +9,7 @@ from scipy.linalg import expm
 
 from wideinf.architecture import Architecture
 from wideinf.errors import NumericalError
-from wideinf.predict import (
-    gp_posterior,
-    kernel_regression,
-    ntk_ensemble,
-    ntk_train_loss,
-    regularizer,
-)
+from wideinf.predict import gp_posterior, ntk_ensemble, ntk_train_loss, regularizer
 
 BLOG_ARCH = {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
 POINTS = Path(__file__).resolve().parents[1] / "experiments/data/wide_neural_nets_fig2_points.csv"
@@ -64,15 +58,17 @@ def test_gp_posterior_matches_naive_solve(rng):
     np.testing.assert_allclose(diag.std, np.sqrt(np.diag(cov)), atol=1e-8)
 
 
-def test_kernel_regression_is_the_posterior_mean(rng):
+def test_mean_alone_is_the_posterior_mean(rng):
     p = _problem(rng)
     for diag_reg in (0.0, 1e-3):
         pred = gp_posterior(p["K"], p["Ks"], p["Kss"], p["y"], diag_reg=diag_reg)
-        mean = kernel_regression(p["K"], p["Ks"], p["y"], diag_reg=diag_reg)
-        # two association orders of one solve: they differ by about cond(K) * eps
-        np.testing.assert_allclose(mean, pred.mean, atol=1e-10, rtol=0)
+        alone = gp_posterior(p["K"], p["Ks"], None, p["y"], diag_reg=diag_reg)
+        np.testing.assert_array_equal(alone.mean, pred.mean)
+        assert alone.cov is None
+    with pytest.raises(ValueError, match="mean only"):
+        _ = alone.std
     with pytest.raises(NumericalError, match="move the points"):
-        kernel_regression(np.ones((2, 2)), np.ones((3, 2)), p["y"][:2], advice="move the points")
+        gp_posterior(np.ones((2, 2)), np.ones((3, 2)), None, p["y"][:2], advice="move the points")
 
 
 @pytest.mark.parametrize("diag_reg", [0.0, 1e-3])

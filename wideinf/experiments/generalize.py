@@ -33,7 +33,7 @@ from .. import networks as nets
 from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, LayerConfig, Width, setting
 from ..errors import ConfigError, NumericalError
-from ..predict import kernel_regression
+from ..predict import gp_posterior
 from ..progress import progress
 from ..stats import fit_power_law
 from ..training import train
@@ -197,7 +197,7 @@ _SINGULAR_ADVICE = (
 def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, np.ndarray]:
     """The infinite-width mean predictors at ``x_test`` (G, 2): each an array (G,).
 
-    Each is :func:`wideinf.predict.kernel_regression` with no regularizer.
+    Each is the mean of :func:`wideinf.predict.gp_posterior`, with no regularizer.
     ``ntk``: ``Theta(*, X) Theta^-1 y`` with the architecture's NTK (in standard
     parameterization the limit NTK without the first layer's and the biases' terms);
     ``nngp``: ``K(*, X) K^-1 y``; ``features``: the same with the kernel ``E[phi phi]`` of the
@@ -213,7 +213,7 @@ def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, 
         "features": (f_train.nngp, f_cross.nngp, "last-layer feature"),
     }
     return {
-        key: kernel_regression(k, cross, y_train, name=name, advice=_SINGULAR_ADVICE)
+        key: gp_posterior(k, cross, None, y_train, name=name, advice=_SINGULAR_ADVICE).mean
         for key, (k, cross, name) in pairs.items()
     }
 

@@ -7,6 +7,7 @@ returning ``{suffix: Figure}``. This package sets a deterministic, non-interacti
 from __future__ import annotations
 
 import io
+import textwrap
 
 import matplotlib
 
@@ -18,7 +19,7 @@ from ..config import to_plain  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "wideinf"  # stable SVG ids across runs
 
-__all__ = ["figure_bytes", "plt", "CAPTION_FONTSIZE", "architecture_text"]
+__all__ = ["figure_bytes", "plt", "CAPTION_FONTSIZE", "architecture_text", "add_caption"]
 
 CAPTION_FONTSIZE = 8
 
@@ -29,6 +30,11 @@ def figure_bytes(fig, fmt: str, dpi: int = 120) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata.get(fmt), bbox_inches="tight")
     return buf.getvalue()
+
+
+def add_caption(fig, text: str, *, x: float = 0.01, y: float = 0.0, width: int = 190, ha="left"):
+    """The caption under a figure: ``text`` wrapped at ``width`` characters, top at ``(x, y)``."""
+    fig.text(x, y, textwrap.fill(text, width), ha=ha, va="top", fontsize=CAPTION_FONTSIZE)
 
 
 _LAYER_NAMES = {

@@ -14,11 +14,9 @@ slopes in the legends, and n^-1/2 reference lines.
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 
-from . import CAPTION_FONTSIZE, architecture_text, plt
+from . import add_caption, architecture_text, plt
 
 __all__ = ["plot", "SCALING_TITLES"]
 
@@ -185,9 +183,7 @@ def _scaling(result, config):
         f"network (solid) and its linearisation (dashed) after training, network 0 of the "
         f"narrowest and the widest width, on the grid of (a)."
     )
-    fig.text(
-        0.01, 0.105, textwrap.fill(caption, 200), ha="left", va="top", fontsize=CAPTION_FONTSIZE
-    )
+    add_caption(fig, caption, y=0.105, width=200)
     return fig
 
 

@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 
 from ..stats import widest_half
-from . import CAPTION_FONTSIZE, plt
+from . import add_caption, plt
 
 __all__ = ["plot", "LIMIT_LABELS"]
 
@@ -44,10 +44,6 @@ def _limits_shown(result) -> list[str]:
     if result.summary.get("matching_limit") == "features":
         shown.append("features")
     return shown
-
-
-def _caption(fig, text: str, y: float = 0.0, width: int = 150):
-    fig.text(0.02, y, textwrap.fill(text, width), ha="left", va="top", fontsize=CAPTION_FONTSIZE)
 
 
 def _target_text(init_output) -> str:
@@ -132,14 +128,14 @@ def _heatmaps(result, config):
     cbar = fig.colorbar(image, cax=cax, extend=extend)
     cbar.set_label("learned function")
     match = s.get("matching_limit", "ntk")
-    _caption(
+    add_caption(
         fig,
         f"Rows: hidden width n, then the infinite-width mean predictors; columns: seeds. "
         f"Square [{axis[0]:g}, {axis[-1]:g}]^2; circles label +1, squares -1. "
         f"{_describe(config)}. {_INIT_TEXT.get(s.get('init_output'), '')} "
         f"{_target_text(s.get('init_output'))} the {LIMIT_LABELS[match][0]}. "
         f"Colours saturate at +-{vmax:.2f}. A reconstruction: the essay's settings are unpublished.",
-        y=0.0, width=max(60, int(14 * fig.get_figwidth())),
+        x=0.02, y=0.0, width=max(60, int(14 * fig.get_figwidth())),
     )  # fmt: skip
     return fig
 
@@ -217,7 +213,7 @@ def _scaling(result, config):
         fontsize=12,
     )
     fig.tight_layout()
-    _caption(
+    add_caption(
         fig,
         f"{_describe(config)}; {loss.shape[1]} seeds per width, grid {len(a['grid_axis'])}^2. "
         f"{_INIT_TEXT.get(s.get('init_output'), '')} Spread: RMS over the grid of the sd across "
@@ -226,7 +222,7 @@ def _scaling(result, config):
         f"standard error over seeds; the fluctuations of a width-n network's kernel are O(n^-1/2) "
         f"(Lee et al. 2019), hence the guide. Smoothness: mean gradient norm by central "
         f"differences on the grid.",
-        y=-0.01, width=190,
+        x=0.02, y=-0.01, width=190,
     )  # fmt: skip
     return fig
 

@@ -6,11 +6,9 @@ per width, with the analytic limit; and a second panel with the change during tr
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 
-from . import CAPTION_FONTSIZE, architecture_text, plt
+from . import add_caption, architecture_text, plt
 
 __all__ = ["plot", "TITLES"]
 
@@ -91,7 +89,5 @@ def _figure(result, config):
         f"relative error of the row Theta(x0, .) at initialisation, and its relative change in "
         f"training: {spread}."
     )
-    fig.text(
-        0.01, 0.13, textwrap.fill(caption, 190), ha="left", va="top", fontsize=CAPTION_FONTSIZE
-    )
+    add_caption(fig, caption, y=0.13)
     return fig
