@@ -252,20 +252,16 @@ def run_command(configs, out, seed, quick, formats, sets, quiet):
     Example:
       wideinf run experiments/fig1_gabor_relu.yaml experiments/fig2_nngp_vs_ntk.yaml --quick
     """
+    _run_configs(configs, out, seed, quick, formats, sets, quiet, jobs=1)
+
+
+def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs):
+    """Run every config past failures (a table at the end); exit code 1 if any failed."""
     from .batch import run_many
 
-    failures = run_many(
-        configs,
-        out=out,
-        seed=seed,
-        quick=quick,
-        formats=formats or ("png", "svg"),
-        sets=sets,
-        quiet=quiet,
-        jobs=1,
-        echo=click.echo,
-    )
-    if failures:
+    formats = formats or ("png", "svg")
+    options = dict(seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet, jobs=jobs)
+    if run_many(list(paths), out=out, echo=click.echo, **options):
         sys.exit(1)
 
 
@@ -297,22 +293,10 @@ def all_command(out, quick, jobs, formats, quiet):
       wideinf all                 # full quality into figures/
       wideinf all --quick --out /tmp/figs --jobs 2
     """
-    from .batch import run_many
     from .runner import shipped_configs
 
-    failures = run_many(
-        [str(p) for p in shipped_configs()],
-        out=out,
-        seed=None,
-        quick=quick,
-        formats=formats or ("png", "svg"),
-        sets=(),
-        quiet=quiet,
-        jobs=jobs,
-        echo=click.echo,
-    )
-    if failures:
-        sys.exit(1)
+    paths = [str(p) for p in shipped_configs()]
+    _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs)
 
 
 @main.command("list")

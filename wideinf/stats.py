@@ -1,24 +1,15 @@
 """Statistics shared by the experiments: power-law fits, relative errors, z-scores, limits.
 
-Power laws. A claim such as "the error falls as n^-1/2" is checked by fitting a line to
-``(log n, log v)``, where ``v`` (one value per width) is a statistic of S networks (a median, a
-spread across seeds, ...). :func:`fit_power_law` fits it over the widest half of the widths
-(:func:`widest_half`), by ordinary least squares (:func:`loglog_fit`), and gives the slope one
-uncertainty, the **bootstrap** standard error of :func:`bootstrap_slope_se`: the networks of
-each width are resampled with replacement, the statistic and the slope recomputed, and the
-standard deviation of the resampled slopes reported (Efron & Tibshirani 1993, ch. 6).
-
-Why the bootstrap and not the jackknife: the statistics are not all smooth. The median of the
-networks' errors is the main one, and the delete-one jackknife's variance of a sample median
-is inconsistent (Efron 1982, sec. 3.4; Efron & Tibshirani 1993, sec. 11.6): its leave-one-out
-medians take only two distinct values. The bootstrap is consistent for medians and for smooth
-statistics (spreads, root-mean-square distances) alike, so one method serves every experiment.
-A resample whose statistic is not positive at some width (e.g. every draw the same network, so
-zero spread) has no logarithm; such resamples are left out of the standard deviation.
-
-The widths are independent samples, so the networks are resampled within each width; the
-resampling is seeded (an explicit ``numpy.random.Generator``), so the same seed gives the
-same standard error.
+A claim such as "the error falls as n^-1/2" is checked by a least-squares line through
+``(log n, log v)`` over the widest half of the widths, ``v`` a statistic of the S networks of
+each width (a median, a spread across seeds). Its one uncertainty is the **bootstrap**
+standard error (Efron & Tibshirani 1993, ch. 6): the networks of each width (independent
+samples) are resampled with replacement, the statistic and the slope recomputed, and the sd of
+the resampled slopes reported. Not the jackknife: the main statistic is a median, and the
+delete-one jackknife variance of a median is inconsistent (its leave-one-out medians take two
+values; Efron & Tibshirani 1993, sec. 11.6); the bootstrap suits medians and smooth statistics
+alike. A resample with a statistic that is not positive at some width (one network drawn S
+times: zero spread) has no logarithm and is left out.
 """
 
 from __future__ import annotations
@@ -43,11 +34,8 @@ __all__ = [
     "mc_limits",
 ]
 
-# Resamples of the bootstrap: the standard error of a standard error from B resamples is about
-# 1 / sqrt(2 B) relative, 3.5% here.
-BOOTSTRAP_RESAMPLES = 400
-# Bootstrap samples held at once (float64 entries), 32 MB.
-_CHUNK_ENTRIES = 4_000_000
+BOOTSTRAP_RESAMPLES = 400  # the standard error is then known to 1 / sqrt(2 B) = 3.5%
+_CHUNK_ENTRIES = 4_000_000  # resampled entries held at once (32 MB)
 
 
 @dataclass(frozen=True)
@@ -60,18 +48,12 @@ class PowerLaw:
 
 
 def widest_half(n_widths: int) -> slice:
-    """The widest half of ``n_widths`` sorted widths (at least two): where slopes are fitted.
-
-    ``ceil(W / 2)`` widths, and at least 2: 10 -> the last 5, 3 -> the last 2, 2 -> both.
-    """
+    """The last ``max(2, ceil(W / 2))`` of W increasing widths: where slopes are fitted."""
     return slice(n_widths - max(2, math.ceil(n_widths / 2)), n_widths)
 
 
 def loglog_fit(widths, values) -> tuple[float, float]:
-    """Least-squares line through ``(log widths, log values)``; both shape (W,).
-
-    Returns (slope, intercept), so that ``values ~ exp(intercept) widths^slope``.
-    """
+    """(slope, intercept) of the least-squares line through ``(log widths, log values)``, (W,)."""
     slope, intercept = np.polyfit(np.log(widths), np.log(values), 1)
     return float(slope), float(intercept)
 
@@ -90,24 +72,10 @@ def bootstrap_slope_se(
 ) -> float:
     """Bootstrap standard error of the log-log slope of ``statistic(samples)`` against width.
 
-    Parameters
-    ----------
-    widths : ndarray, shape (W,)
-    samples : ndarray, shape (W, S, ...)
-        S networks (or seeds) per width on axis 1, any further axes after it.
-    statistic : callable
-        Maps an array (..., W, S, ...) to (..., W): reduces the networks' axis (and the axes
-        after it), keeping any leading batch axes, e.g. :func:`median_over_networks`.
-    rng : numpy.random.Generator
-        Draws the resampled indices, one (B, W, S) array of integers in [0, S).
-    resamples : int, default 400
-        B.
-
-    Returns
-    -------
-    float
-        ``sd(slope_b, ddof=1)`` over the resamples b whose statistic is positive at every
-        width; NaN if fewer than two are.
+    ``samples`` (W, S, ...) holds S networks per width on axis 1; ``statistic`` maps
+    (..., W, S, ...) to (..., W), keeping leading batch axes (e.g. :func:`median_over_networks`);
+    ``rng`` draws one (B, W, S) array of indices. Returns ``sd(slope_b, ddof=1)`` over the
+    B = ``resamples`` resamples with a positive statistic (NaN if fewer than two).
     """
     samples = np.asarray(samples)
     w, s = samples.shape[:2]
@@ -135,25 +103,8 @@ def fit_power_law(
     statistic: Callable[[np.ndarray], np.ndarray] = median_over_networks,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> PowerLaw:
-    """Fit ``statistic(samples) ~ n^slope`` over the widest half, with a bootstrap error.
-
-    Parameters
-    ----------
-    widths : ndarray, shape (W,)
-        Increasing widths.
-    samples : ndarray, shape (W, S, ...)
-        Networks on axis 1 (see :func:`bootstrap_slope_se`).
-    rng : numpy.random.Generator
-        For the bootstrap.
-    statistic : callable, default :func:`median_over_networks`
-    resamples : int, default 400
-
-    Returns
-    -------
-    PowerLaw
-        Slope and intercept of :func:`loglog_fit` over :func:`widest_half`, and the slope's
-        bootstrap standard error.
-    """
+    """``statistic(samples) ~ exp(intercept) n^slope`` fitted over :func:`widest_half` of the
+    increasing ``widths`` (W,), with the slope's :func:`bootstrap_slope_se`; samples (W, S, ...)."""
     part = widest_half(len(widths))
     widths, samples = np.asarray(widths)[part], np.asarray(samples)[part]
     slope, intercept = loglog_fit(widths, statistic(samples))
@@ -163,17 +114,8 @@ def fit_power_law(
 
 
 def relative_error(estimate, reference) -> np.ndarray:
-    """``||estimate - reference||_F / ||reference||_F`` over the last two axes.
-
-    Parameters
-    ----------
-    estimate : ndarray, shape (..., M1, M2)
-    reference : ndarray, shape (M1, M2) or (..., M1, M2)
-
-    Returns
-    -------
-    ndarray, shape (...)
-    """
+    """``||estimate - reference||_F / ||reference||_F`` over the last two axes: (..., M1, M2)
+    against (M1, M2) or (..., M1, M2) -> (...)."""
     diff = np.linalg.norm(estimate - reference, axis=(-2, -1))
     return diff / np.linalg.norm(reference, axis=(-2, -1))
 
@@ -194,14 +136,10 @@ def z_score(estimate, expected, se) -> np.ndarray:
 
 
 def mc_limits(samples, k: float = 3.0, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Monte Carlo limits ``mean +- k se`` of the mean of ``samples`` along ``axis``.
+    """Monte Carlo limits ``(mean - k se, mean + k se)`` of the samples' mean along ``axis``.
 
-    A value the samples estimate lies inside with probability about ``2 Phi(k) - 1`` (99.7% for
-    k = 3) when the sample mean is near Gaussian (central limit theorem).
-
-    Returns
-    -------
-    (low, high) : ndarrays, the shape of ``samples`` without ``axis``
+    They hold the value estimated with probability ``2 Phi(k) - 1`` (99.7% for k = 3) when the
+    mean is near Gaussian (central limit theorem).
     """
     samples = np.asarray(samples)
     mean, se = samples.mean(axis=axis), standard_error(samples, axis)

@@ -11,11 +11,7 @@ On one regression data set (by default the blog's: sin(x) plus noise of sd 0.1, 
 - optionally an ensemble of S finite networks of the same architecture trained by full-batch
   gradient descent from independent initialisations, for ``steps`` steps at ``learning_rate``,
   i.e. up to time ``t = steps * learning_rate``; the NTK ensemble at that time is its
-  infinite-width prediction. Agreement is measured by z-scores against the Monte Carlo error:
-  ``z_mean = (mean_S - mu_t) / (sd_t / sqrt(S))`` and ``z_sd = (sd_S - sd_t) / (sd_t /
-  sqrt(2 (S - 1)))`` on the grid where the NTK sd is at least a tenth of its largest (each
-  about N(0, 1) if the networks follow the NTK ensemble), with 99% limits of their rms from
-  the NTK ensemble's correlation across the grid.
+  infinite-width prediction (z-scores in :mod:`wideinf.experiments.trained_ensemble`).
 
 Formulas are in :mod:`wideinf.predict`. Bands are mean +- 1.96 sd of f. For the test metrics
 (RMSE of each mean, and the fraction of test targets inside each 95% band) the band includes the

@@ -38,17 +38,12 @@ def parameter_count(arch, d_in: int, width: int) -> int:
 
 
 def step_size(ntk_train: np.ndarray, lr_factor: float = 1.0) -> float:
-    """``eta = lr_factor * N / lambda_max``, lambda_max the largest eigenvalue of ThetaXX.
+    """``eta = lr_factor * N / lambda_max``, lambda_max the largest eigenvalue of ThetaXX (N, N),
+    or the largest over S networks' (S, N, N).
 
     Linearised gradient descent on ``(1/2N) |f - y|^2`` moves the train residual by
     ``r <- (I - eta Theta / N) r``: ``lr_factor = 1`` removes the stiffest mode in one step,
     and the dynamics are stable for ``lr_factor < 2``.
-
-    Parameters
-    ----------
-    ntk_train : ndarray, shape (N, N) or (S, N, N)
-        The train-train NTK, or one per network (then lambda_max is the largest over them).
-    lr_factor : float, default 1
     """
     n = ntk_train.shape[-1]
     lam_max = float(np.max(np.linalg.eigvalsh(ntk_train)[..., -1]))
@@ -67,16 +62,7 @@ def stored_step(arch, eta: float, width: int) -> float:
 
 
 def init_per_stream(arch, d_in: int, width: int, rngs) -> nw.Params:
-    """One network per generator, stacked: network j is the same whatever else is drawn.
-
-    Parameters
-    ----------
-    rngs : sequence of numpy.random.Generator, length S
-
-    Returns
-    -------
-    Params of S networks.
-    """
+    """S networks, network j drawn from ``rngs[j]`` alone (the same whatever else is drawn)."""
     nets = [nw.init_params(arch, d_in, width, 1, r) for r in rngs]
     if len(nets) == 1:
         return nets[0]
@@ -105,28 +91,12 @@ class TrainConfig:
 
 
 def lazy_run(arch, params, x_eval, x_train, y_train, train, width: int, record_every=None):
-    """Train a block of S networks; with ``record_every``, beside their linearisations.
+    """Train S networks (``params``) on x_train (N, d), y_train (N,) as ``train`` says.
 
-    Parameters
-    ----------
-    arch : Architecture
-    params : Params, S networks
-    x_eval : ndarray, shape (M, d)
-    x_train : ndarray, shape (N, d)
-    y_train : ndarray, shape (N,)
-    train : TrainConfig
-    width : int
-    record_every : int or None
-        Compare with the linearised network every this many steps (and at the last); None
-        for no linearisation.
-
-    Returns
-    -------
-    dict
-        ``theta0`` and ``theta_t`` (S, M, M), the empirical NTK on ``x_eval`` before and after
-        training; ``loss_initial`` and ``loss_final`` (S,); ``weight_change`` (S, L); with
-        ``record_every`` also ``gap`` (S,), the largest RMS difference from the linearised
-        network over the recorded steps, and ``f_trained``, ``f_linearized`` (S, M) at the end.
+    Returns ``theta0``, ``theta_t`` (S, M, M), the empirical NTK on ``x_eval`` (M, d) before and
+    after training; ``loss_initial``, ``loss_final`` (S,); ``weight_change`` (S, L). With
+    ``record_every``, beside the linearised networks, compared every this many steps and at the
+    last: ``gap`` (S,), the largest RMS difference, and ``f_trained``, ``f_linearized`` (S, M).
     """
     linearize = record_every is not None
     m = x_eval.shape[0]

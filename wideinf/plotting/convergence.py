@@ -42,18 +42,25 @@ def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
     return med
 
 
-def _fitted(ax, a, key, color):
-    """The fitted power law over the fit range, and an n^-1/2 line through its start."""
+def _fit(a, name, key, j=None) -> float:
+    """``a[name_key]``, or its entry j for a per-layer fit."""
+    value = a[f"{name}_{key}"]
+    return float(value if j is None else value[j])
+
+
+def _fitted(ax, a, key, color, j=None, exponent=-0.5):
+    """The fitted power law over the fit range, and an n^exponent line through its start."""
     lo, hi = a["fit_widths"]
     n = np.geomspace(lo, hi, 20)
-    slope, intercept = float(a[f"slope_{key}"]), float(a[f"intercept_{key}"])
+    slope, intercept = _fit(a, "slope", key, j), _fit(a, "intercept", key, j)
     ax.plot(n, np.exp(intercept) * n**slope, color=color, lw=3, alpha=0.35, solid_capstyle="butt")
     start = np.exp(intercept) * lo**slope
-    ax.plot(n, start * (n / lo) ** -0.5, color="0.35", lw=1, ls=":")
+    ls = ":" if exponent == -0.5 else "--"
+    ax.plot(n, start * (n / lo) ** exponent, color="0.35", lw=1, ls=ls)
 
 
-def _slope_text(a, key) -> str:
-    return f"slope {float(a[f'slope_{key}']):+.2f} $\\pm$ {float(a[f'se_{key}']):.2f}"
+def _slope_text(a, key, j=None) -> str:
+    return f"slope {_fit(a, 'slope', key, j):+.2f} $\\pm$ {_fit(a, 'se', key, j):.2f}"
 
 
 def _log_axes(ax, widths):
@@ -117,22 +124,10 @@ def _scaling(result, config):
     n_layers = wc.shape[2]
     for j in range(n_layers):
         color = plt.get_cmap("viridis")(0.85 * j / max(n_layers - 1, 1))
-        name = _layer_name(j, n_layers)
-        slope, se = float(a["slope_weight_change"][j]), float(a["se_weight_change"][j])
-        _band(ax, widths, wc[:, :, j], color, f"{name} (slope {slope:+.2f} $\\pm$ {se:.2f})")
-        n = np.geomspace(*a["fit_widths"], 20)
-        fit = np.exp(float(a["intercept_weight_change"][j])) * n**slope
-        ax.plot(n, fit, color=color, lw=3, alpha=0.35)
-    lo, hi = a["fit_widths"]
-    n = np.geomspace(lo, hi, 20)
-    for j in range(n_layers):
+        label = f"{_layer_name(j, n_layers)} ({_slope_text(a, 'weight_change', j)})"
+        _band(ax, widths, wc[:, :, j], color, label)
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
-        hidden = 0 < j < n_layers - 1
-        start = np.exp(float(a["intercept_weight_change"][j])) * lo ** float(
-            a["slope_weight_change"][j]
-        )
-        ax.plot(n, start * (n / lo) ** (-1.0 if hidden else -0.5), color="0.35", lw=1,
-                ls="--" if hidden else ":")  # fmt: skip
+        _fitted(ax, a, "weight_change", color, j, -1.0 if 0 < j < n_layers - 1 else -0.5)
     ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
     ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
     _log_axes(ax, widths)
