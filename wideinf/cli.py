@@ -93,24 +93,27 @@ format_option = click.option(
 )
 
 
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False), default="figures", show_default=True,
+    help="Folder for the figures and result files.",
+)  # fmt: skip
+quick_option = click.option(
+    "--quick", is_flag=True, help="Apply each config's small `quick:` settings (tests, CI)."
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
 def common_options(func):
     """--out, --seed, --quick, --format, --set and --quiet, shared by every experiment command."""
     options = [
-        click.option(
-            "--out",
-            "out",
-            type=click.Path(file_okay=False),
-            default="figures",
-            show_default=True,
-            help="Folder for the figures and result files.",
-        ),
+        out_option,
         click.option(
             "--seed",
             type=click.IntRange(0, 2**32 - 1),
             default=None,
             help="Random seed (overrides the config's seed).",
-        ),
-        click.option("--quick", is_flag=True, help="Apply the config's small `quick:` settings."),
+        ),  # fmt: skip
+        quick_option,
         format_option,
         click.option(
             "--set",
@@ -118,8 +121,8 @@ def common_options(func):
             multiple=True,
             metavar="KEY=VALUE",
             help="Override a config key; VALUE is YAML, e.g. --set ensemble.size=8.",
-        ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+        ),  # fmt: skip
+        quiet_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -266,24 +269,14 @@ def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs):
 
 
 @main.command("all")
+@out_option
+@quick_option
 @click.option(
-    "--out",
-    default="figures",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder for every figure and result file.",
-)
-@click.option("--quick", is_flag=True, help="Small, fast versions (for tests and CI).")
-@click.option(
-    "--jobs",
-    "-j",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 64),
+    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64),
     help="Experiments run side by side.",
-)
+)  # fmt: skip
 @format_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@quiet_option
 @fail_cleanly
 def all_command(out, quick, jobs, formats, quiet):
     """Regenerate every shipped experiment; goes on past a failure and ends with a table.

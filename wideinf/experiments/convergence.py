@@ -62,7 +62,7 @@ from ..progress import progress
 from ..stats import fit_power_law, relative_error, widest_half
 from . import Result
 from .blog import BLOG_ARCHITECTURE
-from .ensemble import TrainConfig, init_per_stream, lazy_run, network_blocks, parameter_count
+from .ensemble import TrainConfig, check_network_size, init_per_stream, lazy_run, network_blocks
 
 __all__ = [
     "Config",
@@ -149,14 +149,7 @@ def check_widths(arch_cfg, d_in: int, widths, where: str) -> None:
             )
         if i and width <= widths[i - 1]:
             raise ConfigError(f"{where}.widths: must increase, got {[int(w) for w in widths]}")
-    arch = Architecture.from_config(arch_cfg)
-    for i, width in enumerate(widths):
-        size = 8 * parameter_count(arch, d_in, int(width))
-        if size > _NETWORK_BYTES:
-            raise ConfigError(
-                f"{where}.widths[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per "
-                f"network (at most {_NETWORK_BYTES / 2**30:.0f} GiB); use a smaller width"
-            )
+    check_network_size(arch_cfg, d_in, widths, _NETWORK_BYTES, f"{where}.widths")
 
 
 def _fit(arrays, key, widths, values, rng):

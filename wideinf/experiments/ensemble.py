@@ -8,17 +8,20 @@ its linearisation (``wideinf convergence`` and ``wideinf ntk-circle``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import networks as nw
+from ..architecture import Architecture
 from ..config import setting
-from ..errors import NumericalError
+from ..errors import ConfigError, NumericalError
 from .lazy import descend, linearized_path
 
 __all__ = [
     "parameter_count",
+    "check_network_size",
     "step_size",
     "stored_step",
     "init_per_stream",
@@ -35,6 +38,19 @@ def parameter_count(arch, d_in: int, width: int) -> int:
     """
     dims = (d_in, *[width] * arch.n_hidden, 1)
     return sum(n_in * n_out + n_out for n_in, n_out in zip(dims[:-1], dims[1:]))
+
+
+def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str) -> None:
+    """A ConfigError at ``where`` (e.g. ``file.yaml.widths``) for the first finite width whose
+    network's parameters take more than ``limit_bytes``."""
+    arch = Architecture.from_config(arch_cfg)
+    for i, width in enumerate(widths):
+        size = 8 * parameter_count(arch, d_in, int(width)) if math.isfinite(width) else 0
+        if size > limit_bytes:
+            raise ConfigError(
+                f"{where}[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per network (at "
+                f"most {limit_bytes / 2**30:.0f} GiB); use a smaller width"
+            )
 
 
 def step_size(ntk_train: np.ndarray, lr_factor: float = 1.0) -> float:

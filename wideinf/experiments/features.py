@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import scipy.linalg
@@ -370,13 +371,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
 def _nan_sd(x) -> np.ndarray:
     """Sd over axis 0 ignoring nan (nan where fewer than two values). Shape x.shape[1:]."""
-    out = np.full(x.shape[1:], np.nan)
-    for idx in np.ndindex(*x.shape[1:]):
-        v = x[(slice(None),) + idx]
-        v = v[np.isfinite(v)]
-        if v.size >= 2:
-            out[idx] = v.std(ddof=1)
-    return out
+    with catch_warnings():  # "degrees of freedom <= 0" where fewer than two
+        simplefilter("ignore", RuntimeWarning)
+        return np.nanstd(x, axis=0, ddof=1)
 
 
 def _summarise(config, arrays, per_seed):

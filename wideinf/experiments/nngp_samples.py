@@ -38,7 +38,7 @@ from ..progress import progress
 from ..stats import standard_error, z_score
 from . import Result
 from .blog import BLOG_ARCHITECTURE
-from .ensemble import parameter_count
+from .ensemble import check_network_size, parameter_count
 
 __all__ = [
     "Config",
@@ -107,16 +107,7 @@ class Config(ExperimentConfig):
         for i, label in enumerate(labels):
             if label in labels[:i]:
                 raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
-        arch = Architecture.from_config(self.architecture)
-        for i, width in enumerate(self.widths):
-            if math.isinf(width):
-                continue
-            size = 8 * parameter_count(arch, 1, int(width))
-            if size > _NETWORK_BYTES:
-                raise ConfigError(
-                    f"{_at(where, f'widths[{i}]')}: width {int(width)} needs {size / 2**30:.1f} GiB per "
-                    f"network (at most {_NETWORK_BYTES / 2**30:.0f} GiB); use a smaller width or inf"
-                )
+        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, _at(where, "widths"))
 
 
 def _at(where: str, key: str) -> str:
@@ -266,32 +257,22 @@ def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = _ELLIPSE_P
     return np.stack([r * outline for r in radii])  # (R, E, 2)
 
 
-def _density(pairs: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Gaussian kernel density estimate (Scott's bandwidth) of (S, 2) pairs on axis x axis.
+def _density(axis: np.ndarray, pairs=None, cov=None) -> np.ndarray:
+    """A density on axis x axis: the Gaussian kernel density estimate (Scott's bandwidth) of
+    (S, 2) ``pairs``, or the density of ``N(0, cov)``.
 
     ``density[i, j]`` is at ``(axis[j], axis[i])``, as matplotlib's ``contour`` expects; all NaN
     when the samples are degenerate (e.g. every output equal).
     """
-    from scipy.stats import gaussian_kde
+    from scipy.stats import gaussian_kde, multivariate_normal
 
     xx, yy = np.meshgrid(axis, axis)  # (D, D) each
     try:
-        kde = gaussian_kde(pairs.T)
+        if cov is not None:
+            return multivariate_normal(np.zeros(2), cov).pdf(np.stack([xx, yy], axis=-1))
+        return gaussian_kde(pairs.T)(np.vstack([xx.ravel(), yy.ravel()])).reshape(xx.shape)
     except (np.linalg.LinAlgError, ValueError):
         return np.full(xx.shape, np.nan)
-    return kde(np.vstack([xx.ravel(), yy.ravel()])).reshape(xx.shape)  # (D, D)
-
-
-def _gaussian_density(cov: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Density of ``N(0, cov)`` on axis x axis (``[i, j]`` at ``(axis[j], axis[i])``)."""
-    from scipy.stats import multivariate_normal
-
-    xx, yy = np.meshgrid(axis, axis)  # (D, D) each
-    try:
-        law = multivariate_normal(np.zeros(2), cov)
-    except (np.linalg.LinAlgError, ValueError):
-        return np.full(xx.shape, np.nan)
-    return law.pdf(np.stack([xx, yy], axis=-1))  # (D, D)
 
 
 def _nice_ceiling(value: float) -> float:
@@ -373,10 +354,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         pairs = draws[:, n_grid:]  # (S, 2)
         arrays[f"functions_{label}"] = draws[:, :n_grid]  # (S, G)
         arrays[f"pair_{label}"] = pairs
-        if math.isinf(width):
-            arrays[f"density_{label}"] = _gaussian_density(pair_cov_exact, density_axis)
-        else:
-            arrays[f"density_{label}"] = _density(pairs, density_axis)
+        exact = pair_cov_exact if math.isinf(width) else None
+        arrays[f"density_{label}"] = _density(density_axis, pairs, exact)  # (D, D)
         if np.isnan(arrays[f"density_{label}"]).all():
             warnings.append(f"width {label[1:]}: the pair outputs are degenerate; no density")
 

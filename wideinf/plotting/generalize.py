@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 
 from ..stats import widest_half
-from . import add_caption, plt
+from . import add_caption, architecture_text, plt
 
 __all__ = ["plot", "LIMIT_LABELS"]
 
@@ -53,10 +53,8 @@ def _target_text(init_output) -> str:
 
 
 def _describe(config) -> str:
-    a = config.architecture
-    layers = " -> ".join(layer.kind for layer in a.layers)
     return (
-        f"{layers}, W_std {a.W_std:g}, b_std {a.b_std:g}, {a.parameterization} parameterization; "
+        f"{architecture_text(config.architecture)}; "
         f"{'all layers' if config.training.layers == 'all' else 'readout only'} trained by "
         f"full-batch gradient descent to loss {config.training.loss_tol:g}"
     )
