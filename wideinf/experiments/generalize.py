@@ -19,6 +19,10 @@ output (Chizat et al. 2019, arXiv:1812.07956; Arora et al. 2019, arXiv:1904.1195
 output scale instead); ``zero_readout`` starts the readout at zero (then all-layer training in NTK
 parameterization tends to the NNGP predictor, since the hidden layers' gradients start at zero);
 ``standard`` keeps ``f_init``, and only the ensemble mean tends to the limit.
+
+Network j of width n is drawn from its own stream ``default_rng([base, n, j])`` (``base`` drawn
+once from the run's generator), so adding a width leaves the others' networks as they were.
+Slopes against width carry bootstrap standard errors over seeds (:mod:`wideinf.stats`).
 """
 
 from __future__ import annotations
