@@ -18,7 +18,7 @@ from wideinf.cli import main
 from wideinf.config import build
 from wideinf.errors import ConfigError, NumericalError
 from wideinf.experiments import convergence as cv
-from wideinf.experiments import lazy
+from wideinf.experiments import ensemble, lazy
 from wideinf.stats import loglog_fit
 
 GABOR_RELU = {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
@@ -315,7 +315,7 @@ def test_tiny_run_contract_and_determinism(tiny):
 
 def test_network_j_does_not_depend_on_the_blocking(tiny, monkeypatch):
     config, result = tiny
-    monkeypatch.setattr(cv, "BLOCK_BYTES", 1)  # one network per block
+    monkeypatch.setattr(ensemble, "BLOCK_BYTES", 1)  # one network per block
     again = cv.run(config, np.random.default_rng(3))
     np.testing.assert_allclose(
         again.arrays["ntk_rel_err"], result.arrays["ntk_rel_err"], rtol=1e-12

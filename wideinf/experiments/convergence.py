@@ -58,11 +58,10 @@ from .. import networks as nw
 from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
-from ..progress import progress
 from ..stats import fit_power_law, relative_error, widest_half
 from . import Result
 from .blog import BLOG_ARCHITECTURE
-from .ensemble import TrainConfig, check_network_size, init_per_stream, lazy_run, network_blocks
+from .ensemble import TrainConfig, check_network_size, each_block, lazy_run
 
 __all__ = [
     "Config",
@@ -75,8 +74,6 @@ __all__ = [
     "check_widths",
 ]
 
-# Parameters of one ensemble block of networks trained together (bytes).
-BLOCK_BYTES = 64 * 2**20
 # Largest single network (its parameters alone; training holds two copies), bytes.
 _NETWORK_BYTES = 3 * 2**30
 
@@ -182,30 +179,23 @@ def _measure(config: Config, arch, xg, xt, y_train, width_rngs) -> dict:
     out = {k: np.empty((n_w, s)) for k in _SCALING_WS}
     out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
     out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))
-    bar = progress(total=n_w * s, desc="networks")
-    try:
-        for i, width in enumerate(widths.astype(int)):
+    for i, width, sl, params in each_block(arch, 1, widths.astype(int), [s] * n_w, width_rngs):
+        if sl.start == 0:
             kernel = arch.kernel(xg, width=width)
-            nets = width_rngs[i].spawn(s)
-            for sl in network_blocks(arch, 1, width, s, BLOCK_BYTES):
-                params = init_per_stream(arch, 1, width, nets[sl])
-                nngp = nw.empirical_nngp(arch, params, xg)  # (S_b, M, M)
-                out["nngp_rel_err"][i, sl] = relative_error(nngp, kernel.nngp)
-                res = lazy_run(
-                    arch, params, xg, xt, y_train, config.train, width, config.train.record_every
-                )
-                del params
-                out["ntk_rel_err"][i, sl] = relative_error(res["theta0"], kernel.ntk)
-                out["ntk_change"][i, sl] = relative_error(res["theta_t"], res["theta0"])
-                out["linearization_gap"][i, sl] = res["gap"]
-                for key in ("weight_change", "loss_initial", "loss_final"):
-                    out[key][i, sl] = res[key]
-                if sl.start == 0:
-                    out["f_trained"][i] = res["f_trained"][0]
-                    out["f_linearized"][i] = res["f_linearized"][0]
-                bar.update(sl.stop - sl.start)
-    finally:
-        bar.close()
+        nngp = nw.empirical_nngp(arch, params, xg)  # (S_b, M, M)
+        out["nngp_rel_err"][i, sl] = relative_error(nngp, kernel.nngp)
+        res = lazy_run(
+            arch, params, xg, xt, y_train, config.train, width, config.train.record_every
+        )
+        del params
+        out["ntk_rel_err"][i, sl] = relative_error(res["theta0"], kernel.ntk)
+        out["ntk_change"][i, sl] = relative_error(res["theta_t"], res["theta0"])
+        out["linearization_gap"][i, sl] = res["gap"]
+        for key in ("weight_change", "loss_initial", "loss_final"):
+            out[key][i, sl] = res[key]
+        if sl.start == 0:
+            out["f_trained"][i] = res["f_trained"][0]
+            out["f_linearized"][i] = res["f_linearized"][0]
     return out
 
 
@@ -285,14 +275,14 @@ def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:
     """
     arch = Architecture.from_config(arch_cfg)
     errs = {"nngp": np.empty((len(widths), s)), "ntk": np.empty((len(widths), s))}
-    width_rngs = rng.spawn(len(widths))
-    for i, width in enumerate(progress(widths.astype(int), desc="variant widths")):
-        kernel = arch.kernel(xg, width=width)
-        nets = width_rngs[i].spawn(s)
-        for sl in network_blocks(arch, 1, width, s, BLOCK_BYTES):
-            params = init_per_stream(arch, 1, width, nets[sl])
-            errs["nngp"][i, sl] = relative_error(nw.empirical_nngp(arch, params, xg), kernel.nngp)
-            errs["ntk"][i, sl] = relative_error(nw.empirical_ntk(arch, params, xg), kernel.ntk)
+    widths = widths.astype(int)
+    for i, width, sl, params in each_block(
+        arch, 1, widths, [s] * len(widths), rng.spawn(len(widths))
+    ):
+        if sl.start == 0:
+            kernel = arch.kernel(xg, width=width)
+        errs["nngp"][i, sl] = relative_error(nw.empirical_nngp(arch, params, xg), kernel.nngp)
+        errs["ntk"][i, sl] = relative_error(nw.empirical_ntk(arch, params, xg), kernel.ntk)
     return errs
 
 

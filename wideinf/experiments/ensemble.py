@@ -17,7 +17,11 @@ from .. import networks as nw
 from ..architecture import Architecture
 from ..config import setting
 from ..errors import ConfigError, NumericalError
+from ..progress import progress
 from .lazy import descend, linearized_path
+
+# Parameters of one block of networks handled together (bytes).
+BLOCK_BYTES = 64 * 2**20
 
 __all__ = [
     "parameter_count",
@@ -26,6 +30,7 @@ __all__ = [
     "stored_step",
     "init_per_stream",
     "network_blocks",
+    "each_block",
     "TrainConfig",
     "lazy_run",
 ]
@@ -93,6 +98,23 @@ def network_blocks(arch, d_in: int, width: int, n_networks: int, block_bytes: in
     per = max(1, 8 * parameter_count(arch, d_in, width))
     size = max(1, min(n_networks, block_bytes // per))
     return [slice(a, min(n_networks, a + size)) for a in range(0, n_networks, size)]
+
+
+def each_block(arch, d_in: int, widths, counts, rngs):
+    """Blocks of freshly drawn networks, width by width, with a progress bar over networks.
+
+    Yields ``(i, width, slice, params)``: networks ``slice`` of the ``counts[i]`` at
+    ``widths[i]``, network j drawn from ``rngs[i].spawn(counts[i])[j]`` whatever the blocking.
+    """
+    bar = progress(total=int(sum(counts)), desc="networks")
+    try:
+        for i, (width, count) in enumerate(zip(widths, counts)):
+            nets = rngs[i].spawn(count)
+            for sl in network_blocks(arch, d_in, width, count, BLOCK_BYTES):
+                yield i, width, sl, init_per_stream(arch, d_in, width, nets[sl])
+                bar.update(sl.stop - sl.start)
+    finally:
+        bar.close()
 
 
 @dataclass(frozen=True)

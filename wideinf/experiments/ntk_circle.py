@@ -25,11 +25,10 @@ import numpy as np
 from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
-from ..progress import progress
 from ..stats import relative_error
 from . import Result
-from .convergence import BLOCK_BYTES, check_widths
-from .ensemble import TrainConfig, init_per_stream, lazy_run, network_blocks
+from .convergence import check_widths
+from .ensemble import TrainConfig, each_block, lazy_run
 
 __all__ = ["Config", "run", "report"]
 
@@ -86,27 +85,20 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     rows = {k: [] for k in ("ntk_init", "ntk_trained", "ntk_rel_err", "ntk_change")}
     rows.update(loss_initial=[], loss_final=[], network_width=[])
-    bar = progress(total=sum(counts), desc="networks")
-    try:
-        for i, (width, s) in enumerate(zip(widths.astype(int), counts)):
+    for _, width, sl, params in each_block(arch, 2, widths.astype(int), counts, width_rngs):
+        if sl.start == 0:
             ref = arch.kernel(x0, xc, width=width).ntk[0]  # (G,)
-            nets = width_rngs[i].spawn(s)
-            for sl in network_blocks(arch, 2, width, s, BLOCK_BYTES):
-                params = init_per_stream(arch, 2, width, nets[sl])
-                res = lazy_run(arch, params, x_eval, x_train, y_train, t, width)
-                del params
-                row0 = res["theta0"][:, 0, 1:]  # (S_b, G)
-                row_t = res["theta_t"][:, 0, 1:]  # (S_b, G)
-                rows["ntk_init"].append(row0)
-                rows["ntk_trained"].append(row_t)
-                rows["ntk_rel_err"].append(relative_error(row0[:, None], ref[None]))
-                rows["ntk_change"].append(relative_error(row_t[:, None], row0[:, None]))
-                rows["loss_initial"].append(res["loss_initial"])
-                rows["loss_final"].append(res["loss_final"])
-                rows["network_width"].append(np.full(row0.shape[0], float(width)))
-                bar.update(sl.stop - sl.start)
-    finally:
-        bar.close()
+        res = lazy_run(arch, params, x_eval, x_train, y_train, t, width)
+        del params
+        row0 = res["theta0"][:, 0, 1:]  # (S_b, G)
+        row_t = res["theta_t"][:, 0, 1:]  # (S_b, G)
+        rows["ntk_init"].append(row0)
+        rows["ntk_trained"].append(row_t)
+        rows["ntk_rel_err"].append(relative_error(row0[:, None], ref[None]))
+        rows["ntk_change"].append(relative_error(row_t[:, None], row0[:, None]))
+        rows["loss_initial"].append(res["loss_initial"])
+        rows["loss_final"].append(res["loss_final"])
+        rows["network_width"].append(np.full(row0.shape[0], float(width)))
     arrays = {
         "widths": widths,
         "gamma": gamma,
