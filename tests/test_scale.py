@@ -278,3 +278,19 @@ def test_missing_extra_is_named(monkeypatch, tmp_path):
         "kernel", arch_file(tmp_path), "--x1", tmp_path / "x.npy", "--out", tmp_path / "K.zarr"
     )
     assert result.exit_code == 2 and "pip install 'wideinf[scale]'" in result.output
+
+
+def test_experiments_run_on_the_cluster(cluster, tmp_path):
+    """`wideinf all --scheduler`: experiments as tasks on the workers, the same table."""
+    from wideinf.batch import run_many
+    from wideinf.runner import shipped_dir
+
+    lines = []
+    failed = run_many(
+        [str(shipped_dir() / "fig2_generated.yaml"), str(tmp_path / "missing.yaml")],
+        out=str(tmp_path / "out"), seed=None, quick=True, formats=("png",), sets=(),
+        quiet=True, jobs=1, echo=lines.append, scheduler=cluster.scheduler_address,
+    )  # fmt: skip
+    assert failed == ["missing"]
+    assert (tmp_path / "out" / "fig2_generated.npz").stat().st_size > 0
+    assert any("1 ok, 1 failed" in line for line in lines)
