@@ -213,8 +213,9 @@ for _spec in EXPERIMENTS.values():
     "out",
     default="K.npz",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Output .npz with arrays nngp and ntk, each (n1, n2).",
+    type=click.Path(),
+    help="Output: .npz (in memory) or .zarr (chunked on disk, past memory), "
+    "with arrays nngp and ntk, each (n1, n2).",
 )
 @click.option(
     "--float32",
@@ -222,20 +223,43 @@ for _spec in EXPERIMENTS.values():
     is_flag=True,
     help="Compute and store in float32 (faster, ~1e-6 relative).",
 )
+@click.option(
+    "--chunk",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="Rows and columns per block of a .zarr output.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Dask scheduler for a .zarr output, e.g. tcp://host:8786 "
+    "(default: DASK_SCHEDULER_ADDRESS, else every local core).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted .zarr output.")
+@quiet_option
 @fail_cleanly
-def kernel_command(arch, x1, x2, out, float32):
+def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
     """Exact NNGP and NTK of an architecture on your own points.
 
     ARCH is a YAML file with a top-level `architecture:` block (an experiment config works too).
+    A .zarr output computes the kernels block by block as Dask tasks, past one machine's memory
+    and on a cluster with --scheduler (needs: pip install 'wideinf[scale]').
 
     \b
     Example:
       wideinf kernel experiments/fig1_gabor_relu.yaml --x1 points.npy --out K.npz
+      wideinf kernel arch.yaml --x1 big.npy --out K.zarr --float32 --chunk 4096
     """
     from .kernel_command import compute_and_save
+    from .progress import set_quiet
 
+    set_quiet(quiet)
     t0 = time.perf_counter()
-    shapes = compute_and_save(arch, x1, x2, out, float32=float32)
+    shapes = compute_and_save(
+        arch, x1, x2, out, float32=float32, chunk=chunk, scheduler=scheduler, resume=resume
+    )
     click.echo(
         f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
     )
@@ -258,12 +282,13 @@ def run_command(configs, out, seed, quick, formats, sets, quiet):
     _run_configs(configs, out, seed, quick, formats, sets, quiet, jobs=1)
 
 
-def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs):
+def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=None):
     """Run every config past failures (a table at the end); exit code 1 if any failed."""
     from .batch import run_many
 
     formats = formats or ("png", "svg")
     options = dict(seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet, jobs=jobs)
+    options["scheduler"] = scheduler
     if run_many(list(paths), out=out, echo=click.echo, **options):
         sys.exit(1)
 
@@ -276,20 +301,28 @@ def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs):
     help="Experiments run side by side.",
 )  # fmt: skip
 @format_option
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run the experiments as tasks on a Dask cluster (tcp://host:8786); "
+    "--out must be on a file system its workers share.",
+)
 @quiet_option
 @fail_cleanly
-def all_command(out, quick, jobs, formats, quiet):
+def all_command(out, quick, jobs, formats, scheduler, quiet):
     """Regenerate every shipped experiment; goes on past a failure and ends with a table.
 
     \b
     Example:
       wideinf all                 # full quality into figures/
       wideinf all --quick --out /tmp/figs --jobs 2
+      wideinf all --scheduler tcp://scheduler:8786 --out /shared/figures
     """
     from .runner import shipped_configs
 
     paths = [str(p) for p in shipped_configs()]
-    _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs)
+    _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs, scheduler=scheduler)
 
 
 @main.command("list")
