@@ -99,6 +99,13 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             "wideinf convergence experiments/kernel_convergence.yaml --quick",
             (CliOption("--widths", "widths", "hidden widths, e.g. 64 256 1024", multiple=True),),
         ),
+        ExperimentSpec(
+            "depth",
+            "depth",
+            "depth_phase.yaml",
+            "Signal propagation with depth: order-to-chaos phase diagram, depth scales, accuracy.",
+            "wideinf depth experiments/depth_phase.yaml --quick",
+        ),
     )
 }
 

@@ -203,7 +203,9 @@ def depth_scale(chi):
     """``xi = -1 / log chi`` for 0 < chi < 1 (inf at chi = 1, nan outside)."""
     chi = np.asarray(chi, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((chi > 0) & (chi < 1), -1.0 / np.log(chi), np.where(chi == 1, np.inf, np.nan))
+        return np.where(
+            (chi > 0) & (chi < 1), -1.0 / np.log(chi), np.where(chi == 1, np.inf, np.nan)
+        )
 
 
 def correlation_depth_scale(act, w2, b2, fp: FixedPoint, chi1):
