@@ -56,7 +56,7 @@ class Config(ExperimentConfig):
     activation: str = setting("erf", help="activation of every hidden layer")
     sigma_w2_min: float = setting(0.25, gt=0.0, le=100.0, help="smallest sigma_w^2 = W_std^2")
     sigma_w2_max: float = setting(4.0, gt=0.0, le=100.0, help="largest sigma_w^2")
-    n_sigma_w2: int = setting(31, ge=3, le=401, help="sigma_w^2 grid points (every panel)")
+    n_sigma_w2: int = setting(25, ge=3, le=401, help="sigma_w^2 grid points (every panel)")
     sigma_b2_min: float = setting(0.0, ge=0.0, le=100.0, help="smallest sigma_b^2 = b_std^2")
     sigma_b2_max: float = setting(0.3, ge=0.0, le=100.0, help="largest sigma_b^2")
     n_sigma_b2: int = setting(31, ge=2, le=401, help="sigma_b^2 grid points (phase diagram)")
@@ -70,8 +70,8 @@ class Config(ExperimentConfig):
         (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96),
         ge=1, le=2000, min_len=1, max_len=64, help="depths of the accuracy panel",
     )  # fmt: skip
-    n_train: int = setting(300, ge=10, le=1500, help="digits training images")
-    n_test: int = setting(300, ge=10, le=1500, help="digits test images")
+    n_train: int = setting(250, ge=10, le=1500, help="digits training images")
+    n_test: int = setting(250, ge=10, le=1500, help="digits test images")
     diag_reg: float = setting(1e-4, ge=0.0, le=1.0, help="relative diagonal regularizer")
     finite_width: int = setting(512, ge=1, le=8192, help="hidden width of the sampled networks")
     n_networks: int = setting(32, ge=2, le=10000, help="sampled networks per (sigma_w^2, depth)")
@@ -173,10 +173,7 @@ def accuracy_over_depth(act, w2, b2: float, depths, data, diag_reg: float):
     convergence, ``Theta*X ThetaXX^-1 y`` (Lee et al. 2019), computed as the GP posterior mean
     with the NTK as kernel (the two are the same formula; the tests check it).
     """
-    from ..predict import gp_posterior
-
     x_train, y_train, x_test, y_test = data
-    n = x_train.shape[0]
     x = np.vstack([x_train, x_test])  # (R, d), training points first
     d = x.shape[1]
     k0 = w2 * (x @ x_train.T) / d + b2  # (R, n) first dense layer
@@ -185,21 +182,21 @@ def accuracy_over_depth(act, w2, b2: float, depths, data, diag_reg: float):
     acc = {"nngp": [], "ntk": []}
     for _, k, v, ntk, ntk_d in P.deep_kernels(act, w2, b2, k0, v0, depths):
         for name, mat, diag in (("nngp", k, v), ("ntk", ntk, ntk_d)):
-            means = np.column_stack(
-                [
-                    gp_posterior(
-                        mat[:n],
-                        mat[n:],
-                        diag[n:],
-                        targets[:, c],
-                        diag_reg=diag_reg,
-                        name=name.upper(),
-                    ).mean
-                    for c in range(N_CLASSES)
-                ]
-            )  # fmt: skip  (n_test, 10)
+            means = _class_means(mat, diag, targets, diag_reg, name.upper())  # (n_test, 10)
             acc[name].append(np.mean(np.argmax(means, axis=1) == y_test))
     return np.array(acc["nngp"]), np.array(acc["ntk"])
+
+
+def _class_means(mat, diag, targets, diag_reg: float, name: str) -> np.ndarray:
+    """Posterior means (M, C) of every class from the (N + M, N) kernel block and its diagonal."""
+    from ..predict import gp_posterior
+
+    n = targets.shape[0]
+    columns = [
+        gp_posterior(mat[:n], mat[n:], diag[n:], y, diag_reg=diag_reg, name=name).mean
+        for y in targets.T
+    ]
+    return np.column_stack(columns)
 
 
 def _pair(c0: float) -> np.ndarray:
