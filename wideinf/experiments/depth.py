@@ -238,6 +238,8 @@ def _one_blas_thread():
     """Limit BLAS to one thread: every product here is small (a few hundred rows), where a
     second thread costs more in synchronisation than it saves (15x slower measured on a
     loaded 2-core machine). threadpoolctl comes with scikit-learn; without it, no limit."""
+    import scipy.linalg  # noqa: F401  (loads scipy's own BLAS, so that the limit covers it)
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
