@@ -7,9 +7,9 @@ import pytest
 
 from wideinf import Architecture
 from wideinf.activations import CLOSED_FORM, make_activation
-from wideinf.kernels.core import recursion
+from wideinf.kernels.core import point_recursion, recursion
 from wideinf.kernels.quadrature import expectation_2d, paired_expectations
-from wideinf.kernels.tiled import point_recursion, tiled_kernel
+from wideinf.kernels.tiled import tiled_kernel
 
 # Every closed form, with non-default parameters where it has them, and the quadrature ones.
 ACTIVATIONS = [

@@ -44,6 +44,8 @@ DEFAULT_NODES = 64
 
 # Pair-and-node-pair values per block in :func:`paired_expectations`: under 256 KB of float64.
 _PAIR_BLOCK = 30_000
+# Pairs per chunk in :func:`paired_expectations`: its inner sums hold 0.5 MB per function.
+_CHUNK = 1024
 
 
 @lru_cache(maxsize=32)
@@ -108,7 +110,7 @@ def paired_expectations(functions, q11, q22, q12, n_nodes: int = DEFAULT_NODES):
     Returns
     -------
     list of ndarray, one per function, of the broadcast shape (float64).
-    Memory is O(size * n_nodes) for the inner sums.
+    Memory beyond the inputs and outputs is bounded (chunks of pairs), whatever the size.
     """
     q11, q22, q12 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q11, q22, q12)))
     shape = q12.shape
@@ -125,21 +127,21 @@ def paired_expectations(functions, q11, q22, q12, n_nodes: int = DEFAULT_NODES):
     size = q12.size
     block = max(1, min(size, _PAIR_BLOCK // (n * n)))
     arg, part = np.empty((block, n * n)), np.empty((block, n * n))
-    inner = [np.empty((size, n)) for _ in functions]  # (P, n): sums over the second node
-    for start in range(0, size, block):
-        stop = min(start + block, size)
-        m = stop - start
-        a, t = arg[:m], part[:m]  # (m, n * n)
-        np.multiply(r2c[start:stop, None], za, out=a)
-        np.multiply(r2s[start:stop, None], zb, out=t)
-        np.add(a, t, out=a)  # r2 c z_a + r2 s z_b, as expectation_2d rounds it
-        for f, gv in zip(functions, inner):
-            np.multiply(f(a).reshape(m, n, n), w, out=t.reshape(m, n, n))
-            t.reshape(m, n, n).sum(axis=-1, out=gv[start:stop])
-    outs = []
-    for f, gv in zip(functions, inner):
-        out = np.zeros(size)
-        for k in range(n):  # the outer sum, in expectation_2d's order
-            out += w[k] * f(r1 * z[k]) * gv[:, k]
-        outs.append(out.reshape(shape))
-    return outs
+    outs = [np.zeros(size) for _ in functions]
+    for lo in range(0, size, _CHUNK):  # chunks of pairs bound the memory of the inner sums
+        hi = min(lo + _CHUNK, size)
+        inner = [np.empty((hi - lo, n)) for _ in functions]  # sums over the second node
+        for start in range(lo, hi, block):
+            stop = min(start + block, hi)
+            m = stop - start
+            a, t = arg[:m], part[:m]  # (m, n * n)
+            np.multiply(r2c[start:stop, None], za, out=a)
+            np.multiply(r2s[start:stop, None], zb, out=t)
+            np.add(a, t, out=a)  # r2 c z_a + r2 s z_b, as expectation_2d rounds it
+            for f, gv in zip(functions, inner):
+                np.multiply(f(a).reshape(m, n, n), w, out=t.reshape(m, n, n))
+                t.reshape(m, n, n).sum(axis=-1, out=gv[start - lo : stop - lo])
+        for f, gv, out in zip(functions, inner, outs):
+            for k in range(n):  # the outer sum, in expectation_2d's order
+                out[lo:hi] += w[k] * f(r1[lo:hi] * z[k]) * gv[:, k]
+    return [out.reshape(shape) for out in outs]
