@@ -13,8 +13,10 @@ Each activation is a small frozen dataclass, as a layer is in Neural Tangents' s
   :attr:`wideinf.kernels.Kernel.warnings`.
 
 ``duals`` takes broadcastable arrays (the tiled kernel passes q11 (ti, 1), q22 (1, tj),
-q12 (ti, tj)) with ``q12`` already clipped into ``[-sqrt(q11 q22), sqrt(q11 q22)]``, and keeps
-the dtype of its arguments. Special cases go through the general case: relu, leaky_relu and
+q12 (ti, tj)) and keeps the dtype of its arguments. Rounding can put ``|q12|`` slightly above
+``sqrt(q11 q22)`` (correlation 1 + 1e-16, e.g. duplicate points): each formula gives the
+correlation-1 value there (clamping ``q11 q22 - q12^2`` at 0, :func:`_det`, or clipping its
+correlation) or is smooth there. Special cases go through the general case: relu, leaky_relu and
 abs are :class:`ABReLU`; cos is :class:`Sine` with a phase. Any other smooth activation is
 integrated by Gauss-Hermite quadrature (:class:`Numerical`). Adding an activation: a class
 here and an entry in :data:`CLOSED_FORM` (or :data:`NUMERICAL`), plus its tests.
@@ -81,8 +83,9 @@ class Activation:
 def _det(q11, q22, q12):
     """``q11 q22 - q12^2`` as ``(r - q12)(r + q12)`` with ``r = sqrt(q11 q22)``, clamped at 0.
 
-    The factored form is exactly 0 at correlation +-1 (``q12 = +-r``, as clipping produces),
-    where the expanded form leaves a rounding residue whose square root is ~1e-8.
+    The factored form is exactly 0 at correlation +-1 (``q12 = +-r``) and the clamp makes it 0
+    where rounding puts ``|q12|`` above r (duplicate points, and any two points of a 1-D input
+    after the first layer); the expanded form would leave a residue whose square root is ~1e-8.
     """
     r = np.sqrt(q11 * q22)
     return np.maximum((r - q12) * (r + q12), 0.0)
@@ -160,12 +163,12 @@ class Gelu(Activation):
         return 0.5 * (1 + _erf(x / np.sqrt(2))) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
 
     def duals(self, q11, q22, q12):
-        p11, p22 = 1 + q11, 1 + q22
-        d2 = p11 * p22 - q12 * q12
+        pp, qq, sq = (1 + q11) * (1 + q22), q11 * q22, q12 * q12
+        d2 = pp - sq
         d = np.sqrt(d2)
         alpha = np.arctan2(q12, d)
-        nngp = q12 / 4 + ((q12 * q12 + q11 * q22 * d * d) / (p11 * p22 * d) + q12 * alpha) / TWO_PI
-        bracket = 1 / d2 + (1 - q11 * q22) / (p11 * p22) + 1
+        nngp = q12 / 4 + ((sq + qq * d * d) / (pp * d) + q12 * alpha) / TWO_PI
+        bracket = 1 / d2 + (1 - qq) / pp + 1
         return nngp, 0.25 + alpha / TWO_PI + q12 / (TWO_PI * d) * bracket
 
 
@@ -192,12 +195,14 @@ class Gabor(Activation):
     def duals(self, q11, q22, q12):
         s = q11 + q22
         delta = 4 * _det(q11, q22, q12)
-        d = 1 + 2 * s + delta
-        e = np.exp(-(s + delta + 2 * q12) / (2 * d))
-        ratio = 2 * q12 / d
+        one_2s = 1 + 2 * s
+        d = one_2s + delta
+        two_q12 = 2 * q12
+        e = np.exp(-(s + delta + two_q12) / (2 * d))
+        ratio = two_q12 / d
         nngp = e * np.expm1(ratio) / (2 * np.sqrt(d))
-        big_s = 1 + 2 * s + 4 * (q12 * q12 + q11 * q22)
-        big_t = 4 * q12 * (delta + 3 * s + 2)
+        big_s = one_2s + 4 * (q12 * q12 + q11 * q22)
+        big_t = 2 * two_q12 * (delta + 3 * s + 2)
         return nngp, e * ((big_s - big_t) + np.exp(ratio) * (big_s + big_t)) / (2 * d**2.5)
 
 

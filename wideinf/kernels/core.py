@@ -21,6 +21,9 @@ themselves (:func:`point_recursion`, the diagonal).
 
 An activation is any object with ``name``, ``max_variance`` and
 ``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` (:mod:`wideinf.activations`).
+The covariances are passed as computed: rounding can put ``|q12|`` a few units in the last
+place above ``sqrt(q11 q22)`` (duplicate points), and each formula clips where it matters
+(a square root of ``q11 q22 - q12^2``, an arcsine, a quadrature's correlation).
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ __all__ = [
     "DenseStep",
     "ActivationStep",
     "PointRecursion",
-    "clip_covariance",
     "layer_recursion",
     "point_recursion",
     "recursion",
@@ -120,12 +122,6 @@ class PointRecursion:
     ntk: np.ndarray
 
 
-def clip_covariance(q11, q22, q12):
-    """Clip ``q12`` so that the correlation ``q12 / sqrt(q11 q22)`` lies in [-1, 1]."""
-    bound = np.sqrt(q11 * q22)
-    return np.clip(q12, -bound, bound)
-
-
 def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
     """NNGP and NTK of a layer stack, entry by entry, from the input covariances.
 
@@ -148,7 +144,7 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
     """
     if parameterization not in ("ntk", "standard"):
         raise ValueError(f"unknown parameterization {parameterization!r}")
-    ntk = np.zeros_like(nngp)  # the input carries no trainable parameter
+    ntk = 0.0  # the input carries no trainable parameter; an array from the first layer on
     pre = []
     for step in steps:
         if isinstance(step, DenseStep):
@@ -162,11 +158,11 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
         else:
             q11, q22 = (nngp, nngp) if variances is None else variances[len(pre)]
             pre.append(nngp)
-            new, factor = step.activation.duals(q11, q22, clip_covariance(q11, q22, nngp))
+            new, factor = step.activation.duals(q11, q22, nngp)
             # (quadrature integrates in float64: round back to the working precision)
             nngp = np.asarray(new, dtype=nngp.dtype)
             ntk = ntk * np.asarray(factor, dtype=nngp.dtype)
-    return nngp, ntk, pre
+    return nngp, ntk + np.zeros_like(nngp) if np.ndim(ntk) == 0 else ntk, pre
 
 
 def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:
