@@ -270,8 +270,7 @@ def _dsigmoid(x):
 
 def _dtanh(x):
     t = np.tanh(x)
-    t *= t
-    return np.subtract(1.0, t, out=t)
+    return 1.0 - t * t
 
 
 def _softplus(x):
@@ -304,10 +303,9 @@ class Numerical(Activation):
 
     phi and phi' are integrated together on shared nodes
     (:func:`wideinf.kernels.quadrature.paired_expectations`), in float64. The default 64-node
-    rule keeps the NTK factor of tanh within 5e-4 of the scale ``sqrt(E[phi'(u)^2]
+    rule keeps the NTK factor of tanh within 1e-3 of the scale ``sqrt(E[phi'(u)^2]
     E[phi'(v)^2])`` while the pre-activation variances stay at or below ``max_variance = 3``,
-    within 5e-2 up to 10 (table in :mod:`wideinf.kernels.quadrature`); beyond 3 the recursion
-    warns.
+    within 5e-2 up to 10 (:mod:`wideinf.kernels.quadrature`); beyond 3 the kernel warns.
     """
 
     name: str = "tanh"

@@ -12,7 +12,8 @@ __all__ = ["compute_and_save"]
 def compute_and_save(arch_path, x1_path, x2_path, out_path, float32: bool = False):
     """Compute ``nngp`` and ``ntk`` (n1, n2) and write them atomically to ``out_path``.
 
-    Returns the shape (n1, n2).
+    Returns the shape (n1, n2) and the kernel's warnings (:attr:`wideinf.kernels.Kernel.warnings`:
+    activations evaluated outside the range where their stated accuracy holds).
     """
     import numpy as np
 
@@ -38,4 +39,4 @@ def compute_and_save(arch_path, x1_path, x2_path, out_path, float32: bool = Fals
         staged.commit()
     finally:
         staged.discard()
-    return k.nngp.shape
+    return k.nngp.shape, k.warnings
