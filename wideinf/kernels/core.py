@@ -19,8 +19,9 @@ arrays of any shape: whole (n1, n2) matrices (:func:`recursion`), tiles
 (:mod:`wideinf.kernels.tiled`) and single points, where the variances are the entries
 themselves (:func:`point_recursion`, the diagonal).
 
-An activation is any object with ``name``, ``max_variance`` and
-``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` (:mod:`wideinf.activations`).
+An activation is any object with ``name``, ``max_variance``,
+``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` and ``diagonal(q)``, the
+same at ``q11 = q22 = q12 = q`` (:mod:`wideinf.activations`).
 The covariances are passed as computed: rounding can put ``|q12|`` a few units in the last
 place above ``sqrt(q11 q22)`` (duplicate points), and each formula clips where it matters
 (a square root of ``q11 q22 - q12^2``, an arcsine, a quadrature's correlation).
@@ -156,13 +157,18 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
                 ntk = step.fan_in_ratio * nngp + step.inverse_width + w2 * ntk
                 nngp = w2 * nngp + b2
         else:
-            q11, q22 = (nngp, nngp) if variances is None else variances[len(pre)]
+            act = step.activation
+            if variances is None:  # each entry is a point with itself: correlation 1
+                new, factor = act.diagonal(nngp)
+            else:
+                new, factor = act.duals(*variances[len(pre)], nngp)
             pre.append(nngp)
-            new, factor = step.activation.duals(q11, q22, nngp)
             # (quadrature integrates in float64: round back to the working precision)
             nngp = np.asarray(new, dtype=nngp.dtype)
             ntk = ntk * np.asarray(factor, dtype=nngp.dtype)
-    return nngp, ntk + np.zeros_like(nngp) if np.ndim(ntk) == 0 else ntk, pre
+    if np.ndim(ntk) == 0:  # no layer at all
+        ntk = np.zeros_like(nngp)
+    return nngp, ntk, pre
 
 
 def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:

@@ -14,7 +14,8 @@ depends only on entry (i, j) of the layer below and on the variances of points i
 4. the tiles are shared among threads (numpy's ufuncs release the GIL); when ``x2`` is absent
    only the tiles on and above the diagonal are computed and mirrored below it.
 
-Peak memory is the two (n1, n2) outputs plus a few megabytes of temporaries per thread. The
+Peak memory is the two (n1, n2) outputs plus a few megabytes of temporaries per thread
+(kept for reuse by the C library: :func:`_keep_freed_memory`). The
 arithmetic after the Gram matrix is that of the whole-matrix recursion
 :func:`wideinf.kernels.core.recursion`, so the two agree bit for bit up to the BLAS rounding
 of ``x1 @ x2.T`` and of vectorised transcendental functions (blocks of other shapes may round its last bit
@@ -33,8 +34,10 @@ networks with a ReLU loses up to about 1e-3, because the angle between two point
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
+from functools import cache
 
 import numpy as np
 
@@ -42,8 +45,8 @@ from .core import Kernel, accuracy_warnings, layer_recursion, point_recursion, s
 
 __all__ = ["tiled_kernel", "DEFAULT_TILE"]
 
-# Rows (and columns) of a tile. Each temporary of a 128 x 128 float64 tile is 128 KB, which
-# glibc serves from its heap rather than by a fresh mmap (as it would 192 x 192 = 288 KB).
+# Rows (and columns) of a tile: a temporary of a 128 x 128 float64 tile is 128 KB, so the few
+# alive at once stay in the core's cache while numpy's per-call overhead stays small.
 DEFAULT_TILE = 128
 
 # OpenBLAS runs a matrix product on the calling thread below m n k = 65536 * 4; the Gram
@@ -53,6 +56,32 @@ _GRAM_MIN_ROWS = 16
 
 # Below this many entries a kernel is computed in the calling thread only.
 _THREADING_MIN_ENTRIES = 200_000
+
+# glibc mallopt parameters and the values set by _keep_freed_memory.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_BYTES, _MMAP_BYTES = 32 << 20, 4 << 20
+
+
+@cache
+def _keep_freed_memory() -> bool:
+    """Let glibc reuse the memory of freed tile temporaries instead of returning it to the OS.
+
+    Each tile allocates its temporaries afresh (the activation formulas are plain numpy
+    expressions), some 30 to 60 arrays of 128 KB per tile. By default glibc serves arrays of
+    128 KB and more by mmap, and hands the freed top of a heap back to the OS (in the worker
+    threads' heaps by ``MADV_DONTNEED``), so the next tile page-faults the same memory in
+    again: about a quarter of the kernel's time with two threads (``benchmarks/RESULTS.md``).
+    Raising the trim threshold to 32 MB and the mmap threshold to 4 MB keeps that memory in the
+    process, at most 32 MB per thread, for the rest of its life. Called once, on the first tiled
+    kernel; a no-op (False) where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
+        mmap = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
+    except (OSError, AttributeError):
+        return False
+    return bool(trim and mmap)
 
 
 def tiled_kernel(
@@ -98,6 +127,7 @@ def tiled_kernel(
     n1, n2, d = x1.shape[0], x2.shape[0], x1.shape[1]
     tile = max(1, int(tile))
 
+    _keep_freed_memory()
     p1 = point_recursion(x1, steps, parameterization)
     p2 = p1 if symmetric else point_recursion(x2, steps, parameterization)
     nngp = np.empty((n1, n2), dtype)
