@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from wideinf import memory, training
 from wideinf import networks as nw
-from wideinf import training
 from wideinf.activations import ACTIVATION_NAMES
 from wideinf.architecture import Architecture
 from wideinf.errors import ConfigError, ResourceError
@@ -83,7 +83,7 @@ def test_bad_inputs_are_rejected():
         (dict(y=np.ones(3), learning_rate=0.1, steps=1, tol=-1.0), "tol:"),
     ]:
         with pytest.raises(ConfigError, match=key):
-            nw.train(arch, p, x, **kwargs)
+            training.train(arch, p, x, **kwargs)
 
 
 def test_parameterizations_give_the_same_function_from_the_same_seed():
@@ -120,14 +120,31 @@ def test_backprop_matches_central_differences(activation, parameterization):
 @pytest.mark.parametrize("same", [True, False])
 def test_empirical_ntk_is_the_jacobian_gram(parameterization, same):
     arch = make(["dense", "gelu", "dense", "dense", "tanh", "dense"], parameterization, 1.2, 0.3)
-    p = nw.init_params(arch, 3, [4, 6, 5], 3, rng(5))
+    # Standard parameterization reports Theta / n and needs one width n (see below).
+    widths = [4, 6, 5] if parameterization == "ntk" else [5, 5, 5]
+    p = nw.init_params(arch, 3, widths, 3, rng(5))
     x1 = points(6, 3)
     x2 = x1 if same else points(4, 3, seed=6)
     theta = nw.empirical_ntk(arch, p, x1, None if same else x2)
     jj = gram(nw.jacobian(arch, p, x1), nw.jacobian(arch, p, x2))
     if parameterization == "standard":
-        jj /= 5  # reported as Theta / n with n the last hidden width
+        jj /= 5  # reported as Theta / n with n the hidden width
     assert np.abs(theta - jj).max() <= 1e-10 * np.abs(jj).max()
+
+
+def test_standard_parameterization_with_unequal_widths_is_refused():
+    """Theta / n has no single n: layer l's weights would carry n_{l-1} / n times the limit's
+    term. The kernel takes one width, so the empirical NTK refuses rather than disagree."""
+    arch = make(BLOG, "standard")
+    x = points(3)
+    with pytest.raises(ConfigError, match="standard parameterization needs equal hidden widths"):
+        nw.empirical_ntk(arch, nw.init_params(arch, 2, [4, 6], 2, rng()), x)
+    # Equal widths, and unequal widths in NTK parameterization (width-free), are accepted.
+    assert nw.empirical_ntk(arch, nw.init_params(arch, 2, [5, 5], 2, rng()), x).shape == (2, 3, 3)
+    ntk_arch = make(BLOG, "ntk")
+    assert nw.empirical_ntk(ntk_arch, nw.init_params(ntk_arch, 2, [4, 6], 2, rng()), x).shape == (
+        2, 3, 3,
+    )  # fmt: skip
 
 
 def test_empirical_nngp_is_the_readout_weights_gram():
@@ -311,7 +328,7 @@ def ntk_tracking_error(layers, parameterization, width, steps, n_networks=2, a=0
     eta = a * n_points / lam.max()
     lr = eta / width if parameterization == "standard" else eta
     p = nw.init_params(arch, 1, width, n_networks, rng(31))
-    res = nw.train(arch, p, x, y, lr, steps, record_every=10, record_outputs=True, quiet=True)
+    res = training.train(arch, p, x, y, lr, steps, record_every=10, record_outputs=True, quiet=True)
     t = res.steps_recorded * eta  # (T,)
     f0 = res.f_train_path[:, 0]  # (S, N)
     decay = np.exp(-lam[None, :] * t[:, None] / n_points)  # (T, N) in the eigenbasis
@@ -340,7 +357,7 @@ def test_readout_only_training_is_linear_regression_on_the_features():
     arch = make(BLOG, "ntk", 1.5, 0.3)
     p = nw.init_params(arch, 1, [5, 7], 3, rng(41))
     x, y = np.linspace(-2, 2, 6)[:, None], np.cos(np.linspace(-2, 2, 6))
-    res = nw.train(arch, p, x, y, 0.3, 20, readout_only=True, record_outputs=True, quiet=True)
+    res = training.train(arch, p, x, y, 0.3, 20, readout_only=True, record_outputs=True, quiet=True)
     for k in range(len(p.weights) - 1):
         assert np.array_equal(res.params.weights[k], p.weights[k])
         assert np.array_equal(res.params.biases[k], p.biases[k])
@@ -358,7 +375,7 @@ def test_loss_tolerance_freezes_each_network():
     p = nw.init_params(arch, 1, 64, 4, rng(51))
     x, y = np.linspace(-2, 2, 5)[:, None], np.sin(np.linspace(-2, 2, 5))
     tol, steps = 2e-3, 400
-    res = nw.train(arch, p, x, y, 1.0, steps, tol=tol, x_eval=x, quiet=True)
+    res = training.train(arch, p, x, y, 1.0, steps, tol=tol, x_eval=x, quiet=True)
     taken = res.steps_taken
     assert np.any(taken < steps) and res.loss.shape == (4, steps + 1)
     for s, k in enumerate(taken):
@@ -366,7 +383,7 @@ def test_loss_tolerance_freezes_each_network():
             assert res.converged[s] and res.loss[s, k] <= tol < res.loss[s, : max(k, 1)].min()
             assert np.all(res.loss[s, k:] == res.loss[s, k])  # frozen
         # The frozen parameters are those after exactly `k` steps without a tolerance.
-        alone = nw.train(arch, p.take(slice(s, s + 1)), x, y, 1.0, int(k), quiet=True)
+        alone = training.train(arch, p.take(slice(s, s + 1)), x, y, 1.0, int(k), quiet=True)
         np.testing.assert_allclose(nw.ravel_params(alone.params)[0], nw.ravel_params(res.params)[s])
     np.testing.assert_allclose(res.f_eval, res.f_train, rtol=1e-13)
     assert np.array_equal(
@@ -378,7 +395,7 @@ def test_a_diverging_network_stops_without_an_error():
     arch = make(["dense", "relu", "dense"])
     p, x = nw.init_params(arch, 1, 32, 2, rng(52)), np.linspace(-3, 3, 6)[:, None]
     with np.errstate(all="ignore"):
-        res = nw.train(arch, p, x, np.sin(x[:, 0]), 1e3, 500, quiet=True)
+        res = training.train(arch, p, x, np.sin(x[:, 0]), 1e3, 500, quiet=True)
     assert np.all(res.steps_taken < 500)
     assert not np.any(np.isfinite(res.final_loss)) and not np.any(res.converged)
 
@@ -399,9 +416,9 @@ def test_progress_bar_counts_steps_and_is_off_when_quiet(monkeypatch):
     monkeypatch.setattr(training, "progress", lambda total, desc: Bar(total, desc))
     arch = make(["dense", "relu", "dense"])
     p, x = nw.init_params(arch, 2, 8, 2, rng()), points(4)
-    nw.train(arch, p, x, np.zeros(4), 0.1, 25)
-    nw.train(arch, p, x, np.zeros(4), 0.1, 1000, tol=1e9)  # stops at once
-    nw.train(arch, p, x, np.zeros(4), 0.1, 25, quiet=True)
+    training.train(arch, p, x, np.zeros(4), 0.1, 25)
+    training.train(arch, p, x, np.zeros(4), 0.1, 1000, tol=1e9)  # stops at once
+    training.train(arch, p, x, np.zeros(4), 0.1, 25, quiet=True)
     assert calls == [[25, 25, True], [1000, 1000, True]]
 
 
@@ -412,7 +429,7 @@ def test_same_seed_gives_bit_identical_parameters_outputs_and_training():
     runs = []
     for _ in range(2):
         p = nw.init_params(arch, 1, [6, 5], 3, rng(61))
-        res = nw.train(arch, p, x, np.sin(x[:, 0]), 0.2, 15, x_eval=x[:2], quiet=True)
+        res = training.train(arch, p, x, np.sin(x[:, 0]), 0.2, 15, x_eval=x[:2], quiet=True)
         runs.append(
             [nw.ravel_params(p), nw.forward(arch, p, x), nw.empirical_ntk(arch, p, x),
              nw.ravel_params(res.params), res.loss, res.f_eval]
@@ -425,16 +442,16 @@ def test_same_seed_gives_bit_identical_parameters_outputs_and_training():
 def test_blocks_of_networks_give_the_same_results(monkeypatch):
     """Splitting the ensemble into blocks to bound memory does not change any number."""
     arch = make(BLOG, "standard")
-    p, x = nw.init_params(arch, 2, [6, 5], 5, rng(71)), points(4)
+    p, x = nw.init_params(arch, 2, [6, 6], 5, rng(71)), points(4)
     y = np.sin(x[:, 0])
 
     def everything():
-        res = nw.train(arch, p, x, y, 0.05, 5, quiet=True)
+        res = training.train(arch, p, x, y, 0.05, 5, quiet=True)
         return [nw.forward(arch, p, x), nw.empirical_nngp(arch, p, x), nw.empirical_ntk(arch, p, x),
                 nw.ravel_params(nw.gradients(arch, p, x, y)), nw.ravel_params(res.params), res.loss]  # fmt: skip
 
     whole = everything()
-    monkeypatch.setattr(nw, "BLOCK_BYTES", 1)  # one network per block
+    monkeypatch.setattr(memory, "BLOCK_BYTES", 1)  # one network per block
     for a, b in zip(whole, everything()):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
@@ -450,14 +467,14 @@ def test_memory_guard_refuses_what_the_machine_cannot_hold():
 def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
     arch = make(["dense", "relu", "dense"])
     p = nw.init_params(arch, 1, 16, 2, rng())
-    monkeypatch.setattr(nw, "available_memory", lambda: 2**20)  # 1 MB
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**20)  # 1 MB
     x = np.linspace(-1, 1, 2000)[:, None]
     calls = {
         "init": lambda: nw.init_params(arch, 1, 5000, 100, rng()),
         "forward": lambda: nw.forward(arch, p, np.zeros((10**5, 1))),
         "ntk": lambda: nw.empirical_ntk(arch, p, x),
         "nngp": lambda: nw.empirical_nngp(arch, p, x),
-        "train": lambda: nw.train(arch, p, x, np.zeros(2000), 0.1, 1),
+        "train": lambda: training.train(arch, p, x, np.zeros(2000), 0.1, 1),
         "jacobian": lambda: nw.jacobian(arch, p, x),
     }
     with pytest.raises(
@@ -469,12 +486,12 @@ def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
 def test_memory_estimate_is_what_training_needs(monkeypatch):
     arch = make(BLOG)
     p, x, y = nw.init_params(arch, 1, [16, 8], 3, rng()), points(50, 1), np.zeros(50)
-    need = nw.memory_estimate(arch, 1, [16, 8], 3, 50)
-    monkeypatch.setattr(nw, "available_memory", lambda: int(need / nw.MEMORY_FRACTION) + 1)
-    nw.train(arch, p, x, y, 0.1, 1, quiet=True)
-    monkeypatch.setattr(nw, "available_memory", lambda: int(need / nw.MEMORY_FRACTION) - 1)
+    need = training.memory_estimate(arch, 1, [16, 8], 3, 50)
+    monkeypatch.setattr(memory, "available_memory", lambda: int(need / memory.MEMORY_FRACTION) + 1)
+    training.train(arch, p, x, y, 0.1, 1, quiet=True)
+    monkeypatch.setattr(memory, "available_memory", lambda: int(need / memory.MEMORY_FRACTION) - 1)
     with pytest.raises(ResourceError):
-        nw.train(arch, p, x, y, 0.1, 1, quiet=True)
+        training.train(arch, p, x, y, 0.1, 1, quiet=True)
 
 
 def test_available_memory_is_read():

@@ -266,7 +266,8 @@ def train_ensemble(
         Training loss recorded along the run.
     recorded_steps : ndarray, shape (R,)
     """
-    from ..networks import init_params, train
+    from ..networks import init_params
+    from ..training import train
 
     eta = learning_rate / width if arch.parameterization == "standard" else learning_rate
     params = init_params(arch, x_train.shape[1], width, size, rng)

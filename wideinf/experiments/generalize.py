@@ -284,6 +284,7 @@ def _evaluate(nets, arch, params, x, width: int, n_networks: int) -> np.ndarray:
 def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, rng) -> dict:
     """Train ``seeds`` networks of one width; the learned functions on the grid and diagnostics."""
     from .. import networks as nets
+    from ..training import train
 
     training = config.training
     params = nets.init_params(arch, x_train.shape[1], width, config.seeds, rng)
@@ -297,7 +298,7 @@ def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, rng
     # Linearised GD on (1/2N)|f - y|^2: r <- (I - lr Theta / N) r; lr = N / lam_max removes the
     # top mode in one step and is stable up to twice that.
     lr = training.lr_factor * n / _largest_eigenvalue(nets, arch, params, x_train, training)
-    out = nets.train(
+    out = train(
         arch,
         params,
         x_train,
