@@ -1,25 +1,17 @@
 """Finite-width MLPs in numpy: forward, the dense backward pass, and empirical NNGP/NTK.
 
 The finite view of every :class:`~wideinf.architecture.Architecture`, for an ensemble of S
-networks held as arrays with a leading axis S (:class:`~wideinf.parameters.Params`; sampling,
-counting and the parameterizations are in :mod:`wideinf.parameters`, re-exported here).
-
-The core is three functions that everything else is built on:
-
-- :func:`forward_cache`: the forward pass on N points, keeping what the backward pass needs;
-- :func:`backward`: **the** dense backward pass, layer by layer from the readout down;
-- :func:`vjp` (gradients as new arrays) and :func:`descent_step` (a gradient-descent step
-  written into the parameters in place) on top of it.
+networks (:class:`~wideinf.parameters.Params`: sampling, counting and the parameterizations
+are in :mod:`wideinf.parameters`, re-exported here). The core, on which everything else is
+built: :func:`forward_cache` (the forward pass, keeping what the backward pass needs),
+:func:`backward` (**the** dense backward pass), and on it :func:`vjp` (gradients) and
+:func:`descent_step` (a gradient step written into the parameters in place; gradient descent
+itself is :mod:`wideinf.training`).
 
 :func:`forward`, :func:`features`, :func:`gradients`, :func:`empirical_nngp` and
-:func:`empirical_ntk` are the memory-guarded entry points: they bound their working memory by
-processing blocks of networks (see :mod:`wideinf.memory`). Gradient descent is in
-:mod:`wideinf.training`.
-
-Standard parameterization: the NTK grows with the width, so :func:`empirical_ntk` reports
-``Theta / n`` with ``n`` the hidden width, as
-:meth:`Architecture.kernel(x, width=n) <wideinf.architecture.Architecture.kernel>` does; that
-kernel has a single width, so unequal hidden widths are refused there.
+:func:`empirical_ntk` bound their working memory by processing blocks of networks
+(:mod:`wideinf.memory`). In standard parameterization :func:`empirical_ntk` reports
+``Theta / n`` with ``n`` the hidden width, as ``Architecture.kernel(x, width=n)`` does.
 """
 
 from __future__ import annotations
@@ -31,14 +23,7 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 
 from .errors import ConfigError
-from .memory import (
-    FLOAT_BYTES,
-    available_memory,
-    block_size,
-    check_memory,
-    network_blocks,
-    working_bytes,
-)
+from .memory import FLOAT_BYTES, block_size, check_memory, network_blocks, working_bytes
 from .parameters import (
     Params,
     check_points,
@@ -60,7 +45,6 @@ __all__ = [
     "parameter_bytes",
     "init_params",
     "check_points",
-    "working_bytes",
     "forward_cache",
     "backward",
     "vjp",
@@ -73,7 +57,6 @@ __all__ = [
     "jacobian",
     "ravel_params",
     "unravel_params",
-    "available_memory",
     "check_memory",
 ]
 
@@ -123,7 +106,7 @@ def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cac
 
     Dense layer k computes ``z = sw y @ W + sb b`` with the scales of
     :func:`~wideinf.parameters.layer_scales`, then its activations. No blocking and no memory
-    check: the caller bounds S and N (see :func:`working_bytes`).
+    check: the caller bounds S and N (see :func:`wideinf.memory.working_bytes`).
 
     Parameters
     ----------
@@ -385,14 +368,6 @@ def empirical_nngp(arch, params: Params, x1, x2=None) -> np.ndarray:
     return out
 
 
-def _layer_deltas(arch, params: Params, cache: Cache) -> list:
-    """``delta_k = df / dz_k`` of every dense layer, point by point: [(S, N, n_out)]."""
-    deltas = [None] * len(params.weights)
-    for k, delta in backward(arch, params, cache, np.ones(cache.f.shape)):
-        deltas[k] = delta
-    return deltas
-
-
 def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
     """Empirical NTK ``J(x1) J(x2)^T``, layer by layer without the Jacobian.
 
@@ -429,9 +404,9 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
     for sl in _guarded_blocks(params, per_net, s * n1 * n2 * FLOAT_BYTES, what):
         sub = params.take(sl)
         c1 = forward_cache(arch, sub, x1)
-        d1 = _layer_deltas(arch, sub, c1)
+        d1 = dict(backward(arch, sub, c1, np.ones((sub.n_networks, n1))))  # {k: (S, N1, n_k)}
         c2 = c1 if x2 is None else forward_cache(arch, sub, x2v)
-        d2 = d1 if x2 is None else _layer_deltas(arch, sub, c2)
+        d2 = d1 if x2 is None else dict(backward(arch, sub, c2, np.ones((sub.n_networks, n2))))
         theta = np.zeros((sub.n_networks, n1, n2))  # (S, N1, N2)
         for k, (dense, _) in enumerate(blocks):
             sw, sb = layer_scales(arch, dense, sub.weights[k].shape[1])
