@@ -1,6 +1,6 @@
 """``wideinf convergence``: finite networks approach their limits at O(n^-1/2), and train lazily.
 
-Layers: the in-place gradient descent against ``networks.train`` and the linearised network
+Layers: the in-place gradient descent against ``training.train`` and the linearised network
 against an explicit Jacobian model (exact, to rounding); a network that is its own
 linearisation has no gap; the statistics helpers on exact power laws; config errors; the claims
 at reduced size (slopes of log median against log width in [-0.65, -0.35], tolerance explained

@@ -12,28 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The same networks and points as the finite-network tests (tests/ is on the import path).
+from test_networks import BLOG, PARAMETERIZATIONS, make, points, rng
+
 from wideinf import memory, training
 from wideinf import networks as nw
-from wideinf.architecture import Architecture
 from wideinf.errors import NumericalError, ResourceError
 
-PARAMETERIZATIONS = ("ntk", "standard")
-BLOG = ["dense", "gabor", "dense", "relu", "dense"]  # the blog post's network
 PACKAGE = Path(nw.__file__).parent
-
-
-def make(layers, parameterization="ntk", W_std=1.5, b_std=0.05):
-    return Architecture.from_dict(
-        {"layers": layers, "W_std": W_std, "b_std": b_std, "parameterization": parameterization}
-    )
-
-
-def rng(*seed):
-    return np.random.default_rng(list(seed) or 0)
-
-
-def points(n, d=2, seed=1):
-    return rng(seed).standard_normal((n, d))
 
 
 # --------------------------------------------------------------------------- one step
