@@ -125,7 +125,7 @@ def test_readout_only_training_is_linear_regression_on_the_features():
     np.testing.assert_allclose(res.f_train, res.f_train_path[:, -1], rtol=0, atol=0)
     # Outputs at x_eval: recorded from the same frozen features as the training points.
     np.testing.assert_allclose(res.f_eval_path[:, 0], nw.forward(arch, p, xe), rtol=1e-13)
-    np.testing.assert_allclose(res.f_eval_path[:, -1], res.f_eval, rtol=1e-13)
+    np.testing.assert_allclose(res.f_eval, nw.forward(arch, res.params, xe), rtol=1e-13)
 
 
 def test_loss_tolerance_freezes_each_network():

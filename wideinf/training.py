@@ -226,7 +226,10 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    f_eval = None if xe is None else forward(arch, params, xe)
+    if out.e_path is not None:
+        f_eval = out.e_path[:, -1].copy()  # the last step is always recorded
+    else:
+        f_eval = None if xe is None else forward(arch, params, xe)
     return TrainResult(
         params, out.loss, recorded, out.taken, out.f_train, f_eval,
         None if tol is None else float(tol), out.f_path, out.e_path,
