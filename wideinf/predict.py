@@ -55,9 +55,9 @@ class Prediction:
     ----------
     mean : ndarray, shape (M,) or (T, M)
         Mean of the latent function f (no observation noise); (T, M) with one row per time.
-    cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M)
+    cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M), or None
         Covariance of f, or only its diagonal (the variances) when the test-test block was
-        given as a diagonal.
+        given as a diagonal; None for a mean alone (:func:`gp_posterior` without ``k_test``).
     times : ndarray, shape (T,), or None
         Gradient-flow times of the rows (NTK ensemble), None for a GP posterior.
     """
@@ -69,6 +69,8 @@ class Prediction:
     @property
     def var(self) -> np.ndarray:
         """Variances of f, shape like ``mean``."""
+        if self.cov is None:
+            raise ValueError("this prediction has a mean only (no test-test kernel was given)")
         if self.cov.ndim == self.mean.ndim:
             return self.cov
         return np.diagonal(self.cov, axis1=-2, axis2=-1)
@@ -91,17 +93,21 @@ def regularizer(matrix: np.ndarray, diag_reg: float, relative: bool = True) -> f
 def gp_posterior(
     k_train: np.ndarray,
     k_cross: np.ndarray,
-    k_test: np.ndarray,
+    k_test: np.ndarray | None,
     y: np.ndarray,
     *,
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
     name: str = "NNGP",
+    advice: str | None = None,
 ) -> Prediction:
     """GP posterior of f at test points: the NNGP posterior (K) or the NTK-GP (Theta).
 
     ``mean = k*X (kXX + lambda I)^-1 y``, ``cov = k** - k*X (kXX + lambda I)^-1 kX*``
     (Rasmussen & Williams 2006, Alg. 2.1, with one Cholesky factor of ``kXX + lambda I``).
+    The mean alone is kernel regression: with the NNGP the limit of training the readout
+    only, with the NTK the limit of training every layer from a zero initial output (Lee et
+    al. 2019, arXiv:1902.06720).
 
     Parameters
     ----------
@@ -109,8 +115,9 @@ def gp_posterior(
         Train-train kernel kXX.
     k_cross : ndarray, shape (M, N)
         Test-train kernel k*X.
-    k_test : ndarray, shape (M, M) or (M,)
-        Test-test kernel k**, or only its diagonal: then only variances are returned.
+    k_test : ndarray, shape (M, M) or (M,), or None
+        Test-test kernel k**, or only its diagonal: then only variances are returned; None
+        for the mean alone.
     y : ndarray, shape (N,)
         Training targets.
     diag_reg : float, default 0
@@ -119,11 +126,13 @@ def gp_posterior(
         Scale ``diag_reg`` by ``trace(kXX) / N`` (Neural Tangents' convention).
     name : str, default "NNGP"
         Kernel name used in error messages.
+    advice : str, optional
+        What an error message tells the user to change (default: increase ``diag_reg``).
 
     Returns
     -------
     Prediction
-        ``mean`` (M,), ``cov`` (M, M) or (M,).
+        ``mean`` (M,), ``cov`` (M, M), (M,) or None.
 
     Raises
     ------
@@ -131,10 +140,14 @@ def gp_posterior(
         If ``kXX + lambda I`` is not positive definite or too ill-conditioned; the message says
         to increase ``diag_reg``.
     """
+    mean_only = k_test is None
+    k_test = np.zeros(len(k_cross)) if mean_only else k_test
     k_train, k_cross, k_test, y = _check_shapes(k_train, k_cross, k_test, y)
-    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name)
+    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name, advice)
+    mean = k_cross @ scipy.linalg.cho_solve(factor, y)  # (M,)
+    if mean_only:
+        return Prediction(mean, None)
     alpha = scipy.linalg.cho_solve(factor, k_cross.T)  # (N, M) = (kXX + lambda)^-1 kX*
-    mean = alpha.T @ y  # (M,)
     if k_test.ndim == 1:
         cov = k_test - np.einsum("mn,nm->m", k_cross, alpha)  # (M,)
     else:
@@ -314,22 +327,23 @@ def _advice(diag_reg, relative) -> str:
     return f"increase diag_reg (now {diag_reg:g}, {kind}), e.g. diag_reg: 1e-4"
 
 
-def _cholesky(matrix, diag_reg, relative, name):
+def _cholesky(matrix, diag_reg, relative, name, advice=None):
     """Cholesky factor of ``matrix + lambda I`` with a condition check (cho_solve format)."""
     reg = _regularized(matrix, diag_reg, relative)
+    advice = advice or _advice(diag_reg, relative)
     try:
         factor = scipy.linalg.cho_factor(reg, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise NumericalError(
             f"the {name} train-train matrix is not positive definite (duplicate or nearly "
-            f"identical training inputs?); {_advice(diag_reg, relative)}"
+            f"identical training inputs?); {advice}"
         ) from None
     anorm = float(np.abs(reg).sum(axis=0).max())
     rcond, info = scipy.linalg.lapack.dpocon(factor[0], anorm, uplo="L")
     if info != 0 or not rcond >= RCOND_MIN:
         raise NumericalError(
             f"the {name} train-train matrix is ill-conditioned (reciprocal condition number "
-            f"{rcond:.1e} < {RCOND_MIN:g}); {_advice(diag_reg, relative)}"
+            f"{rcond:.1e} < {RCOND_MIN:g}); {advice}"
         )
     return factor
 
