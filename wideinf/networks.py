@@ -23,7 +23,14 @@ import numpy as np
 from scipy.linalg.blas import dgemm
 
 from .errors import ConfigError
-from .memory import FLOAT_BYTES, block_size, check_memory, network_blocks, working_bytes
+from .memory import (
+    FLOAT_BYTES,
+    available_memory,
+    block_size,
+    check_memory,
+    network_blocks,
+    working_bytes,
+)
 from .parameters import (
     Params,
     check_points,
@@ -57,6 +64,7 @@ __all__ = [
     "jacobian",
     "ravel_params",
     "unravel_params",
+    "available_memory",
     "check_memory",
 ]
 
