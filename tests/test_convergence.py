@@ -1,6 +1,6 @@
 """``wideinf convergence``: finite networks approach their limits at O(n^-1/2), and train lazily.
 
-Layers: the in-place gradient descent against ``networks.train`` and the linearised network
+Layers: the in-place gradient descent against ``training.train`` and the linearised network
 against an explicit Jacobian model (exact, to rounding); a network that is its own
 linearisation has no gap; config errors; the claims
 at reduced size (slopes of log median against log width in [-0.65, -0.35], tolerance explained
@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from wideinf import networks as nw
+from wideinf import training
 from wideinf.architecture import Architecture
 from wideinf.cli import main
 from wideinf.config import build
@@ -64,7 +65,7 @@ def test_descend_matches_networks_train(parameterization, monkeypatch):
     params = nw.init_params(arch, 1, 64, 3, np.random.default_rng(0))
     x, y, xe = _data()
     eta = 0.7 if parameterization == "ntk" else 0.7 / 64
-    ref = nw.train(
+    ref = training.train(
         arch, params, x, y, eta, 30, x_eval=xe, record_every=7, record_outputs=True, quiet=True
     )
     got = lazy.descend(arch, params, x, y, eta, 30, x_record=xe, record_every=7)

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from wideinf import memory, training
 from wideinf import networks as nw
-from wideinf import training
 from wideinf.activations import ACTIVATION_NAMES
 from wideinf.architecture import Architecture
 from wideinf.errors import ConfigError, ResourceError
@@ -44,6 +44,9 @@ def test_shapes_and_flat_view():
     assert [w.shape for w in p.weights] == [(4, 2, 3), (4, 3, 5), (4, 5, 1)]
     assert [b.shape for b in p.biases] == [(4, 3), (4, 5), (4, 1)]
     assert (p.n_networks, p.d_in, p.widths, p.n_params) == (4, 2, (3, 5), 9 + 20 + 6)
+    assert nw.parameter_count(arch, 2, [3, 5]) == nw.ravel_params(p).shape[1] == 9 + 20 + 6
+    assert nw.parameter_count(arch, 2, 4) == 12 + 20 + 5
+    assert nw.parameter_bytes(arch, 2, [3, 5], 4) == 8 * 4 * 35
     x1, x2 = points(6), points(3, seed=2)
     assert nw.forward(arch, p, x1).shape == (4, 6)
     assert nw.empirical_nngp(arch, p, x1, x2).shape == (4, 6, 3)
@@ -83,7 +86,7 @@ def test_bad_inputs_are_rejected():
         (dict(y=np.ones(3), learning_rate=0.1, steps=1, tol=-1.0), "tol:"),
     ]:
         with pytest.raises(ConfigError, match=key):
-            nw.train(arch, p, x, **kwargs)
+            training.train(arch, p, x, **kwargs)
 
 
 def test_parameterizations_give_the_same_function_from_the_same_seed():
@@ -120,14 +123,31 @@ def test_backprop_matches_central_differences(activation, parameterization):
 @pytest.mark.parametrize("same", [True, False])
 def test_empirical_ntk_is_the_jacobian_gram(parameterization, same):
     arch = make(["dense", "gelu", "dense", "dense", "tanh", "dense"], parameterization, 1.2, 0.3)
-    p = nw.init_params(arch, 3, [4, 6, 5], 3, rng(5))
+    # Standard parameterization reports Theta / n and needs one width n (see below).
+    widths = [4, 6, 5] if parameterization == "ntk" else [5, 5, 5]
+    p = nw.init_params(arch, 3, widths, 3, rng(5))
     x1 = points(6, 3)
     x2 = x1 if same else points(4, 3, seed=6)
     theta = nw.empirical_ntk(arch, p, x1, None if same else x2)
     jj = gram(nw.jacobian(arch, p, x1), nw.jacobian(arch, p, x2))
     if parameterization == "standard":
-        jj /= 5  # reported as Theta / n with n the last hidden width
+        jj /= 5  # reported as Theta / n with n the hidden width
     assert np.abs(theta - jj).max() <= 1e-10 * np.abs(jj).max()
+
+
+def test_standard_parameterization_with_unequal_widths_is_refused():
+    """Theta / n has no single n: layer l's weights would carry n_{l-1} / n times the limit's
+    term. The kernel takes one width, so the empirical NTK refuses rather than disagree."""
+    arch = make(BLOG, "standard")
+    x = points(3)
+    with pytest.raises(ConfigError, match="standard parameterization needs equal hidden widths"):
+        nw.empirical_ntk(arch, nw.init_params(arch, 2, [4, 6], 2, rng()), x)
+    # Equal widths, and unequal widths in NTK parameterization (width-free), are accepted.
+    assert nw.empirical_ntk(arch, nw.init_params(arch, 2, [5, 5], 2, rng()), x).shape == (2, 3, 3)
+    ntk_arch = make(BLOG, "ntk")
+    assert nw.empirical_ntk(ntk_arch, nw.init_params(ntk_arch, 2, [4, 6], 2, rng()), x).shape == (
+        2, 3, 3,
+    )  # fmt: skip
 
 
 def test_empirical_nngp_is_the_readout_weights_gram():
@@ -296,115 +316,6 @@ def test_relu_output_excess_kurtosis_is_fifteen_over_n(n):
     assert abs(kurt - 15 / n) < 4 * se
 
 
-# --------------------------------------------------------------------------- training
-def ntk_tracking_error(layers, parameterization, width, steps, n_networks=2, a=0.05):
-    """max_t ||f_t - f_t^NTK|| / ||f_0 - y|| on the training set, per network.
-
-    Learning rate ``a N / lambda_max(Theta)`` (``/ n`` in standard parameterization), so that
-    each GD step differs from the flow by at most ``a / 2e`` of the residual.
-    """
-    arch = make(layers, parameterization)
-    x = np.linspace(-3, 3, 8)[:, None]
-    y, n_points = np.sin(x[:, 0]), 8
-    theta = arch.kernel(x, width=width if parameterization == "standard" else math.inf).ntk
-    lam, vec = np.linalg.eigh(theta)
-    eta = a * n_points / lam.max()
-    lr = eta / width if parameterization == "standard" else eta
-    p = nw.init_params(arch, 1, width, n_networks, rng(31))
-    res = nw.train(arch, p, x, y, lr, steps, record_every=10, record_outputs=True, quiet=True)
-    t = res.steps_recorded * eta  # (T,)
-    f0 = res.f_train_path[:, 0]  # (S, N)
-    decay = np.exp(-lam[None, :] * t[:, None] / n_points)  # (T, N) in the eigenbasis
-    pred = y + np.einsum("ij,tj,kj,sk->sti", vec, decay, vec, f0 - y)  # (S, T, N)
-    err = np.linalg.norm(res.f_train_path - pred, axis=2)  # (S, T)
-    scale = np.linalg.norm(f0 - y, axis=1)  # (S,)
-    assert np.all(res.final_loss < 0.5 * res.loss[:, 0])  # it did train
-    return (err / scale[:, None]).max(axis=1)
-
-
-@pytest.mark.parametrize("parameterization", PARAMETERIZATIONS)
-def test_wide_network_follows_the_ntk_prediction_fast(parameterization):
-    err = ntk_tracking_error(["dense", "relu", "dense"], parameterization, 4096, 300)
-    assert np.all(err < 0.05), err
-
-
-@pytest.mark.slow
-def test_wide_deep_network_follows_the_ntk_prediction():
-    err = ntk_tracking_error(["dense", "relu", "dense", "relu", "dense"], "ntk", 4096, 300)
-    print(f"max relative deviation from the NTK prediction: {np.round(err, 4)}")
-    assert np.all(err < 0.05), err
-
-
-def test_readout_only_training_is_linear_regression_on_the_features():
-    """Only the readout moves, and the residual follows (I - eta K_hat / N)^k exactly."""
-    arch = make(BLOG, "ntk", 1.5, 0.3)
-    p = nw.init_params(arch, 1, [5, 7], 3, rng(41))
-    x, y = np.linspace(-2, 2, 6)[:, None], np.cos(np.linspace(-2, 2, 6))
-    res = nw.train(arch, p, x, y, 0.3, 20, readout_only=True, record_outputs=True, quiet=True)
-    for k in range(len(p.weights) - 1):
-        assert np.array_equal(res.params.weights[k], p.weights[k])
-        assert np.array_equal(res.params.biases[k], p.biases[k])
-    assert not np.array_equal(res.params.weights[-1], p.weights[-1])
-    step = np.eye(6) - 0.3 * nw.empirical_nngp(arch, p, x) / 6  # (S, N, N)
-    r = res.f_train_path[:, 0] - y
-    for k in range(1, 21):
-        r = np.einsum("snm,sm->sn", step, r)
-        np.testing.assert_allclose(res.f_train_path[:, k] - y, r, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(res.f_train, res.f_train_path[:, -1], rtol=0, atol=0)
-
-
-def test_loss_tolerance_freezes_each_network():
-    arch = make(["dense", "erf", "dense"], "ntk", 1.5, 0.3)
-    p = nw.init_params(arch, 1, 64, 4, rng(51))
-    x, y = np.linspace(-2, 2, 5)[:, None], np.sin(np.linspace(-2, 2, 5))
-    tol, steps = 2e-3, 400
-    res = nw.train(arch, p, x, y, 1.0, steps, tol=tol, x_eval=x, quiet=True)
-    taken = res.steps_taken
-    assert np.any(taken < steps) and res.loss.shape == (4, steps + 1)
-    for s, k in enumerate(taken):
-        if k < steps:
-            assert res.converged[s] and res.loss[s, k] <= tol < res.loss[s, : max(k, 1)].min()
-            assert np.all(res.loss[s, k:] == res.loss[s, k])  # frozen
-        # The frozen parameters are those after exactly `k` steps without a tolerance.
-        alone = nw.train(arch, p.take(slice(s, s + 1)), x, y, 1.0, int(k), quiet=True)
-        np.testing.assert_allclose(nw.ravel_params(alone.params)[0], nw.ravel_params(res.params)[s])
-    np.testing.assert_allclose(res.f_eval, res.f_train, rtol=1e-13)
-    assert np.array_equal(
-        nw.ravel_params(p), nw.ravel_params(nw.init_params(arch, 1, 64, 4, rng(51)))
-    )
-
-
-def test_a_diverging_network_stops_without_an_error():
-    arch = make(["dense", "relu", "dense"])
-    p, x = nw.init_params(arch, 1, 32, 2, rng(52)), np.linspace(-3, 3, 6)[:, None]
-    with np.errstate(all="ignore"):
-        res = nw.train(arch, p, x, np.sin(x[:, 0]), 1e3, 500, quiet=True)
-    assert np.all(res.steps_taken < 500)
-    assert not np.any(np.isfinite(res.final_loss)) and not np.any(res.converged)
-
-
-def test_progress_bar_counts_steps_and_is_off_when_quiet(monkeypatch):
-    calls = []
-
-    class Bar:
-        def __init__(self, total, desc):
-            calls.append([total, 0, False])
-
-        def update(self, k):
-            calls[-1][1] += k
-
-        def close(self):
-            calls[-1][2] = True
-
-    monkeypatch.setattr(training, "progress", lambda total, desc: Bar(total, desc))
-    arch = make(["dense", "relu", "dense"])
-    p, x = nw.init_params(arch, 2, 8, 2, rng()), points(4)
-    nw.train(arch, p, x, np.zeros(4), 0.1, 25)
-    nw.train(arch, p, x, np.zeros(4), 0.1, 1000, tol=1e9)  # stops at once
-    nw.train(arch, p, x, np.zeros(4), 0.1, 25, quiet=True)
-    assert calls == [[25, 25, True], [1000, 1000, True]]
-
-
 # --------------------------------------------------------------------------- reproducibility
 def test_same_seed_gives_bit_identical_parameters_outputs_and_training():
     arch = make(BLOG)
@@ -412,7 +323,7 @@ def test_same_seed_gives_bit_identical_parameters_outputs_and_training():
     runs = []
     for _ in range(2):
         p = nw.init_params(arch, 1, [6, 5], 3, rng(61))
-        res = nw.train(arch, p, x, np.sin(x[:, 0]), 0.2, 15, x_eval=x[:2], quiet=True)
+        res = training.train(arch, p, x, np.sin(x[:, 0]), 0.2, 15, x_eval=x[:2], quiet=True)
         runs.append(
             [nw.ravel_params(p), nw.forward(arch, p, x), nw.empirical_ntk(arch, p, x),
              nw.ravel_params(res.params), res.loss, res.f_eval]
@@ -425,16 +336,16 @@ def test_same_seed_gives_bit_identical_parameters_outputs_and_training():
 def test_blocks_of_networks_give_the_same_results(monkeypatch):
     """Splitting the ensemble into blocks to bound memory does not change any number."""
     arch = make(BLOG, "standard")
-    p, x = nw.init_params(arch, 2, [6, 5], 5, rng(71)), points(4)
+    p, x = nw.init_params(arch, 2, [6, 6], 5, rng(71)), points(4)
     y = np.sin(x[:, 0])
 
     def everything():
-        res = nw.train(arch, p, x, y, 0.05, 5, quiet=True)
+        res = training.train(arch, p, x, y, 0.05, 5, quiet=True)
         return [nw.forward(arch, p, x), nw.empirical_nngp(arch, p, x), nw.empirical_ntk(arch, p, x),
                 nw.ravel_params(nw.gradients(arch, p, x, y)), nw.ravel_params(res.params), res.loss]  # fmt: skip
 
     whole = everything()
-    monkeypatch.setattr(nw, "BLOCK_BYTES", 1)  # one network per block
+    monkeypatch.setattr(memory, "BLOCK_BYTES", 1)  # one network per block
     for a, b in zip(whole, everything()):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
@@ -450,14 +361,14 @@ def test_memory_guard_refuses_what_the_machine_cannot_hold():
 def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
     arch = make(["dense", "relu", "dense"])
     p = nw.init_params(arch, 1, 16, 2, rng())
-    monkeypatch.setattr(nw, "available_memory", lambda: 2**20)  # 1 MB
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**20)  # 1 MB
     x = np.linspace(-1, 1, 2000)[:, None]
     calls = {
         "init": lambda: nw.init_params(arch, 1, 5000, 100, rng()),
         "forward": lambda: nw.forward(arch, p, np.zeros((10**5, 1))),
         "ntk": lambda: nw.empirical_ntk(arch, p, x),
         "nngp": lambda: nw.empirical_nngp(arch, p, x),
-        "train": lambda: nw.train(arch, p, x, np.zeros(2000), 0.1, 1),
+        "train": lambda: training.train(arch, p, x, np.zeros(2000), 0.1, 1),
         "jacobian": lambda: nw.jacobian(arch, p, x),
     }
     with pytest.raises(
@@ -466,16 +377,5 @@ def test_memory_guard_reports_estimate_and_available_memory(monkeypatch, what):
         calls[what]()
 
 
-def test_memory_estimate_is_what_training_needs(monkeypatch):
-    arch = make(BLOG)
-    p, x, y = nw.init_params(arch, 1, [16, 8], 3, rng()), points(50, 1), np.zeros(50)
-    need = nw.memory_estimate(arch, 1, [16, 8], 3, 50)
-    monkeypatch.setattr(nw, "available_memory", lambda: int(need / nw.MEMORY_FRACTION) + 1)
-    nw.train(arch, p, x, y, 0.1, 1, quiet=True)
-    monkeypatch.setattr(nw, "available_memory", lambda: int(need / nw.MEMORY_FRACTION) - 1)
-    with pytest.raises(ResourceError):
-        nw.train(arch, p, x, y, 0.1, 1, quiet=True)
-
-
 def test_available_memory_is_read():
-    assert nw.available_memory() > 2**20
+    assert memory.available_memory() > 2**20

@@ -1,43 +1,61 @@
-"""Finite-width MLPs in numpy: init, forward, backprop and empirical NNGP/NTK.
+"""Finite-width MLPs in numpy: forward, the dense backward pass, and empirical NNGP/NTK.
 
-The finite view of every :class:`~wideinf.architecture.Architecture`. An *ensemble* of S
-independent networks is one set of arrays with a leading axis S; nothing loops over S in
-Python except to bound memory (blocks of networks, see :data:`BLOCK_BYTES`).
+The finite view of every :class:`~wideinf.architecture.Architecture`, for an ensemble of S
+networks (:class:`~wideinf.parameters.Params`: sampling, counting and the parameterizations
+are in :mod:`wideinf.parameters`, re-exported here). The core, on which everything else is
+built: :func:`forward_cache` (the forward pass, keeping what the backward pass needs),
+:func:`backward` (**the** dense backward pass), and on it :func:`vjp` (gradients) and
+:func:`descent_step` (a gradient step written into the parameters in place; gradient descent
+itself is :mod:`wideinf.training`).
 
-Parameterizations (Neural Tangents' conventions; Jacot et al. 2018, arXiv:1806.07572;
-Sohl-Dickstein et al. 2020, arXiv:2001.07301), for a dense layer with fan-in ``n_in``:
-
-- ``"ntk"``: ``z = (W_std / sqrt(n_in)) y @ W + b_std b`` with ``W, b ~ N(0, 1)``; the stored
-  (and trained) parameters are the standard normal ``W`` and ``b``.
-- ``"standard"``: ``z = y @ W + b`` with ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``;
-  the stored parameters are ``W`` and ``b`` themselves. The NTK grows with the width, so
-  :func:`empirical_ntk` reports ``Theta / n`` with ``n`` the readout's fan-in (the last hidden
-  width), as :meth:`Architecture.kernel(x, width=n) <wideinf.architecture.Architecture.kernel>`
-  does. Gradient descent with learning rate ``eta / n`` then follows the reported kernel with
-  time ``t = steps * eta``.
-
-The same generator state gives the same function in both parameterizations (the standard
-weights are the NTK ones times their scales).
-
-Gradient descent lives in :mod:`wideinf.training` and is re-exported here as :func:`train`.
+:func:`forward`, :func:`features`, :func:`gradients`, :func:`empirical_nngp` and
+:func:`empirical_ntk` bound their working memory by processing blocks of networks
+(:mod:`wideinf.memory`). In standard parameterization :func:`empirical_ntk` reports
+``Theta / n`` with ``n`` the hidden width, as ``Architecture.kernel(x, width=n)`` does.
 """
 
 from __future__ import annotations
 
-import math
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import dgemm
 
-from .architecture import Dense, Nonlinearity
-from .errors import ConfigError, ResourceError
+from .errors import ConfigError
+from .memory import (
+    FLOAT_BYTES,
+    available_memory,
+    block_size,
+    check_memory,
+    network_blocks,
+    working_bytes,
+)
+from .parameters import (
+    Params,
+    check_points,
+    dense_blocks,
+    hidden_widths,
+    init_params,
+    layer_scales,
+    parameter_bytes,
+    parameter_count,
+    ravel_params,
+    unravel_params,
+)
 
 __all__ = [
     "Params",
-    "TrainResult",
+    "Cache",
     "hidden_widths",
+    "parameter_count",
+    "parameter_bytes",
     "init_params",
+    "check_points",
+    "forward_cache",
+    "backward",
+    "vjp",
+    "descent_step",
     "forward",
     "features",
     "gradients",
@@ -46,229 +64,13 @@ __all__ = [
     "jacobian",
     "ravel_params",
     "unravel_params",
-    "train",
-    "memory_estimate",
     "available_memory",
     "check_memory",
-    "BLOCK_BYTES",
 ]
 
-# Working memory per block of networks (activations and their derivatives). The block size
-# depends only on the shapes, never on the machine, so results are the same everywhere.
-BLOCK_BYTES = 256 * 2**20
-# Refuse requests above this fraction of the machine's available memory.
-MEMORY_FRACTION = 0.8
-_F8 = 8  # bytes per float64
 
-
-@dataclass(frozen=True)
-class Params:
-    """Parameters of an ensemble of S networks (stored as in the module docstring).
-
-    Attributes
-    ----------
-    weights : tuple of ndarray, each shape (S, n_in, n_out)
-        One per dense layer, input layer first; the readout has ``n_out = 1``.
-    biases : tuple of ndarray, each shape (S, n_out)
-    """
-
-    weights: tuple
-    biases: tuple
-
-    @property
-    def n_networks(self) -> int:
-        return self.weights[0].shape[0]
-
-    @property
-    def d_in(self) -> int:
-        return self.weights[0].shape[1]
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """Hidden widths (the output size of every dense layer but the readout)."""
-        return tuple(w.shape[2] for w in self.weights[:-1])
-
-    @property
-    def n_params(self) -> int:
-        """Parameters per network."""
-        return sum(w[0].size + b[0].size for w, b in zip(self.weights, self.biases))
-
-    def take(self, index) -> Params:
-        """The networks ``index`` (a slice or integer array) of the ensemble."""
-        return Params(tuple(w[index] for w in self.weights), tuple(b[index] for b in self.biases))
-
-    def copy(self) -> Params:
-        return Params(tuple(w.copy() for w in self.weights), tuple(b.copy() for b in self.biases))
-
-
-# --------------------------------------------------------------------------- structure
-def _blocks(arch) -> list[tuple[Dense, list]]:
-    """The architecture as [(Dense, [activations that follow it]), ...]."""
-    blocks: list[tuple[Dense, list]] = []
-    for layer in arch.layers:
-        if isinstance(layer, Dense):
-            blocks.append((layer, []))
-        elif isinstance(layer, Nonlinearity):
-            if not blocks:
-                raise ConfigError("architecture: the first layer must be dense")
-            blocks[-1][1].append(layer.activation)
-        else:
-            raise ConfigError(f"architecture: unknown layer {layer!r}")
-    if not blocks or blocks[-1][1]:
-        raise ConfigError("architecture: the last layer must be dense (the readout)")
-    return blocks
-
-
-def hidden_widths(arch, width) -> tuple[int, ...]:
-    """Hidden widths, one per dense layer before the readout.
-
-    Parameters
-    ----------
-    width : int or sequence of int
-        One width for every hidden layer, or one per hidden layer.
-    """
-    n_hidden = len(_blocks(arch)) - 1
-    if np.ndim(width) == 0:
-        values = [width] * n_hidden
-    else:
-        values = list(width)
-        if len(values) != n_hidden:
-            raise ConfigError(
-                f"width: the architecture has {n_hidden} hidden layer(s) "
-                f"but {len(values)} width(s) were given"
-            )
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ConfigError(f"width: expected a positive integer, got {v!r}")
-        if not math.isfinite(v) or v < 1 or v != int(v):
-            raise ConfigError(f"width: a finite network needs positive integer widths, got {v!r}")
-        out.append(int(v))
-    return tuple(out)
-
-
-def _scales(arch, dense: Dense, n_in: int) -> tuple[float, float]:
-    """(weight scale, bias scale) applied in the forward pass."""
-    if arch.parameterization == "ntk":
-        return dense.W_std / math.sqrt(n_in), dense.b_std
-    if arch.parameterization == "standard":
-        return 1.0, 1.0
-    raise ConfigError(f"unknown parameterization {arch.parameterization!r}; valid: ntk, standard")
-
-
-def _points(x, d: int, name: str = "x") -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise ConfigError(f"{name}: expected an array of shape (N, {d}), got {x.shape}")
-    return x
-
-
-# --------------------------------------------------------------------------- memory
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (``MemAvailable``), 0 if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 0
-
-
-def _gb(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.2f} GB" if nbytes >= 2**28 else f"{nbytes / 2**20:.0f} MB"
-
-
-def check_memory(nbytes: float, what: str) -> None:
-    """Raise :class:`ResourceError` if ``nbytes`` exceeds 80% of the available memory."""
-    avail = available_memory()
-    if avail and nbytes > MEMORY_FRACTION * avail:
-        raise ResourceError(
-            f"{what} needs about {_gb(nbytes)} of memory but this machine has "
-            f"{_gb(avail)} available; use a smaller width, fewer networks or fewer points"
-        )
-
-
-def _sizes(dims) -> int:
-    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
-
-
-def memory_estimate(arch, d_in: int, width, n_networks: int, n_points: int) -> int:
-    """Bytes to train an ensemble on ``n_points`` inputs (an upper bound for the other calls).
-
-    Parameters and their trained copy (``2 S P``), and for each block of networks the
-    activations and backpropagated derivatives of every layer (``4 N sum(widths)`` per network)
-    plus its gradients (``P`` per network).
-    """
-    dims = (int(d_in), *hidden_widths(arch, width), 1)
-    per_net = _per_network_bytes(dims, n_points) + _sizes(dims) * _F8
-    return 2 * n_networks * _sizes(dims) * _F8 + _block_size(per_net, n_networks) * per_net
-
-
-def _block_size(per_network_bytes: int, n_networks: int) -> int:
-    return max(1, min(n_networks, BLOCK_BYTES // max(1, int(per_network_bytes))))
-
-
-def _net_blocks(params: Params, per_network_bytes: int):
-    s = params.n_networks
-    step = _block_size(per_network_bytes, s)
-    for start in range(0, s, step):
-        yield slice(start, min(s, start + step))
-
-
-# --------------------------------------------------------------------------- init
-def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generator) -> Params:
-    """Sample S independent networks of an architecture.
-
-    Parameters
-    ----------
-    arch : Architecture
-    d_in : int
-        Input dimension d.
-    width : int or sequence of int
-        Hidden width of every hidden layer, or one per hidden layer.
-    n_networks : int
-        Ensemble size S.
-    rng : numpy.random.Generator
-        The only source of randomness. For each dense layer in order, ``W`` (S, n_in, n_out)
-        then ``b`` (S, n_out) are drawn as standard normals (scaled by ``W_std / sqrt(n_in)``
-        and ``b_std`` in standard parameterization).
-
-    Returns
-    -------
-    Params with weights (S, n_in, n_out) and biases (S, n_out).
-    """
-    widths = hidden_widths(arch, width)
-    if int(d_in) < 1 or int(n_networks) < 1:
-        raise ConfigError(f"need d_in >= 1 and n_networks >= 1, got {d_in} and {n_networks}")
-    dims = (int(d_in), *widths, 1)
-    check_memory(
-        n_networks * _sizes(dims) * _F8,
-        f"{n_networks} network(s) of width {'x'.join(map(str, widths)) or '-'}",
-    )
-    weights, biases = [], []
-    for (dense, _), n_in, n_out in zip(_blocks(arch), dims[:-1], dims[1:]):
-        W = rng.standard_normal((n_networks, n_in, n_out))  # (S, n_in, n_out)
-        b = rng.standard_normal((n_networks, n_out))  # (S, n_out)
-        if arch.parameterization == "standard":
-            W *= dense.W_std / math.sqrt(n_in)
-            b *= dense.b_std
-        else:
-            _scales(arch, dense, n_in)  # validates the parameterization
-        weights.append(W)
-        biases.append(b)
-    return Params(tuple(weights), tuple(biases))
-
-
-# --------------------------------------------------------------------------- forward/backward
 def _check(arch, params: Params) -> list:
-    blocks = _blocks(arch)
+    blocks = dense_blocks(arch)
     if len(blocks) != len(params.weights):
         raise ConfigError(
             f"the parameters have {len(params.weights)} dense layer(s) "
@@ -277,16 +79,64 @@ def _check(arch, params: Params) -> list:
     return blocks
 
 
-def _forward_cache(arch, blocks, params: Params, x: np.ndarray):
-    """Forward pass keeping what backprop needs.
+# --------------------------------------------------------------------------- the core
+@dataclass(frozen=True)
+class Cache:
+    """A forward pass on N points, with what :func:`backward` needs.
 
-    Returns f (S, N), inputs [y_k] (input of dense k: (N, d) for k = 0, else (S, N, n_in)),
-    and pre [[z before each activation of block k]] (each (S, N, n_out)).
+    Attributes
+    ----------
+    f : ndarray, shape (S, N)
+        The outputs.
+    inputs : tuple of ndarray
+        ``inputs[k]`` is the input of dense layer k: (N, d) for k = 0 (shared by every
+        network), (S, N, n_in) after.
+    pre : tuple of tuple of ndarray
+        ``pre[k][j]`` is the input of the j-th activation after dense layer k, (S, N, n_out).
     """
-    y = x  # (N, d)
-    inputs, pre = [], []
-    for (dense, acts), W, b in zip(blocks, params.weights, params.biases):
-        sw, sb = _scales(arch, dense, W.shape[1])
+
+    f: np.ndarray
+    inputs: tuple
+    pre: tuple
+
+    def head(self, n: int) -> Cache:
+        """The same pass restricted to its first n points (views, no copies)."""
+
+        def rows(a):
+            return a[:n] if a.ndim == 2 else a[:, :n]
+
+        pre = tuple(tuple(z[:, :n] for z in zs) for zs in self.pre)
+        return Cache(self.f[:, :n], tuple(rows(y) for y in self.inputs), pre)
+
+
+def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cache:
+    """Forward pass of all S networks on N points, keeping what :func:`backward` needs.
+
+    Dense layer k computes ``z = sw y @ W + sb b`` with the scales of
+    :func:`~wideinf.parameters.layer_scales`, then its activations. No blocking and no memory
+    check: the caller bounds S and N (see :func:`wideinf.memory.working_bytes`).
+
+    Parameters
+    ----------
+    arch : Architecture
+    params : Params, S networks
+    x : array, shape (N, d)
+    reuse : Cache, optional
+        A pass of the same networks on the same x in which only the readout's parameters have
+        changed since: the hidden layers are taken from it and only the readout is recomputed
+        (readout-only training); x is then not read.
+
+    Returns
+    -------
+    Cache with f of shape (S, N).
+    """
+    blocks = _check(arch, params)
+    start = 0 if reuse is None else len(blocks) - 1
+    y = check_points(x, params.d_in) if reuse is None else reuse.inputs[-1]
+    inputs = [] if reuse is None else list(reuse.inputs[:-1])
+    pre = [] if reuse is None else list(reuse.pre[:-1])
+    for (dense, acts), W, b in zip(blocks[start:], params.weights[start:], params.biases[start:]):
+        sw, sb = layer_scales(arch, dense, W.shape[1])
         inputs.append(y)
         z = np.matmul(y, W)  # (S, N, n_out)
         z *= sw
@@ -295,37 +145,133 @@ def _forward_cache(arch, blocks, params: Params, x: np.ndarray):
         for act in acts:
             zs.append(z)
             z = act.phi(z)
-        pre.append(zs)
+        pre.append(tuple(zs))
         y = z
-    return y[..., 0], inputs, pre
+    return Cache(y[..., 0], tuple(inputs), tuple(pre))
 
 
-def _backward(arch, blocks, params: Params, inputs, pre, delta: np.ndarray) -> list:
-    """Backpropagate ``delta`` (S, N, 1) from the readout's output.
+def backward(
+    arch, params: Params, cache: Cache, cotangent, *, lowest: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The dense backward pass: ``delta_k = d(sum_i c_i f(x_i)) / dz_k`` for each dense layer.
 
-    Returns, per dense layer k, ``delta_k`` (S, N, n_out): the derivative of
-    ``sum_i delta_i f(x_i)`` with respect to that layer's output z_k (before its activations),
-    point by point (nothing is summed over N).
+    For the readout ``delta = c``; through an activation ``delta <- delta * phi'(z)``; through
+    dense layer k to the layer below ``delta <- sw_k delta @ W_k^T``. Point by point: nothing
+    is summed over N. The parameter gradients follow as ``dW_k = sw_k y_k^T delta_k`` and
+    ``db_k = sb_k sum_i delta_k,i`` (:func:`vjp`).
+
+    Parameters
+    ----------
+    arch : Architecture
+    params : Params, S networks (those of ``cache``)
+    cache : Cache
+        The forward pass on N points (:func:`forward_cache`).
+    cotangent : array, shape (S, N)
+        ``c``, the weight of each output.
+    lowest : int, default 0
+        Stop after dense layer ``lowest`` (the number of dense layers minus one: the readout
+        only).
+
+    Yields
+    ------
+    (k, delta_k) for k from the readout down to ``lowest``; delta_k has shape (S, N, n_out).
+    The derivative for the layer below is computed *before* (k, delta_k) is yielded, so the
+    consumer may update layer k's parameters in place (as :func:`descent_step` does).
     """
-    deltas = [None] * len(blocks)
-    for k in range(len(blocks) - 1, -1, -1):
+    blocks = _check(arch, params)
+    delta = np.asarray(cotangent, dtype=float)[..., None]  # (S, N, 1)
+    for k in range(len(blocks) - 1, lowest - 1, -1):
         dense, acts = blocks[k]
-        for act, z in zip(reversed(acts), reversed(pre[k])):
+        for act, z in zip(reversed(acts), reversed(cache.pre[k])):
             delta = delta * act.dphi(z)  # (S, N, n_out)
-        deltas[k] = delta
-        if k > 0:
+        below = None
+        if k > lowest:
             W = params.weights[k]
-            sw, _ = _scales(arch, dense, W.shape[1])
-            delta = np.matmul(delta, W.transpose(0, 2, 1))  # (S, N, n_in)
-            delta *= sw
-    return deltas
+            below = np.matmul(delta, W.transpose(0, 2, 1))  # (S, N, n_in)
+            below *= layer_scales(arch, dense, W.shape[1])[0]
+        yield k, delta
+        delta = below
 
 
-def _per_network_bytes(dims, n_points: int) -> int:
-    """Working memory of a forward and backward pass of one network on ``n_points`` inputs."""
-    if isinstance(dims, Params):
-        dims = (dims.d_in, *dims.widths, 1)
-    return 4 * n_points * sum(dims) * _F8
+def _transpose_points(y: np.ndarray) -> np.ndarray:
+    return y.T if y.ndim == 2 else y.transpose(0, 2, 1)  # (n_in, N) or (S, n_in, N)
+
+
+def vjp(arch, params: Params, cache: Cache, cotangent) -> Params:
+    """Vector-Jacobian product ``sum_i c_i df(x_i)/dtheta`` from a forward pass.
+
+    Parameters
+    ----------
+    cache : Cache, the forward pass on N points
+    cotangent : array, shape (S, N)
+
+    Returns
+    -------
+    Params of gradients shaped like ``params`` (with respect to the stored parameters):
+    ``dW_k = sw_k y_k^T delta_k`` (S, n_in, n_out), ``db_k = sb_k sum_i delta_k,i`` (S, n_out).
+    """
+    blocks = _check(arch, params)
+    gw, gb = [None] * len(blocks), [None] * len(blocks)
+    for k, delta in backward(arch, params, cache, cotangent):
+        sw, sb = layer_scales(arch, blocks[k][0], params.weights[k].shape[1])
+        gw[k] = np.matmul(_transpose_points(cache.inputs[k]), delta)  # (S, n_in, n_out)
+        if sw != 1.0:
+            gw[k] *= sw
+        gb[k] = np.sum(delta, axis=1)  # (S, n_out)
+        if sb != 1.0:
+            gb[k] *= sb
+    return Params(tuple(gw), tuple(gb))
+
+
+def descent_step(
+    arch, params: Params, cache: Cache, cotangent, learning_rate: float, *, active=None,
+    lowest: int = 0,
+) -> None:  # fmt: skip
+    """One gradient step ``theta <- theta - eta sum_i c_i df(x_i)/dtheta``, in place.
+
+    Each layer is updated as soon as :func:`backward` has passed it: ``b -= eta sb sum_i
+    delta_i`` and ``W += (-eta sw) y^T delta`` by BLAS ``dgemm`` with ``beta = 1`` writing into
+    the Fortran-ordered view ``W[s].T``, so a step allocates nothing of a weight matrix's size.
+    Very wide networks are bound by memory traffic, and this reads and writes each weight
+    once. (Few, large BLAS calls: splitting W into cache-sized blocks saved under 10% with
+    one thread and was many times slower with several.)
+
+    Parameters
+    ----------
+    params : Params, S networks, updated in place (writeable arrays)
+    cache : Cache, their forward pass on the N training points
+    cotangent : array, shape (S, N); ``dL/df`` for a loss L
+    learning_rate : float
+        eta.
+    active : bool array, shape (S,), optional
+        Update only these networks (default: all).
+    lowest : int, default 0
+        Update only dense layers ``lowest`` and above (the readout only: their number minus one).
+    """
+    blocks = _check(arch, params)
+    eta = float(learning_rate)
+    nets = range(params.n_networks) if active is None else np.flatnonzero(active)
+    for k, delta in backward(arch, params, cache, cotangent, lowest=lowest):
+        W, b, y = params.weights[k], params.biases[k], cache.inputs[k]
+        sw, sb = layer_scales(arch, blocks[k][0], W.shape[1])
+        if active is None:
+            b -= (eta * sb) * delta.sum(axis=1)  # (S, n_out)
+        else:
+            b[active] -= (eta * sb) * delta[active].sum(axis=1)
+        for s in nets:
+            ys = y if y.ndim == 2 else y[s]  # (N, n_in)
+            target = W[s].T  # (n_out, n_in), Fortran-ordered view
+            out = dgemm(-eta * sw, delta[s].T, ys, beta=1.0, c=target, overwrite_c=1)
+            if not np.shares_memory(out, W[s]):  # BLAS made a copy after all
+                W[s] = out.T
+
+
+# --------------------------------------------------------------------------- guarded entry points
+def _guarded_blocks(params: Params, per_net: int, fixed: int, what: str) -> list[slice]:
+    """Blocks of networks after checking ``fixed`` bytes plus one block's working memory."""
+    s = params.n_networks
+    check_memory(fixed + block_size(per_net, s) * per_net, what)
+    return network_blocks(s, per_net)
 
 
 def forward(arch, params: Params, x) -> np.ndarray:
@@ -341,28 +287,25 @@ def forward(arch, params: Params, x) -> np.ndarray:
     -------
     f : ndarray, shape (S, N)
     """
-    blocks = _check(arch, params)
-    x = _points(x, params.d_in)
+    _check(arch, params)
+    x = check_points(x, params.d_in)
     s, n = params.n_networks, x.shape[0]
-    per_net = _per_network_bytes(params, n) // 2
-    check_memory(s * n * _F8 + _block_size(per_net, s) * per_net, f"the outputs at {n} points")
+    per_net = working_bytes(params.dims, n) // 2
     out = np.empty((s, n))  # (S, N)
-    for sl in _net_blocks(params, per_net):
-        out[sl] = _forward_cache(arch, blocks, params.take(sl), x)[0]
+    for sl in _guarded_blocks(params, per_net, s * n * FLOAT_BYTES, f"the outputs at {n} points"):
+        out[sl] = forward_cache(arch, params.take(sl), x).f
     return out
 
 
 def features(arch, params: Params, x) -> np.ndarray:
     """The readout's input (last hidden layer's activations), shape (S, N, n_L)."""
-    blocks = _check(arch, params)
-    x = _points(x, params.d_in)
-    n_l = params.weights[-1].shape[1]
-    check_memory(params.n_networks * x.shape[0] * n_l * _F8, "the readout features")
-    out = np.empty((params.n_networks, x.shape[0], n_l))  # (S, N, n_L)
-    per_net = _per_network_bytes(params, x.shape[0]) // 2
-    for sl in _net_blocks(params, per_net):
-        _, inputs, _ = _forward_cache(arch, blocks, params.take(sl), x)
-        last = inputs[-1]
+    _check(arch, params)
+    x = check_points(x, params.d_in)
+    s, n, n_l = params.n_networks, x.shape[0], params.weights[-1].shape[1]
+    out = np.empty((s, n, n_l))  # (S, N, n_L)
+    per_net = working_bytes(params.dims, n) // 2
+    for sl in _guarded_blocks(params, per_net, s * n * n_l * FLOAT_BYTES, "the readout features"):
+        last = forward_cache(arch, params.take(sl), x).inputs[-1]
         out[sl] = last if last.ndim == 3 else last[None]
     return out
 
@@ -379,40 +322,23 @@ def gradients(arch, params: Params, x, cotangent) -> Params:
     -------
     Params of gradients, shaped like ``params`` (with respect to the stored parameters).
     """
-    blocks = _check(arch, params)
-    x = _points(x, params.d_in)
+    _check(arch, params)
+    x = check_points(x, params.d_in)
     s, n = params.n_networks, x.shape[0]
     cot = np.broadcast_to(np.asarray(cotangent, dtype=float), (s, n))
-    check_memory(2 * s * params.n_params * _F8, "the gradients")
+    per_net = working_bytes(params.dims, n)
+    fixed = 2 * s * params.n_params * FLOAT_BYTES
     gw = [np.empty_like(w) for w in params.weights]
     gb = [np.empty_like(b) for b in params.biases]
-    for sl in _net_blocks(params, _per_network_bytes(params, n)):
+    for sl in _guarded_blocks(params, per_net, fixed, "the gradients"):
         sub = params.take(sl)
-        _, inputs, pre = _forward_cache(arch, blocks, sub, x)
-        deltas = _backward(arch, blocks, sub, inputs, pre, cot[sl][..., None])
-        _accumulate(arch, blocks, sub, inputs, deltas, gw, gb, sl)
+        g = vjp(arch, sub, forward_cache(arch, sub, x), cot[sl])
+        for out, part in zip(gw + gb, g.weights + g.biases):
+            out[sl] = part
     return Params(tuple(gw), tuple(gb))
 
 
-def _accumulate(arch, blocks, params, inputs, deltas, gw, gb, sl):
-    """Gradients from per-point deltas: ``dW = sw y^T delta``, ``db = sb sum_i delta_i``.
-
-    Written into ``gw[k][sl]`` and ``gb[k][sl]`` without temporaries of the weights' size.
-    """
-    for k, (dense, _) in enumerate(blocks):
-        sw, sb = _scales(arch, dense, params.weights[k].shape[1])
-        y = inputs[k]
-        yt = y.T if y.ndim == 2 else y.transpose(0, 2, 1)  # (n_in, N) or (S, n_in, N)
-        g = gw[k][sl]  # (S, n_in, n_out), a view
-        np.matmul(yt, deltas[k], out=g)
-        if sw != 1.0:
-            g *= sw
-        np.sum(deltas[k], axis=1, out=gb[k][sl])  # (S, n_out)
-        if sb != 1.0:
-            gb[k][sl] *= sb
-
-
-# --------------------------------------------------------------------------- kernels
+# --------------------------------------------------------------------------- empirical kernels
 def empirical_nngp(arch, params: Params, x1, x2=None) -> np.ndarray:
     """Empirical NNGP: the readout's input features, scaled as the kernel.
 
@@ -430,22 +356,18 @@ def empirical_nngp(arch, params: Params, x1, x2=None) -> np.ndarray:
     -------
     ndarray, shape (S, N1, N2)
     """
-    blocks = _check(arch, params)
-    readout = blocks[-1][0]
-    x1 = _points(x1, params.d_in, "x1")
-    x2v = x1 if x2 is None else _points(x2, params.d_in, "x2")
+    readout = _check(arch, params)[-1][0]
+    x1 = check_points(x1, params.d_in, "x1")
+    x2v = x1 if x2 is None else check_points(x2, params.d_in, "x2")
     s, n1, n2 = params.n_networks, x1.shape[0], x2v.shape[0]
-    per_net = _per_network_bytes(params, n1 + n2) // 2 + 2 * n1 * n2 * _F8
-    check_memory(
-        s * n1 * n2 * _F8 + _block_size(per_net, s) * per_net,
-        f"the empirical NNGP on {n1} x {n2} points",
-    )
+    per_net = working_bytes(params.dims, n1 + n2) // 2 + 2 * n1 * n2 * FLOAT_BYTES
+    what = f"the empirical NNGP on {n1} x {n2} points"
     n_l = params.weights[-1].shape[1]
     out = np.empty((s, n1, n2))  # (S, N1, N2)
-    for sl in _net_blocks(params, per_net):
+    for sl in _guarded_blocks(params, per_net, s * n1 * n2 * FLOAT_BYTES, what):
         sub = params.take(sl)
-        f1 = _forward_cache(arch, blocks, sub, x1)[1][-1]
-        f2 = f1 if x2 is None else _forward_cache(arch, blocks, sub, x2v)[1][-1]
+        f1 = forward_cache(arch, sub, x1).inputs[-1]
+        f2 = f1 if x2 is None else forward_cache(arch, sub, x2v).inputs[-1]
         gram = np.matmul(f1, np.swapaxes(f2, -1, -2))  # (S, N1, N2) or (N1, N2)
         k = (readout.W_std**2 / n_l) * gram + readout.b_std**2
         if x2 is None:
@@ -459,12 +381,12 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
 
     For dense layer l with input y_{l-1}, output z_l and scales ``(sw, sb)``
     (``(W_std / sqrt(n_in), b_std)`` in NTK parameterization, ``(1, 1)`` in standard),
-    with ``delta_l(x) = df(x) / dz_l`` from backprop:
+    with ``delta_l(x) = df(x) / dz_l`` from :func:`backward`:
     ``Theta += sw^2 [y_{l-1}(x) . y_{l-1}(x')] [delta_l(x) . delta_l(x')]
     + sb^2 [delta_l(x) . delta_l(x')]`` (Jacot et al. 2018, arXiv:1806.07572).
-    In standard parameterization the result is divided by the readout's fan-in n (the last
-    hidden width) to match :meth:`Architecture.kernel(x, width=n)`; if the hidden widths
-    differ, it is still the last one.
+    In standard parameterization the result is divided by the hidden width n to match
+    :meth:`Architecture.kernel(x, width=n)`, which has a single n: the hidden widths must then
+    be equal (layer l's weights contribute ``n_{l-1} / n`` times the limit's term otherwise).
 
     Parameters
     ----------
@@ -476,30 +398,28 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
     ndarray, shape (S, N1, N2)
     """
     blocks = _check(arch, params)
-    x1 = _points(x1, params.d_in, "x1")
-    x2v = x1 if x2 is None else _points(x2, params.d_in, "x2")
+    if arch.parameterization == "standard" and len(set(params.widths)) > 1:
+        raise ConfigError(
+            "empirical_ntk: standard parameterization needs equal hidden widths to match the "
+            f"kernel's Theta / n, got {'x'.join(map(str, params.widths))}"
+        )
+    x1 = check_points(x1, params.d_in, "x1")
+    x2v = x1 if x2 is None else check_points(x2, params.d_in, "x2")
     s, n1, n2 = params.n_networks, x1.shape[0], x2v.shape[0]
-    per_net = _per_network_bytes(params, n1 + n2) + 3 * n1 * n2 * _F8
-    check_memory(
-        s * n1 * n2 * _F8 + _block_size(per_net, s) * per_net,
-        f"the empirical NTK on {n1} x {n2} points",
-    )
+    per_net = working_bytes(params.dims, n1 + n2) + 3 * n1 * n2 * FLOAT_BYTES
+    what = f"the empirical NTK on {n1} x {n2} points"
     out = np.empty((s, n1, n2))  # (S, N1, N2)
-    for sl in _net_blocks(params, per_net):
+    for sl in _guarded_blocks(params, per_net, s * n1 * n2 * FLOAT_BYTES, what):
         sub = params.take(sl)
-        ones1 = np.ones((sub.n_networks, n1, 1))
-        _, in1, pre1 = _forward_cache(arch, blocks, sub, x1)
-        d1 = _backward(arch, blocks, sub, in1, pre1, ones1)
-        if x2 is None:
-            in2, d2 = in1, d1
-        else:
-            _, in2, pre2 = _forward_cache(arch, blocks, sub, x2v)
-            d2 = _backward(arch, blocks, sub, in2, pre2, np.ones((sub.n_networks, n2, 1)))
+        c1 = forward_cache(arch, sub, x1)
+        d1 = dict(backward(arch, sub, c1, np.ones((sub.n_networks, n1))))  # {k: (S, N1, n_k)}
+        c2 = c1 if x2 is None else forward_cache(arch, sub, x2v)
+        d2 = d1 if x2 is None else dict(backward(arch, sub, c2, np.ones((sub.n_networks, n2))))
         theta = np.zeros((sub.n_networks, n1, n2))  # (S, N1, N2)
         for k, (dense, _) in enumerate(blocks):
-            sw, sb = _scales(arch, dense, sub.weights[k].shape[1])
+            sw, sb = layer_scales(arch, dense, sub.weights[k].shape[1])
             dd = np.matmul(d1[k], d2[k].transpose(0, 2, 1))  # (S, N1, N2)
-            yy = np.matmul(in1[k], np.swapaxes(in2[k], -1, -2))  # (S, N1, N2) or (N1, N2)
+            yy = np.matmul(c1.inputs[k], np.swapaxes(c2.inputs[k], -1, -2))  # (S,N1,N2)|(N1,N2)
             theta += (sw * sw * yy + sb * sb) * dd
         if x2 is None:
             theta = 0.5 * (theta + theta.transpose(0, 2, 1))
@@ -509,46 +429,17 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------- flat views
-def ravel_params(params: Params) -> np.ndarray:
-    """All parameters of each network in one row, shape (S, P): W_1, b_1, W_2, b_2, ..."""
-    s = params.n_networks
-    parts = []
-    for w, b in zip(params.weights, params.biases):
-        parts += [w.reshape(s, -1), b.reshape(s, -1)]
-    return np.concatenate(parts, axis=1)
-
-
-def unravel_params(flat, like: Params) -> Params:
-    """Inverse of :func:`ravel_params`, shaped like ``like``; flat (S, P)."""
-    flat = np.asarray(flat, dtype=float)
-    s = flat.shape[0]
-    weights, biases, pos = [], [], 0
-    for w, b in zip(like.weights, like.biases):
-        for arr, out in ((w, weights), (b, biases)):
-            size = arr[0].size
-            out.append(flat[:, pos : pos + size].reshape((s, *arr.shape[1:])).copy())
-            pos += size
-    if pos != flat.shape[1]:
-        raise ConfigError(f"expected {pos} parameters per network, got {flat.shape[1]}")
-    return Params(tuple(weights), tuple(biases))
-
-
 def jacobian(arch, params: Params, x) -> np.ndarray:
-    """Explicit Jacobian ``df(x_i)/dtheta``, shape (S, N, P), one backprop per point.
+    """Explicit Jacobian ``df(x_i)/dtheta``, shape (S, N, P), one backward pass per point.
 
     In the order of :func:`ravel_params`. Memory ``S N P``: for small networks (tests).
     """
-    x = _points(x, params.d_in)
+    x = check_points(x, params.d_in)
     s, n, p = params.n_networks, x.shape[0], params.n_params
-    check_memory(2 * s * n * p * _F8, f"the explicit Jacobian ({s} x {n} x {p})")
+    check_memory(2 * s * n * p * FLOAT_BYTES, f"the explicit Jacobian ({s} x {n} x {p})")
     jac = np.empty((s, n, p))  # (S, N, P)
     for i in range(n):
         cot = np.zeros((s, n))
         cot[:, i] = 1.0
         jac[:, i] = ravel_params(gradients(arch, params, x, cot))
     return jac
-
-
-# Gradient descent lives in training.py; imported last because it uses the functions above.
-from .training import TrainResult, train  # noqa: E402

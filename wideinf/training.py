@@ -5,24 +5,81 @@ The loss of each network is ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` and one step i
 training outputs then follow ``f_t = f_0 e^{-Theta t/N} + (I - e^{-Theta t/N}) y`` with
 ``t = steps * eta`` (Jacot et al. 2018, arXiv:1806.07572; Lee et al. 2019, arXiv:1902.06720),
 up to the discretisation: a mode with ``a = eta lambda / N`` decays as ``(1 - a)^k`` rather
-than ``e^{-a k}``, so keep ``eta lambda_max / N`` small to follow the flow.
+than ``e^{-a k}``, so keep ``eta lambda_max / N`` small to follow the flow (:func:`step_size`).
 
-Standard parameterization: train with ``eta / n`` (n the last hidden width) to follow the kernel
+Standard parameterization: train with ``eta / n`` (n the hidden width) to follow the kernel
 that :func:`wideinf.networks.empirical_ntk` and ``Architecture.kernel(x, width=n)`` report
 (``Theta / n``), with the same time ``t = steps * eta``.
+
+Each step is :func:`wideinf.networks.forward_cache` then
+:func:`wideinf.networks.descent_step`, which writes the step into the parameters in place.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, NumericalError
+from .memory import FLOAT_BYTES, block_size, check_memory, network_blocks, working_bytes
+from .networks import (
+    check_points,
+    descent_step,
+    forward,
+    forward_cache,
+    hidden_widths,
+    parameter_count,
+)
 from .progress import progress
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "train", "step_size", "recorded_steps", "memory_estimate"]
+
+
+def step_size(ntk_train, lr_factor: float = 1.0) -> float:
+    """The gradient-descent step ``eta = lr_factor * N / lambda_max(Theta)``.
+
+    Linearised gradient descent on ``(1/2N) |f - y|^2`` moves the train residual by
+    ``r <- (I - eta Theta / N) r``: ``lr_factor = 1`` removes the stiffest mode in one step,
+    and the descent is stable for ``lr_factor < 2``.
+
+    Parameters
+    ----------
+    ntk_train : ndarray, shape (N, N) or (S, N, N)
+        The tangent kernel that training follows, on the N training points, in the units of
+        the learning rate; for an ensemble, ``lambda_max`` is the largest over its networks.
+    lr_factor : float, default 1.0
+
+    Returns
+    -------
+    float
+    """
+    ntk_train = np.asarray(ntk_train, dtype=float)
+    n = ntk_train.shape[-1]
+    lam_max = float(np.max(np.linalg.eigvalsh(ntk_train)[..., -1]))
+    if not lam_max > 0:
+        raise NumericalError("the NTK train-train matrix is zero; cannot derive a learning rate")
+    return lr_factor * n / lam_max
+
+
+def recorded_steps(steps: int, record_every: int) -> np.ndarray:
+    """0, r, 2r, ..., and always ``steps`` itself; shape (T,)."""
+    rec = list(range(0, steps + 1, record_every))
+    if rec[-1] != steps:
+        rec.append(steps)
+    return np.asarray(rec, dtype=int)
+
+
+def memory_estimate(arch, d_in: int, width, n_networks: int, n_points: int) -> int:
+    """Bytes to train an ensemble on ``n_points`` inputs (training and evaluation points).
+
+    The parameters and their trained copy (``2 S P``) plus, for one block of networks, the
+    working memory of a forward and backward pass (:func:`wideinf.memory.working_bytes`).
+    """
+    per_net = working_bytes((int(d_in), *hidden_widths(arch, width), 1), n_points)
+    copies = 2 * n_networks * parameter_count(arch, d_in, width) * FLOAT_BYTES
+    return copies + block_size(per_net, n_networks) * per_net
 
 
 @dataclass(frozen=True)
@@ -75,6 +132,18 @@ class TrainResult:
         return self.final_loss <= self.tol
 
 
+def _check_settings(learning_rate, steps, record_every, tol) -> None:
+    eta = float(learning_rate)
+    if not (math.isfinite(eta) and eta > 0):
+        raise ConfigError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+    if int(steps) != steps or steps < 0:
+        raise ConfigError(f"steps: expected a non-negative integer, got {steps!r}")
+    if int(record_every) != record_every or record_every < 1:
+        raise ConfigError(f"record_every: expected a positive integer, got {record_every!r}")
+    if tol is not None and not (tol >= 0):
+        raise ConfigError(f"tol: expected a non-negative number, got {tol!r}")
+
+
 def train(
     arch,
     params,
@@ -96,7 +165,7 @@ def train(
     ----------
     arch : Architecture
     params : Params, S networks
-        Initial parameters (not modified).
+        Initial parameters (not modified: training updates a copy in place).
     x : array, shape (N, d)
     y : array, shape (N,) or (S, N)
         Targets, shared by every network or one row per network.
@@ -116,152 +185,121 @@ def train(
     quiet : bool, default False
         No progress bar (it is also off when stderr is not a terminal, and under ``--quiet``).
     record_outputs : bool, default False
-        Also record the outputs at the recorded steps (``f_train_path``, ``f_eval_path``).
+        Also record the outputs at the recorded steps (``f_train_path``, ``f_eval_path``);
+        a recorded step then runs one forward pass on the training and evaluation points.
 
     Returns
     -------
     TrainResult
     """
-    from . import networks as nw
-
-    blocks = nw._check(arch, params)
-    x = nw._points(x, params.d_in)
+    x = check_points(x, params.d_in)
     s, n = params.n_networks, x.shape[0]
     y = np.asarray(y, dtype=float)
     if y.shape not in ((n,), (s, n)):
         raise ConfigError(f"y: expected shape ({n},) or ({s}, {n}), got {y.shape}")
     y = np.broadcast_to(y, (s, n))
-    xe = None if x_eval is None else nw._points(x_eval, params.d_in, "x_eval")
-    eta = float(learning_rate)
-    if not (math.isfinite(eta) and eta > 0):
-        raise ConfigError(f"learning_rate: expected a positive number, got {learning_rate!r}")
-    if int(steps) != steps or steps < 0:
-        raise ConfigError(f"steps: expected a non-negative integer, got {steps!r}")
-    if int(record_every) != record_every or record_every < 1:
-        raise ConfigError(f"record_every: expected a positive integer, got {record_every!r}")
-    if tol is not None and not (tol >= 0):
-        raise ConfigError(f"tol: expected a non-negative number, got {tol!r}")
-    steps, record_every = int(steps), int(record_every)
-    recorded = list(range(0, steps + 1, record_every))
-    if recorded[-1] != steps:
-        recorded.append(steps)
-    t_rec = len(recorded)
-    m = 0 if xe is None else xe.shape[0]
+    xe = None if x_eval is None else check_points(x_eval, params.d_in, "x_eval")
+    _check_settings(learning_rate, steps, record_every, tol)
+    steps, recorded = int(steps), recorded_steps(int(steps), int(record_every))
+    t_rec, m = len(recorded), 0 if xe is None else xe.shape[0]
 
-    per_net = nw._per_network_bytes(params, n + m) + params.n_params * nw._F8
-    slices = list(nw._net_blocks(params, per_net))
-    paths = s * t_rec * (n + m) * nw._F8 if record_outputs else 0
-    check = 2 * s * params.n_params * nw._F8 + (slices[0].stop - slices[0].start) * per_net
+    paths = s * t_rec * (n + m) * FLOAT_BYTES if record_outputs else 0
+    need = memory_estimate(arch, params.d_in, params.widths, s, n + m) + paths
     widths = "x".join(map(str, params.widths)) or "-"
-    nw.check_memory(check + paths, f"training {s} network(s) of width {widths}")
+    check_memory(need, f"training {s} network(s) of width {widths}")
+    slices = network_blocks(s, working_bytes(params.dims, n + m))
 
     params = params.copy()
-    loss = np.empty((s, t_rec))  # (S, T)
-    steps_taken = np.zeros(s, dtype=int)  # (S,)
-    f_train = np.empty((s, n))  # (S, N)
-    f_path = np.empty((s, t_rec, n)) if record_outputs else None  # (S, T, N)
-    e_path = np.empty((s, t_rec, m)) if record_outputs and xe is not None else None
+    out = _Outputs(
+        loss=np.empty((s, t_rec)),  # (S, T)
+        taken=np.zeros(s, dtype=int),  # (S,)
+        f_train=np.empty((s, n)),  # (S, N)
+        f_path=np.empty((s, t_rec, n)) if record_outputs else None,  # (S, T, N)
+        e_path=np.empty((s, t_rec, m)) if record_outputs and xe is not None else None,
+    )
+    eta = float(learning_rate)
     bar = None if quiet else progress(total=steps * len(slices), desc="gradient descent")
     try:
         for sl in slices:
-            state = _Block(nw, arch, blocks, params.take(sl), x, xe, readout_only)
-            state.run(
-                y[sl], eta, steps, recorded, tol, loss[sl], steps_taken[sl], f_train[sl],
-                None if f_path is None else f_path[sl], None if e_path is None else e_path[sl],
-                bar,
-            )  # fmt: skip
+            _descend(arch, params.take(sl), x, xe, y[sl], eta, recorded, tol, readout_only,
+                     out.take(sl), bar)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
-    f_eval = None if xe is None else nw.forward(arch, params, xe)
+    if out.e_path is not None:
+        f_eval = out.e_path[:, -1].copy()  # the last step is always recorded
+    else:
+        f_eval = None if xe is None else forward(arch, params, xe)
     return TrainResult(
-        params, loss, np.asarray(recorded), steps_taken, f_train, f_eval,
-        None if tol is None else float(tol), f_path, e_path,
+        params, out.loss, recorded, out.taken, out.f_train, f_eval,
+        None if tol is None else float(tol), out.f_path, out.e_path,
     )  # fmt: skip
 
 
-class _Block:
-    """Gradient descent for a block of networks whose parameters are views (updated in place)."""
+@dataclass(frozen=True)
+class _Outputs:
+    """The arrays :func:`train` fills, network axis first."""
 
-    def __init__(self, nw, arch, blocks, sub, x, x_eval, readout_only):
-        self.nw, self.arch, self.blocks, self.sub = nw, arch, blocks, sub
-        self.x, self.x_eval, self.readout_only = x, x_eval, readout_only
-        self.sw, self.sb = nw._scales(arch, blocks[-1][0], sub.weights[-1].shape[1])
-        if readout_only:
-            # Fixed features: the readout's inputs, (S, N, n_L) or (N, d) without hidden layers.
-            self.feats = nw._forward_cache(arch, blocks, sub, x)[1][-1]
-            self.feats_eval = (
-                None if x_eval is None else nw._forward_cache(arch, blocks, sub, x_eval)[1][-1]
-            )
+    loss: np.ndarray
+    taken: np.ndarray
+    f_train: np.ndarray
+    f_path: np.ndarray | None
+    e_path: np.ndarray | None
 
-    def _readout(self, feats) -> np.ndarray:
-        w, b = self.sub.weights[-1], self.sub.biases[-1]
-        return self.sw * np.matmul(feats, w)[..., 0] + self.sb * b  # (S, N)
+    def take(self, sl: slice) -> _Outputs:
+        """Views of the networks ``sl``."""
+        parts = (getattr(self, f.name) for f in fields(self))
+        return _Outputs(*(None if a is None else a[sl] for a in parts))
 
-    def outputs(self):
-        """f (S, N) on the training inputs and what the gradient needs."""
-        if self.readout_only:
-            return self._readout(self.feats), None
-        f, inputs, pre = self.nw._forward_cache(self.arch, self.blocks, self.sub, self.x)
-        return f, (inputs, pre)
 
-    def eval_outputs(self) -> np.ndarray:
-        if self.readout_only:
-            return self._readout(self.feats_eval)
-        return self.nw._forward_cache(self.arch, self.blocks, self.sub, self.x_eval)[0]
+def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, out: _Outputs, bar):
+    """Gradient descent of one block of networks ``sub`` (views, updated in place)."""
+    n, steps = x.shape[0], int(recorded[-1])
+    stacked = np.vstack([x, xe]) if out.e_path is not None else None  # (N + M, d)
+    lowest = len(sub.weights) - 1 if readout_only else 0
+    frozen = {}  # readout only: the first pass on each set of points (its hidden layers)
 
-    def updates(self, cache, cot):
-        """[(parameter, gradient)] for the cotangent dL/df (S, N)."""
-        sub = self.sub
-        if self.readout_only:
-            feats = self.feats
-            ft = feats.T if feats.ndim == 2 else feats.transpose(0, 2, 1)  # (.., n_L, N)
-            gw = self.sw * np.matmul(ft, cot[..., None])  # (S, n_L, 1)
-            gb = self.sb * cot.sum(axis=1, keepdims=True)  # (S, 1)
-            return [(sub.weights[-1], gw), (sub.biases[-1], gb)]
-        inputs, pre = cache
-        deltas = self.nw._backward(self.arch, self.blocks, sub, inputs, pre, cot[..., None])
-        if not hasattr(self, "gws"):  # gradient buffers, reused at every step
-            self.gws = [np.empty_like(w) for w in sub.weights]
-            self.gbs = [np.empty_like(b) for b in sub.biases]
-        gws, gbs = self.gws, self.gbs
-        self.nw._accumulate(self.arch, self.blocks, sub, inputs, deltas, gws, gbs, slice(None))
-        return list(zip(sub.weights, gws)) + list(zip(sub.biases, gbs))
+    def run(points):
+        if not readout_only:
+            return forward_cache(arch, sub, points)
+        if id(points) not in frozen:
+            frozen[id(points)] = forward_cache(arch, sub, points)
+            return frozen[id(points)]
+        return forward_cache(arch, sub, points, reuse=frozen[id(points)])
 
-    def run(self, y, eta, steps, recorded, tol, loss, taken, f_out, f_path, e_path, bar):
-        n = self.x.shape[0]
-        active = np.ones(self.sub.n_networks, dtype=bool)
-        column = 0
-        for step in range(steps + 1):
-            f, cache = self.outputs()
-            resid = f - y  # (S, N)
-            current = 0.5 * np.mean(resid * resid, axis=1)  # (S,)
-            active &= np.isfinite(current)  # a diverged network stops where it overflowed
-            if tol is not None:
-                active &= current > tol
-            done = step == steps or not active.any()
-            # Record this step; when done, fill the remaining columns with the frozen state.
-            if step == recorded[column] or done:
-                cols = slice(column, None) if done else slice(column, column + 1)
-                loss[:, cols] = current[:, None]
-                if f_path is not None:
-                    f_path[:, cols] = f[:, None]
-                if e_path is not None:
-                    e_path[:, cols] = self.eval_outputs()[:, None]
-                column += 1
-            if done:
-                if bar is not None:
-                    bar.update(steps - step)
-                break
-            grads = self.updates(cache, resid / n)  # dL/df = (f - y) / N
-            all_active = active.all()
-            for p, g in grads:
-                if all_active:
-                    g *= eta  # in place: no temporary of the weights' size
-                    p -= g
-                else:
-                    p[active] -= eta * g[active]
-            taken += active
+    active = np.ones(sub.n_networks, dtype=bool)
+    column = 0
+    for step in range(steps + 1):
+        record = step == recorded[column]
+        # A recorded step with outputs at x_eval: one pass on the training and eval points.
+        both = record and stacked is not None
+        cache = run(stacked if both else x)
+        f = cache.f[:, :n]  # (S, N)
+        resid = f - y  # (S, N)
+        current = 0.5 * np.mean(resid * resid, axis=1)  # (S,)
+        active &= np.isfinite(current)  # a diverged network stops where it overflowed
+        if tol is not None:
+            active &= current > tol
+        done = step == steps or not active.any()
+        # Record this step; when done, fill the remaining columns with the frozen state.
+        if record or done:
+            cols = slice(column, None) if done else slice(column, column + 1)
+            out.loss[:, cols] = current[:, None]
+            if out.f_path is not None:
+                out.f_path[:, cols] = f[:, None]
+            if out.e_path is not None:
+                f_eval = cache.f[:, n:] if both else run(xe).f  # (S, M)
+                out.e_path[:, cols] = f_eval[:, None]
+            column += 1
+        if done:
             if bar is not None:
-                bar.update(1)
-        f_out[...] = f
+                bar.update(steps - step)
+            break
+        # dL/df = (f - y) / N
+        all_active = active.all()
+        descent_step(arch, sub, cache.head(n), resid / n, eta,
+                     active=None if all_active else active, lowest=lowest)  # fmt: skip
+        out.taken[...] += active
+        if bar is not None:
+            bar.update(1)
+    out.f_train[...] = f

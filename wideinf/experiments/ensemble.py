@@ -1,9 +1,11 @@
 """Ensembles of finite networks as the experiments build and train them.
 
-One function per mechanism, shared by every experiment: the parameter count of a network, the
-gradient-descent step size from the NTK, the step on the stored parameters, one random stream
-per network, blocks of networks that fit in memory, and a lazy-training run of a block beside
-its linearisation (``wideinf convergence`` and ``wideinf ntk-circle``).
+One function per mechanism, shared by every experiment: the parameter count of a network
+(:func:`wideinf.networks.parameter_count`) and the gradient-descent step size from the NTK
+(:func:`wideinf.training.step_size`), both re-exported here; the step on the stored
+parameters, one random stream per network, blocks of networks that fit in memory, and a
+lazy-training run of a block beside its linearisation (``wideinf convergence`` and
+``wideinf ntk-circle``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import numpy as np
 from .. import networks as nw
 from ..architecture import Architecture
 from ..config import setting
-from ..errors import ConfigError, NumericalError
+from ..errors import ConfigError
+from ..networks import parameter_count
 from ..progress import progress
+from ..training import step_size
 from .lazy import descend, linearized_path
 
 # Parameters of one block of networks handled together (bytes).
@@ -36,15 +40,6 @@ __all__ = [
 ]
 
 
-def parameter_count(arch, d_in: int, width: int) -> int:
-    """Weights and biases of one network with every hidden layer ``width`` wide.
-
-    ``sum_l (n_{l-1} n_l + n_l)`` over the dense layers, ``n_0 = d_in``, readout ``n_L = 1``.
-    """
-    dims = (d_in, *[width] * arch.n_hidden, 1)
-    return sum(n_in * n_out + n_out for n_in, n_out in zip(dims[:-1], dims[1:]))
-
-
 def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str) -> None:
     """A ConfigError at ``where`` (e.g. ``file.yaml.widths``) for the first finite width whose
     network's parameters take more than ``limit_bytes``."""
@@ -56,21 +51,6 @@ def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str
                 f"{where}[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per network (at "
                 f"most {limit_bytes / 2**30:.0f} GiB); use a smaller width"
             )
-
-
-def step_size(ntk_train: np.ndarray, lr_factor: float = 1.0) -> float:
-    """``eta = lr_factor * N / lambda_max``, lambda_max the largest eigenvalue of ThetaXX (N, N),
-    or the largest over S networks' (S, N, N).
-
-    Linearised gradient descent on ``(1/2N) |f - y|^2`` moves the train residual by
-    ``r <- (I - eta Theta / N) r``: ``lr_factor = 1`` removes the stiffest mode in one step,
-    and the dynamics are stable for ``lr_factor < 2``.
-    """
-    n = ntk_train.shape[-1]
-    lam_max = float(np.max(np.linalg.eigvalsh(ntk_train)[..., -1]))
-    if not lam_max > 0:
-        raise NumericalError("the NTK train-train matrix is zero; cannot derive a learning rate")
-    return lr_factor * n / lam_max
 
 
 def stored_step(arch, eta: float, width: int) -> float:

@@ -15,11 +15,9 @@ with ``Theta_0`` the *empirical* NTK of that network at initialisation, so the l
 network at any step follows from ``Theta_0`` on (evaluation points, training points) alone:
 :func:`linearized_path`, no Jacobian.
 
-:func:`descend` is the same full-batch gradient descent as :func:`wideinf.networks.train`
-(tested against it), written for very wide networks, whose steps are bound by memory traffic:
-every weight matrix is updated in place by a rank-N BLAS update (``W += alpha Y^T Delta``,
-``dgemm`` with ``beta = 1``), so a step allocates nothing of a weight matrix's size, and the
-outputs at the evaluation points are recorded in the same forward pass as the training points.
+:func:`descend` is :func:`wideinf.training.train`, which updates every weight matrix in place
+(:func:`wideinf.networks.descent_step`), recording the outputs at the evaluation points and how
+far each layer's weights moved.
 """
 
 from __future__ import annotations
@@ -28,10 +26,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.blas import dgemm
 
 from ..errors import NumericalError
-from ..networks import Params, _blocks, _forward_cache, _scales
+from ..networks import Params
+from ..training import recorded_steps, train
 
 __all__ = ["LazyTrace", "descend", "linearized_path", "relative_change", "recorded_steps"]
 
@@ -62,74 +60,8 @@ class LazyTrace:
     weight_change: np.ndarray
 
 
-def recorded_steps(steps: int, record_every: int) -> np.ndarray:
-    """0, r, 2r, ..., and always ``steps`` itself; shape (T,)."""
-    rec = list(range(0, steps + 1, record_every))
-    if rec[-1] != steps:
-        rec.append(steps)
-    return np.asarray(rec, dtype=int)
-
-
 # Entries of one row block in :func:`relative_change` (4 MB): no temporary of W's size.
 _BLOCK_ENTRIES = 2**19
-
-
-class _Net:
-    """S networks held as mutable arrays: forward, backprop and an in-place GD step."""
-
-    def __init__(self, arch, params: Params):
-        self.arch = arch
-        self.blocks = _blocks(arch)
-        self.W = [np.array(w, dtype=float, order="C") for w in params.weights]  # (S, n_in, n_out)
-        self.b = [np.array(b, dtype=float) for b in params.biases]  # (S, n_out)
-        self.scales = [_scales(arch, d, w.shape[1]) for (d, _), w in zip(self.blocks, self.W)]
-
-    def forward(self, x, keep: bool = False):
-        """f (S, N); with ``keep`` also the inputs and pre-activations backprop needs."""
-        f, inputs, pre = _forward_cache(self.arch, self.blocks, self.params(), x)
-        return (f, inputs, pre) if keep else f
-
-    def step(self, inputs, pre, cotangent, eta: float) -> None:
-        """``theta -= eta * sum_i cotangent_i df(x_i)/dtheta``, weights updated in place.
-
-        ``inputs`` and ``pre`` are the forward cache on the N training inputs (their first N
-        rows if the cache holds more points); cotangent (S, N).
-        """
-        n = cotangent.shape[1]
-        delta = cotangent[..., None]  # (S, N, 1)
-        for k in range(len(self.blocks) - 1, -1, -1):
-            (_, acts), (sw, sb) = self.blocks[k], self.scales[k]
-            for act, z in zip(reversed(acts), reversed(pre[k])):
-                delta = delta * act.dphi(z[:, :n])  # (S, N, n_out)
-            y = inputs[k]
-            y = y[:n] if y.ndim == 2 else y[:, :n]  # (N, n_in) or (S, N, n_in)
-            self.b[k] -= (eta * sb) * delta.sum(axis=1)  # (S, n_out)
-            delta = self._backprop_update(self.W[k], y, delta, sw, -eta * sw, need_below=k > 0)
-
-    @staticmethod
-    def _backprop_update(W, y, delta, sw: float, alpha: float, need_below: bool):
-        """``below = sw delta W^T`` with the old W, then ``W += alpha y^T delta`` in place.
-
-        W (S, n_in, n_out), y (N, n_in) or (S, N, n_in), delta (S, N, n_out); returns below
-        (S, N, n_in) or None. The update is BLAS ``dgemm`` with ``beta = 1`` writing into the
-        Fortran-ordered view ``W[s].T``: no temporary of W's size. (Few, large BLAS calls:
-        splitting W into cache-sized blocks saved under 10% with one thread and was many times
-        slower with several.)
-        """
-        below = None
-        if need_below:
-            below = np.matmul(delta, W.transpose(0, 2, 1))  # (S, N, n_in)
-            below *= sw
-        for s in range(W.shape[0]):
-            ys = y if y.ndim == 2 else y[s]  # (N, n_in)
-            target = W[s].T  # (n_out, n_in), Fortran-ordered view
-            out = dgemm(alpha, delta[s].T, ys, beta=1.0, c=target, overwrite_c=1)
-            if not np.shares_memory(out, W[s]):  # BLAS made a copy after all
-                W[s] = out.T
-        return below
-
-    def params(self) -> Params:
-        return Params(tuple(self.W), tuple(self.b))
 
 
 def relative_change(new, old) -> np.ndarray:
@@ -162,7 +94,7 @@ def descend(
     x_record,
     record_every: int = 1,
 ) -> LazyTrace:
-    """Full-batch gradient descent on ``(1/2N) sum_i (f(x_i) - y_i)^2``, as ``networks.train``.
+    """:func:`wideinf.training.train` recording the outputs at ``x_record``, and the weights' change.
 
     Parameters
     ----------
@@ -191,39 +123,23 @@ def descend(
     NumericalError
         If the outputs become NaN or infinite (the learning rate is too large for the width).
     """
-    net = _Net(arch, params)
-    x = np.asarray(x, dtype=float)
-    x_record = np.asarray(x_record, dtype=float)
-    y = np.asarray(y, dtype=float)
-    n = x.shape[0]
-    rec = recorded_steps(steps, record_every)
-    s = params.n_networks
-    f_path = np.empty((s, len(rec), x_record.shape[0]))  # (S, T, M)
-    loss = np.empty((s, len(rec)))  # (S, T)
-    m = x_record.shape[0]
-    both = np.vstack([x, x_record])  # (N + M, d): recorded steps take one pass for both
-    column = 0
     # Divergence is reported below as a NumericalError, not as overflow warnings.
     with np.errstate(over="ignore", invalid="ignore"):
-        for step in range(steps + 1):
-            record = step == rec[column]
-            f, inputs, pre = net.forward(both if record else x, keep=True)  # (S, N [+ M])
-            if record:
-                f, f_path[:, column] = f[:, :n], f[:, n : n + m]
-            resid = f - y  # (S, N)
-            if record:
-                loss[:, column] = 0.5 * np.mean(resid * resid, axis=1)
-                column += 1
-            if not np.all(np.isfinite(resid)):
-                raise NumericalError(
-                    f"gradient descent diverged at step {step} (width {'x'.join(map(str, params.widths)) or '-'}); "
-                    f"lower train.learning_rate (now {learning_rate:g})"
-                )
-            if step == steps:
-                break
-            net.step(inputs, pre, resid / n, learning_rate)
-    change = np.stack([relative_change(w, w0) for w, w0 in zip(net.W, params.weights)], axis=1)
-    return LazyTrace(net.params(), rec, f_path, loss, change)
+        res = train(
+            arch, params, x, y, learning_rate, steps, x_eval=x_record,
+            record_every=record_every, quiet=True, record_outputs=True,
+        )  # fmt: skip
+    diverged = ~np.isfinite(res.final_loss)
+    if diverged.any():
+        raise NumericalError(
+            f"gradient descent diverged at step {int(res.steps_taken[diverged].min())} "
+            f"(width {'x'.join(map(str, params.widths)) or '-'}); "
+            f"lower train.learning_rate (now {learning_rate:g})"
+        )
+    change = np.stack(
+        [relative_change(w, w0) for w, w0 in zip(res.params.weights, params.weights)], axis=1
+    )  # (S, L)
+    return LazyTrace(res.params, res.steps_recorded, res.f_eval_path, res.loss, change)
 
 
 def linearized_path(

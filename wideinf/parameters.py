@@ -1,0 +1,256 @@
+"""Parameters of finite networks: the ensemble container, its shapes and count, sampling, flat views.
+
+An *ensemble* of S independent networks is one set of arrays with a leading axis S. Everything
+here is re-exported by :mod:`wideinf.networks`, which computes with these parameters.
+
+Parameterizations (Neural Tangents' conventions; Jacot et al. 2018, arXiv:1806.07572;
+Sohl-Dickstein et al. 2020, arXiv:2001.07301), for a dense layer with fan-in ``n_in``:
+
+- ``"ntk"``: ``z = (W_std / sqrt(n_in)) y @ W + b_std b`` with ``W, b ~ N(0, 1)``; the stored
+  (and trained) parameters are the standard normal ``W`` and ``b``.
+- ``"standard"``: ``z = y @ W + b`` with ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``;
+  the stored parameters are ``W`` and ``b`` themselves.
+
+The same generator state gives the same function in both parameterizations (the standard
+weights are the NTK ones times their scales).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .architecture import Dense, Nonlinearity
+from .errors import ConfigError
+from .memory import FLOAT_BYTES, check_memory
+
+__all__ = [
+    "Params",
+    "check_points",
+    "dense_blocks",
+    "hidden_widths",
+    "layer_scales",
+    "parameter_count",
+    "parameter_bytes",
+    "init_params",
+    "ravel_params",
+    "unravel_params",
+]
+
+PARAMETERIZATIONS = ("ntk", "standard")
+
+
+def _count(dims) -> int:
+    """``P = sum_l (n_{l-1} + 1) n_l`` for layer sizes ``dims = (d, n_1, ..., n_L, 1)``."""
+    return sum((n_in + 1) * n_out for n_in, n_out in zip(dims[:-1], dims[1:]))
+
+
+@dataclass(frozen=True)
+class Params:
+    """Parameters of an ensemble of S networks (stored as in the module docstring).
+
+    Attributes
+    ----------
+    weights : tuple of ndarray, each shape (S, n_in, n_out)
+        One per dense layer, input layer first; the readout has ``n_out = 1``.
+    biases : tuple of ndarray, each shape (S, n_out)
+    """
+
+    weights: tuple
+    biases: tuple
+
+    @property
+    def n_networks(self) -> int:
+        return self.weights[0].shape[0]
+
+    @property
+    def d_in(self) -> int:
+        return self.weights[0].shape[1]
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Hidden widths (the output size of every dense layer but the readout)."""
+        return tuple(w.shape[2] for w in self.weights[:-1])
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Layer sizes ``(d, n_1, ..., n_L, 1)``."""
+        return (self.d_in, *self.widths, 1)
+
+    @property
+    def n_params(self) -> int:
+        """Parameters per network (see :func:`parameter_count`)."""
+        return _count(self.dims)
+
+    def take(self, index) -> Params:
+        """The networks ``index`` (a slice or integer array) of the ensemble."""
+        return Params(tuple(w[index] for w in self.weights), tuple(b[index] for b in self.biases))
+
+    def copy(self) -> Params:
+        return Params(tuple(w.copy() for w in self.weights), tuple(b.copy() for b in self.biases))
+
+
+# --------------------------------------------------------------------------- structure
+def check_points(x, d: int, name: str = "x") -> np.ndarray:
+    """Inputs as a float array of shape (N, d) (a 1-D array is N points of dimension 1)."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ConfigError(f"{name}: expected an array of shape (N, {d}), got {x.shape}")
+    return x
+
+
+def dense_blocks(arch) -> list[tuple[Dense, list]]:
+    """The architecture as ``[(Dense, [activations that follow it]), ...]``, readout last."""
+    blocks: list[tuple[Dense, list]] = []
+    for layer in arch.layers:
+        if isinstance(layer, Dense):
+            blocks.append((layer, []))
+        elif isinstance(layer, Nonlinearity):
+            if not blocks:
+                raise ConfigError("architecture: the first layer must be dense")
+            blocks[-1][1].append(layer.activation)
+        else:
+            raise ConfigError(f"architecture: unknown layer {layer!r}")
+    if not blocks or blocks[-1][1]:
+        raise ConfigError("architecture: the last layer must be dense (the readout)")
+    if arch.parameterization not in PARAMETERIZATIONS:
+        raise ConfigError(
+            f"unknown parameterization {arch.parameterization!r}; valid: ntk, standard"
+        )
+    return blocks
+
+
+def hidden_widths(arch, width) -> tuple[int, ...]:
+    """Hidden widths, one per dense layer before the readout.
+
+    Parameters
+    ----------
+    width : int or sequence of int
+        One width for every hidden layer, or one per hidden layer.
+    """
+    n_hidden = len(dense_blocks(arch)) - 1
+    if np.ndim(width) == 0:
+        values = [width] * n_hidden
+    else:
+        values = list(width)
+        if len(values) != n_hidden:
+            raise ConfigError(
+                f"width: the architecture has {n_hidden} hidden layer(s) "
+                f"but {len(values)} width(s) were given"
+            )
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"width: expected a positive integer, got {v!r}")
+        if not math.isfinite(v) or v < 1 or v != int(v):
+            raise ConfigError(f"width: a finite network needs positive integer widths, got {v!r}")
+        out.append(int(v))
+    return tuple(out)
+
+
+def layer_scales(arch, dense: Dense, n_in: int) -> tuple[float, float]:
+    """(weight scale, bias scale) a dense layer with fan-in ``n_in`` applies in the forward pass.
+
+    ``(W_std / sqrt(n_in), b_std)`` in NTK parameterization, ``(1, 1)`` in standard
+    parameterization (where the scales are in the stored parameters; validated by
+    :func:`dense_blocks`).
+    """
+    if arch.parameterization == "standard":
+        return 1.0, 1.0
+    return dense.W_std / math.sqrt(n_in), dense.b_std
+
+
+def parameter_count(arch, d_in: int, width) -> int:
+    """Parameters of one network: ``P = sum_l (n_{l-1} + 1) n_l``, weights and biases.
+
+    Parameters
+    ----------
+    arch : Architecture
+    d_in : int
+        Input dimension d (``n_0``).
+    width : int or sequence of int
+        Hidden width(s), as in :func:`hidden_widths`; the readout has one output.
+
+    Examples
+    --------
+    >>> from wideinf.architecture import Architecture
+    >>> parameter_count(Architecture.from_dict({"layers": ["dense", "relu", "dense"]}), 2, 3)
+    13
+    """
+    return _count((int(d_in), *hidden_widths(arch, width), 1))
+
+
+def parameter_bytes(arch, d_in: int, width, n_networks: int = 1) -> int:
+    """Bytes of the float64 parameters of ``n_networks`` networks: ``8 S P``."""
+    return FLOAT_BYTES * int(n_networks) * parameter_count(arch, d_in, width)
+
+
+# --------------------------------------------------------------------------- init
+def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generator) -> Params:
+    """Sample S independent networks of an architecture.
+
+    Parameters
+    ----------
+    arch : Architecture
+    d_in : int
+        Input dimension d.
+    width : int or sequence of int
+        Hidden width of every hidden layer, or one per hidden layer.
+    n_networks : int
+        Ensemble size S.
+    rng : numpy.random.Generator
+        The only source of randomness. For each dense layer in order, ``W`` (S, n_in, n_out)
+        then ``b`` (S, n_out) are drawn as standard normals (scaled by ``W_std / sqrt(n_in)``
+        and ``b_std`` in standard parameterization).
+
+    Returns
+    -------
+    Params with weights (S, n_in, n_out) and biases (S, n_out).
+    """
+    widths = hidden_widths(arch, width)
+    if int(d_in) < 1 or int(n_networks) < 1:
+        raise ConfigError(f"need d_in >= 1 and n_networks >= 1, got {d_in} and {n_networks}")
+    dims = (int(d_in), *widths, 1)
+    check_memory(
+        parameter_bytes(arch, d_in, widths, n_networks),
+        f"{n_networks} network(s) of width {'x'.join(map(str, widths)) or '-'}",
+    )
+    weights, biases = [], []
+    for (dense, _), n_in, n_out in zip(dense_blocks(arch), dims[:-1], dims[1:]):
+        W = rng.standard_normal((n_networks, n_in, n_out))  # (S, n_in, n_out)
+        b = rng.standard_normal((n_networks, n_out))  # (S, n_out)
+        if arch.parameterization == "standard":
+            W *= dense.W_std / math.sqrt(n_in)
+            b *= dense.b_std
+        weights.append(W)
+        biases.append(b)
+    return Params(tuple(weights), tuple(biases))
+
+
+# --------------------------------------------------------------------------- flat views
+def ravel_params(params: Params) -> np.ndarray:
+    """All parameters of each network in one row, shape (S, P): W_1, b_1, W_2, b_2, ..."""
+    s = params.n_networks
+    parts = []
+    for w, b in zip(params.weights, params.biases):
+        parts += [w.reshape(s, -1), b.reshape(s, -1)]
+    return np.concatenate(parts, axis=1)
+
+
+def unravel_params(flat, like: Params) -> Params:
+    """Inverse of :func:`ravel_params`, shaped like ``like``; flat (S, P)."""
+    flat = np.asarray(flat, dtype=float)
+    s = flat.shape[0]
+    weights, biases, pos = [], [], 0
+    for w, b in zip(like.weights, like.biases):
+        for arr, out in ((w, weights), (b, biases)):
+            size = arr[0].size
+            out.append(flat[:, pos : pos + size].reshape((s, *arr.shape[1:])).copy())
+            pos += size
+    if pos != flat.shape[1]:
+        raise ConfigError(f"expected {pos} parameters per network, got {flat.shape[1]}")
+    return Params(tuple(weights), tuple(biases))
