@@ -22,7 +22,7 @@ complexity C = log2(1/p) like the Bayesian learner's, not exponential like the L
 from __future__ import annotations
 
 import numpy as np
-import scipy.stats
+from scipy.special import gammaln, xlog1py, xlogy
 
 from .features_solvers import min_l1_interpolation
 
@@ -133,10 +133,21 @@ def theory_share_l1_finite_m(n_perfect, n_random, n):
     for b, (n_p, m) in enumerate(zip(n_perfect, n_random)):
         k = np.arange(m + 1)  # (m + 1,)
         share = n_p / (n_p + k)
-        pmf = scipy.stats.binom.pmf(k[None, :], m, q[:, None])  # (A, m + 1)
+        pmf = _binomial_pmf(m, q)  # (A, m + 1)
         mean[b] = pmf @ share
-        sd[b] = np.sqrt(np.maximum(pmf @ share**2 - mean[b] ** 2, 0.0))
+        sd[b] = np.sqrt(np.sum(pmf * (share[None, :] - mean[b][:, None]) ** 2, axis=1))
     return mean, sd
+
+
+def _binomial_pmf(m: int, q) -> np.ndarray:
+    """``P(k) = C(m, k) q^k (1 - q)^(m - k)`` for k = 0 .. m, through logs (q may be 2^-1000).
+
+    Shape (len(q), m + 1).
+    """
+    k = np.arange(m + 1, dtype=float)
+    log_choose = gammaln(m + 1) - gammaln(k + 1) - gammaln(m - k + 1)  # (m + 1,)
+    q = np.asarray(q, dtype=float)[:, None]
+    return np.exp(log_choose + xlogy(k, q) + xlog1py(m - k, -q))  # 0 log 0 = 0 (q = 1, k = m)
 
 
 def n_star_l1_theory(p):
