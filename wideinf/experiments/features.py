@@ -335,7 +335,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     }
     summary, warnings = _summarise(config, arrays, per_seed)
     if tally:
-        arrays.update(tally.arrays(ps, counts, m_random, n_fine))
+        arrays.update(tally.arrays(ps, counts, m_random, n_fine, c_fine))
         arrays["n_star_l1"] = np.array(
             [crossing(ns, arrays["perfect_share_l1"][b], log_n=False) for b in range(b_len)]
         )

@@ -245,16 +245,18 @@ class L1Tally:
         self._kept = None
         self._first = False
 
-    def arrays(self, ps, counts, m_random, n_fine) -> dict:
+    def arrays(self, ps, counts, m_random, n_fine, c_fine) -> dict:
         """Saved arrays of the L1 fit (``n_star_l1`` is added by the caller), each (B, A)
         unless stated: ``perfect_share_l1`` and ``perfect_share_l1_sd`` (mean and sd over
         seeds of n_p / (n_p + k)); ``perfect_share_l1_min`` (mean of the smallest share any
         L1 minimiser has; the largest is always 1); ``theory_share_l1`` (M -> infinity),
         ``theory_share_l1_finite_m`` and ``theory_share_l1_finite_m_sd`` (exact at this M);
-        ``n_star_l1_theory`` (B,) 1 + log2((1 - p) / p); ``theory_share_l1_fine`` (B, F).
+        ``n_star_l1_theory`` (B,) 1 + log2((1 - p) / p); ``theory_share_l1_fine`` (B, F);
+        ``n_star_l1_theory_fine`` (F,) 1 + log2(2^C - 1) on the grid ``c_fine`` (nan if <= 0).
         """
         ps = np.asarray(ps, dtype=float)
         mean_m, sd_m = theory_share_l1_finite_m(counts, m_random, self.ns)
+        nst_fine = n_star_l1_theory(2.0 ** -np.asarray(c_fine))  # (F,) nan where not positive
         return {
             "perfect_share_l1": self.share.mean(axis=0),
             "perfect_share_l1_sd": self.share.std(axis=0, ddof=1),
@@ -264,6 +266,7 @@ class L1Tally:
             "theory_share_l1_finite_m_sd": sd_m,
             "n_star_l1_theory": n_star_l1_theory(ps),
             "theory_share_l1_fine": theory_share_l1(ps[:, None], np.asarray(n_fine)[None, :]),
+            "n_star_l1_theory_fine": np.where(nst_fine > 0, nst_fine, np.nan),
         }
 
     def summary(self, arrays, n_seeds: int) -> dict:
