@@ -90,15 +90,9 @@ def plot(result, config) -> dict:
         a["c_fine"], a["n_star_bayes_fine"], color="C0", lw=1.5, ls="--",
         label="Bayesian learner, $\\log_2((1-p)/p) \\approx C$",
     )  # fmt: skip
-    n_star_err = 1.96 * a["n_star_sd"] / math.sqrt(n_seeds)  # (B,)
-    for b in np.flatnonzero(np.isfinite(a["n_star"])):
-        ax.errorbar(
-            c[b], a["n_star"][b], yerr=n_star_err[b], fmt="o", color=colors[b], ms=6,
-            mec="k", mew=0.6,
-        )  # fmt: skip
-    ax.errorbar(
-        [], [], yerr=[], fmt="o", color="0.5", mec="k", mew=0.6, ms=6,
-        label="measured: where the mean share crosses 1/2",
+    _n_star_points(
+        ax, c, a["n_star"], a["n_star_sd"], n_seeds, colors, "o", 6,
+        "measured: where the mean share crosses 1/2",
     )  # fmt: skip
     if with_l1:
         _add_l1_n_star(ax, a, colors, n_seeds)
@@ -169,16 +163,20 @@ def _add_l1_n_star(ax, a, colors, n_seeds):
         a["c_fine"], a["n_star_l1_theory_fine"], color="C2", lw=1.5, ls="-.",
         label="min-L1 regression, theory $1 + \\log_2((1-p)/p)$",
     )  # fmt: skip
-    err = 1.96 * a["n_star_l1_sd"] / math.sqrt(n_seeds)  # (B,)
-    for b in np.flatnonzero(np.isfinite(a["n_star_l1"])):
-        ax.errorbar(
-            a["complexity"][b], a["n_star_l1"][b], yerr=err[b], fmt="s", color=colors[b], ms=5.5,
-            mec="k", mew=0.6,
-        )  # fmt: skip
-    ax.errorbar(
-        [], [], yerr=[], fmt="s", color="0.5", mec="k", mew=0.6, ms=5.5,
-        label="measured, L1: where the mean share crosses 1/2",
+    _n_star_points(
+        ax, a["complexity"], a["n_star_l1"], a["n_star_l1_sd"], n_seeds, colors, "s", 5.5,
+        "measured, L1: where the mean share crosses 1/2",
     )  # fmt: skip
+
+
+def _n_star_points(ax, c, n_star, n_star_sd, n_seeds, colors, marker, size, label):
+    """Measured N* per p (+- 1.96 standard errors) in panel (b), and one legend key."""
+    err = 1.96 * n_star_sd / math.sqrt(n_seeds)  # (B,)
+    for b in np.flatnonzero(np.isfinite(n_star)):
+        ax.errorbar(
+            c[b], n_star[b], yerr=err[b], fmt=marker, color=colors[b], ms=size, mec="k", mew=0.6
+        )
+    ax.errorbar([], [], yerr=[], fmt=marker, color="0.5", mec="k", mew=0.6, ms=size, label=label)
 
 
 def _plot_l1_share(ax, a, colors, n_seeds):
