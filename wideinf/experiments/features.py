@@ -47,6 +47,10 @@ the first N items (so one Cholesky factor of G serves every N: its leading N x N
 factor of the leading block of G), and the configurations of the different p use nested random
 columns. The +-1 Gram matrices are sums of integers below 2^24, accumulated exactly in float32
 BLAS and solved in float64.
+
+L1. With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from
+the same coins (:mod:`wideinf.experiments.features_l1`; derivation in docs/features-l1.md); the
+solvers of both fits are in :mod:`wideinf.experiments.features_solvers`.
 """
 
 from __future__ import annotations
