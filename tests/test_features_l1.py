@@ -223,6 +223,11 @@ def test_l1_share_matches_the_exact_theory_within_three_standard_errors(small):
     np.testing.assert_array_equal(a["perfect_share_l1"][:, 0], config.p)  # N = 1: n_p / M
     np.testing.assert_array_equal(a["perfect_share_l1"][:, -1], 1.0)  # no copies at N = 128
     assert np.all(np.diff(a["perfect_share_l1_min"], axis=1) >= 0)  # unique once k = 0
+    # The share is unique (= 1) exactly when k = 0, which has probability (1 - 2^(1-N))^m.
+    m = config.n_features - a["n_perfect"][:, None]  # (B, 1)
+    unique = (1 - 2.0 ** (1 - a["N"][None, :])) ** m  # (B, A)
+    se_unique = np.sqrt(unique * (1 - unique) / config.n_seeds)
+    assert np.all(np.abs(a["perfect_share_l1_min"] - unique) <= 3 * se_unique + 1e-12)
 
 
 def test_l1_n_star_matches_the_theory_within_three_standard_errors(small):
