@@ -218,8 +218,8 @@ def test_figure_structure(small):
     try:
         assert list(figs) == [""]
         axes = figs[""].axes
-        assert [ax.get_title() for ax in axes] == list(FP.TITLES)
-        assert [ax.get_xscale() for ax in axes] == ["log", "linear", "log"]
+        assert [ax.get_title() for ax in axes] == list(FP.TITLES)  # (d) is the L1 panel
+        assert [ax.get_xscale() for ax in axes] == ["log", "linear", "log", "log"]
         assert axes[1].get_yscale() == "log"
         labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
         assert any("pN / (pN + 1 - p)" in t for t in labels)
@@ -227,12 +227,31 @@ def test_figure_structure(small):
         assert [k for k in keyed if k.startswith("p = ")] == [
             "p = 1/2 (C = 1)", "p = 1/8 (C = 3)", "p = 1/32 (C = 5)"
         ]  # fmt: skip
-        # One errorbar series per p in (a) and (c), one measured N* per p in (b) (+ legend keys).
-        assert [len(ax.containers) for ax in axes] == [len(config.p) + 1] * 2 + [len(config.p)]
+        # One errorbar series per p in (a), (c), (d), one measured N* per p and fit in (b)
+        # (+ legend keys).
+        b = len(config.p)
+        assert [len(ax.containers) for ax in axes] == [b + 1, 2 * b + 2, b, b + 1]
         assert all(ax.get_xlabel() and ax.get_ylabel() for ax in axes)
+        labels_b = [t.get_text() for t in axes[1].get_legend().get_texts()]
+        assert any("1 + \\log_2" in t for t in labels_b)
     finally:
         for fig in figs.values():
             plt.close(fig)
+
+
+def test_figure_without_l1_keeps_its_three_panels():
+    from wideinf.plotting import features as FP
+    from wideinf.plotting import plt
+
+    config = F.Config(p=(0.25, 1 / 16), n_train=(2, 8, 32), n_features=512, n_seeds=2)
+    config = F.Config(**{**vars(config), "regularization": ("l2",)})
+    figs = FP.plot(F.run(config, np.random.default_rng(0)), config)
+    try:
+        axes = figs[""].axes
+        assert [ax.get_title() for ax in axes] == list(FP.TITLES[:3])
+        assert [len(ax.containers) for ax in axes] == [3, 3, 2]
+    finally:
+        plt.close(figs[""])
 
 
 def test_cli_quick_end_to_end(tmp_path):
@@ -242,12 +261,18 @@ def test_cli_quick_end_to_end(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "N* = (1-p)/p" in result.output
+    assert "N* = 1 + log2((1-p)/p)" in result.output
     name = "ensemble_prior_features"
     for suffix in ("png", "npz", "yaml"):
         assert (tmp_path / f"{name}.{suffix}").is_file()
     with np.load(tmp_path / f"{name}.npz") as saved:
         assert set(CONTRACT) <= set(saved.files)
         assert saved["perfect_share"].shape == (len(saved["p"]), len(saved["N"]))
+        assert list(saved["regularizations"]) == ["l2", "l1"]  # the shipped default: both
+        assert saved["perfect_share_l1"].shape == saved["perfect_share"].shape
+        for key in ("perfect_share_l1_sd", "theory_share_l1"):
+            assert saved[key].shape == saved["perfect_share"].shape, key
+        assert saved["n_star_l1"].shape == saved["p"].shape
     redraw = runner.invoke(
         main,
         ["plot", str(tmp_path / f"{name}.npz"), "--out", str(tmp_path / "r"), "--format", "png"],
@@ -273,3 +298,11 @@ def test_shipped_full_config_meets_the_acceptance():
     np.testing.assert_allclose(a["n_star"], a["n_star_theory"], rtol=0.2)
     assert result.summary["interpolation_residual_max"] < 1e-10
     assert not result.warnings
+    # L1: the share within 3 SE of its exact theory, N* within 3 SE of the theory's crossing on
+    # the same grid, which is within 0.02 of 1 + log2((1 - p) / p).
+    assert result.summary["l1_share_max_z"] < 3
+    se = a["n_star_l1_sd"] / math.sqrt(config.n_seeds)
+    on_grid = np.array([F.crossing(a["N"], t, log_n=False) for t in a["theory_share_l1_finite_m"]])
+    assert np.all(np.abs(a["n_star_l1"] - on_grid)[1:] <= 3 * se[1:])
+    np.testing.assert_allclose(on_grid, a["n_star_l1_theory"], atol=0.02)
+    assert result.summary["l1_lp_check_max_dev"] < 1e-10

@@ -41,7 +41,10 @@ _INF_WORDS = {"inf", ".inf", "infinity", "+inf", "+.inf", "+infinity"}
 
 
 def setting(default, *, help: str = "", **bounds):
-    """A dataclass field with a default, a help text and bounds (ge, gt, le, lt, min_len)."""
+    """A dataclass field with a default, a help text and bounds (ge, gt, le, lt, min_len).
+
+    ``scalar_ok=True`` lets a list-valued key also take a single string (one item).
+    """
     factory = isinstance(default, (list, dict))
     if factory:
         return field(default_factory=lambda: default.copy(), metadata={"help": help, **bounds})
@@ -111,6 +114,8 @@ def _convert(value, tp, where: str, meta: dict):
             raise ConfigError(f"{where}: {value!r} is not {_type_name(tp)}{hint}")
         return value
     if origin in (tuple, list):
+        if isinstance(value, str) and meta.get("scalar_ok"):
+            value = [value]  # `key: l2` for `key: [l2]`
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = typing.get_args(tp)

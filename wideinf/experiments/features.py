@@ -47,24 +47,30 @@ the first N items (so one Cholesky factor of G serves every N: its leading N x N
 factor of the leading block of G), and the configurations of the different p use nested random
 columns. The +-1 Gram matrices are sums of integers below 2^24, accumulated exactly in float32
 BLAS and solved in float64.
+
+L1. With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from
+the same coins (:mod:`wideinf.experiments.features_l1`; derivation in docs/features-l1.md); the
+solvers of both fits are in :mod:`wideinf.experiments.features_solvers`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 from warnings import catch_warnings, simplefilter
 
 import numpy as np
-import scipy.linalg
 from scipy.linalg.blas import sgemm, ssyrk
 from scipy.special import ndtr
 
 from ..config import ExperimentConfig, setting
-from ..errors import ConfigError, NumericalError
+from ..errors import ConfigError
 from ..progress import progress
 from ..stats import z_score
 from . import Result
+from . import features_l1 as l1
+from .features_solvers import fit_min_norm
 
 __all__ = [
     "Config",
@@ -106,12 +112,23 @@ class Config(ExperimentConfig):
     )
     n_seeds: int = setting(20, ge=2, le=1000, help="independent repetitions (for the sd)")
     n_test: int = setting(200, ge=1, le=4096, help="fresh test inputs per repetition")
+    regularization: tuple[Literal["l2", "l1"], ...] = setting(
+        ("l2", "l1"), min_len=1, max_len=2, scalar_ok=True, help="fits: l2, or [l2, l1]"
+    )
+    l1_lp_check: int = setting(8, ge=0, le=16, help="largest N whose L1 fit is re-solved as an LP")
 
     def validate(self, where: str = "config"):
         if any(b <= a for a, b in zip(self.n_train, self.n_train[1:])):
             raise ConfigError(f"{where}.n_train: must be strictly increasing, got {self.n_train}")
         if len(set(self.p)) != len(self.p):
             raise ConfigError(f"{where}.p: contains a repeated value")
+        if "l2" not in self.regularization or len(set(self.regularization)) == 1 < len(
+            self.regularization
+        ):
+            raise ConfigError(
+                f"{where}.regularization: the L2 fit is the reference the L1 one is shown "
+                f"beside; give l2 or [l2, l1], got {list(self.regularization)}"
+            )
         m = self.n_features
         if min(self.p) * m < 1:
             need = math.ceil(1 / min(self.p))
@@ -155,7 +172,7 @@ def _coins(rng, shape, dtype=np.float32) -> np.ndarray:
     return (2 * rng.integers(0, 2, size=shape, dtype=np.int8) - 1).astype(dtype)
 
 
-def gram_snapshots(rng, n_items: int, n_test: int, stops):
+def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
     """Draw random +-1 columns block by block; yield the Gram matrices at each column count.
 
     Draw order (part of the contract, for reproducibility): per block of c columns, the
@@ -171,6 +188,8 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops):
         Fresh test inputs T.
     stops : sequence of int
         Increasing column counts m at which to report.
+    observe : callable, optional
+        Called with every block of training coins, shape (c, N_max), as it is drawn.
 
     Yields
     ------
@@ -189,6 +208,8 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops):
             c = min(block, stop - lo)
             rnd = _coins(rng, (c, n_items))  # (c, N_max): Rnd[:, lo:lo+c]^T, Fortran-ready
             xi = _coins(rng, (c, n_test))  # (c, T)
+            if observe is not None:
+                observe(rnd)
             gram = ssyrk(1.0, rnd.T, beta=1.0, c=gram, trans=0, overwrite_c=1)
             cross = sgemm(1.0, xi.T, rnd.T, beta=1.0, c=cross, trans_b=1, overwrite_c=1)
         start = stop
@@ -197,73 +218,13 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops):
         yield stop, full.astype(np.float64), cross.astype(np.float64)
 
 
-def fit_min_norm(y, gram, cross, n_perfect: int, ns) -> dict:
-    """The minimum-norm fit on the first N items, for every N in ``ns``, and its test margins.
-
-    Parameters
-    ----------
-    y : ndarray, shape (N_max,)
-        Labels +-1.
-    gram : ndarray, shape (N_max, N_max)
-        ``K = Rnd Rnd^T`` of the m random columns.
-    cross : ndarray, shape (T, N_max)
-        ``Xi Rnd^T``: fresh test coins (already multiplied by the test label) against ``Rnd``.
-    n_perfect : int
-        Perfect columns n_p (copies of y).
-    ns : sequence of int, length A
-        Training sizes, each at most N_max.
-
-    Returns
-    -------
-    dict of ndarray, each shape (A,)
-        ``share`` s = n_p (y . a); ``P`` = |v_P| and ``R`` = |v_R| (the lengths of the weighted
-        sums of perfect and random features on the training set); ``random_along_y`` =
-        (v_R . y) / |y|^2; ``weight_sq_perfect`` = s^2 / n_p and ``weight_sq_random`` =
-        a^T K a (sums of squared weights); ``accuracy``, the fraction of test margins
-        ``s + xi . w_R = s + cross a`` above zero (ties count half); ``residual`` =
-        |G a - y| / |y|, where a = G^+ y and G = n_p y y^T + K.
-    """
-    g = gram + n_perfect * np.outer(y, y)  # (N_max, N_max)
-    try:
-        factor = scipy.linalg.cholesky(g, lower=True)  # leading blocks factor leading blocks
-    except scipy.linalg.LinAlgError:
-        factor = None
-    keys = ("share", "P", "R", "random_along_y", "weight_sq_perfect", "weight_sq_random")
-    out = {k: np.empty(len(ns)) for k in keys + ("accuracy", "residual")}
-    for i, n in enumerate(ns):
-        yn, gn, kn = y[:n], g[:n, :n], gram[:n, :n]
-        if factor is not None:
-            a = scipy.linalg.cho_solve((factor[:n, :n], True), yn)  # (n,)
-        else:
-            a = _pinv_solve(gn, yn)
-        s = float(n_perfect * (yn @ a))
-        v_r = kn @ a  # (n,)
-        norm_y = math.sqrt(n)  # |y| for labels +-1
-        margin = s + cross[:, :n] @ a  # (T,)
-        out["share"][i] = s
-        out["P"][i] = abs(s) * norm_y
-        out["R"][i] = float(np.linalg.norm(v_r))
-        out["random_along_y"][i] = float(v_r @ yn) / n
-        out["weight_sq_perfect"][i] = s * s / n_perfect
-        out["weight_sq_random"][i] = float(a @ v_r)
-        out["accuracy"][i] = np.mean((margin > 0) + 0.5 * (margin == 0))
-        out["residual"][i] = float(np.linalg.norm(gn @ a - yn)) / norm_y
-    return out
-
-
-def _pinv_solve(g, y):
-    """``G^+ y`` by least squares, for a Gram matrix that is not positive definite."""
-    a, *_ = scipy.linalg.lstsq(g, y, cond=1e-12)
-    if not np.all(np.isfinite(a)):
-        raise NumericalError("the feature Gram matrix could not be solved; raise n_features")
-    return a
-
-
-def crossing(n, share, level: float = 0.5) -> float:
+def crossing(n, share, level: float = 0.5, log_n: bool = True) -> float:
     """N at which ``share`` first reaches ``level``, interpolating logit(share) in log N.
 
     logit(s) is exactly linear in log N for the theory (``logit s = log N - log N*``), so the
-    interpolation is exact there. ``nan`` when the crossing lies outside the grid.
+    interpolation is exact there. ``nan`` when the crossing lies outside the grid. With
+    ``log_n=False`` it interpolates in N instead, exact for the L1 theory
+    (``logit s = (N - N*) log 2``).
 
     Parameters
     ----------
@@ -285,6 +246,8 @@ def crossing(n, share, level: float = 0.5) -> float:
     target = math.log(level / (1 - level))
     l0, l1 = math.log(lo / (1 - lo)), math.log(hi / (1 - hi))
     t = (target - l0) / (l1 - l0)
+    if not log_n:
+        return float(n[i - 1] + t * (n[i] - n[i - 1]))
     return float(math.exp(math.log(n[i - 1]) + t * (math.log(n[i]) - math.log(n[i - 1]))))
 
 
@@ -303,7 +266,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     ``random_along_y``, ``weight_sq_perfect``, ``weight_sq_random``, ``test_accuracy``,
     ``test_accuracy_sd`` and ``test_accuracy_theory`` (each (B, A)); theory curves on fine
     grids: ``n_fine`` (F,), ``theory_share_fine`` (B, F), ``c_fine`` (F,),
-    ``n_star_theory_fine`` (F,), ``n_star_bayes_fine`` (F,).
+    ``n_star_theory_fine`` (F,), ``n_star_bayes_fine`` (F,). ``regularizations`` lists the
+    fits; with L1 also the arrays of :meth:`features_l1.L1Tally.arrays` and ``n_star_l1``,
+    ``n_star_l1_sd`` (B,), where the mean and the per-seed L1 shares cross 1/2.
     """
     ps = np.asarray(config.p, dtype=float)  # (B,)
     ns = np.asarray(config.n_train, dtype=np.int64)  # (A,)
@@ -313,13 +278,21 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     m_random = m_total - counts  # (B,) nested: configuration b uses the first m_random[b]
     stops = sorted(set(m_random.tolist()))
     per_seed: dict[str, np.ndarray] = {}
+    tally = (
+        l1.L1Tally(ns, s_len, b_len, config.l1_lp_check) if "l1" in config.regularization else None
+    )
     for s in progress(range(s_len), total=s_len, desc="features"):
         y = _coins(rng, int(ns[-1]), np.float64)  # (N_max,)
-        for m, gram, cross in gram_snapshots(rng, int(ns[-1]), config.n_test, stops):
+        observe = tally.start_seed(y) if tally else None
+        for m, gram, cross in gram_snapshots(rng, int(ns[-1]), config.n_test, stops, observe):
             for b in np.flatnonzero(m_random == m):
                 out = fit_min_norm(y, gram, cross, int(counts[b]), ns)
                 for k, v in out.items():
                     per_seed.setdefault(k, np.empty((s_len, b_len, len(ns))))[s, b] = v
+                if tally:
+                    tally.record(s, b, int(counts[b]))
+        if tally:
+            tally.finish_seed()
 
     mean = {k: v.mean(axis=0) for k, v in per_seed.items()}  # each (B, A)
     sd = {k: v.std(axis=0, ddof=1) for k, v in per_seed.items()}
@@ -364,8 +337,17 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "c_fine": c_fine,
         "n_star_theory_fine": nst_fine,
         "n_star_bayes_fine": bayes_fine,
+        "regularizations": np.array(config.regularization),
     }
     summary, warnings = _summarise(config, arrays, per_seed)
+    if tally:
+        arrays.update(tally.arrays(ps, counts, m_random, n_fine, c_fine))
+        arrays["n_star_l1"] = np.array(
+            [crossing(ns, arrays["perfect_share_l1"][b], log_n=False) for b in range(b_len)]
+        )
+        per_seed_l1 = [[crossing(ns, t, log_n=False) for t in seed] for seed in tally.share]
+        arrays["n_star_l1_sd"] = _nan_sd(np.array(per_seed_l1))
+        summary.update(tally.summary(arrays, s_len))
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 
@@ -439,4 +421,6 @@ def report(result: Result) -> list[str]:
         f"share vs finite-M approximation: max |dev| {s['share_max_abs_dev_finite_m']:.4f}; "
         f"N* max relative error {s['n_star_max_rel_error']:.1%}"
     )
+    if "n_star_l1" in a:
+        lines += l1.report_lines(a, s)
     return lines

@@ -7,7 +7,16 @@ One figure (``<name>.png``), three panels:
 (b) the N at which the share crosses 1/2 against the complexity ``C = log2(1/p)`` (log y):
     measured, the min-norm theory ``(1 - p) / p = 2^C - 1`` and a Bayesian learner's
     ``log2((1 - p) / p) ~ C``;
-(c) test accuracy on fresh inputs against N, with its Gaussian approximation.
+(c) test accuracy on fresh inputs against N, with its Gaussian approximation;
+
+and, when the run has the L1 fit (``regularizations`` holds ``l1``), a 2 x 2 layout with
+
+(d) the perfect share of the minimum-L1-norm fit (least-L2 tie-break) against N, simulation and
+    the theory ``p / (p + (1 - p) 2^(1-N))``, the L2 theory of (a) dashed for comparison, and
+    shaded the shares some other L1 minimiser attains (all of [0, 1] while a random feature
+    equals +-y on the training set);
+
+with the measured L1 N* and its theory ``1 + log2((1 - p) / p)`` added to (b).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ TITLES = (
     "(a) Share of the fit carried by the perfect features",
     "(b) Data needed for the perfect features to dominate",
     "(c) Test accuracy on fresh inputs",
+    "(d) The same share under minimum-L1-norm regression",
 )
 
 
@@ -47,8 +57,14 @@ def plot(result, config) -> dict:
     n_seeds = config.n_seeds
     se = a["perfect_share_sd"] / math.sqrt(n_seeds)  # (B, A)
     colors = _colors(len(ps))
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.87, wspace=0.2)
+    with_l1 = "perfect_share_l1" in a
+    if with_l1:
+        fig, grid = plt.subplots(2, 2, figsize=(15, 10.4))
+        fig.subplots_adjust(left=0.06, right=0.99, bottom=0.07, top=0.93, wspace=0.17, hspace=0.25)
+        axes = grid.ravel()
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.87, wspace=0.2)
 
     ax = axes[0]
     for b in range(len(ps)):
@@ -73,16 +89,12 @@ def plot(result, config) -> dict:
         a["c_fine"], a["n_star_bayes_fine"], color="C0", lw=1.5, ls="--",
         label="Bayesian learner, $\\log_2((1-p)/p) \\approx C$",
     )  # fmt: skip
-    n_star_err = 1.96 * a["n_star_sd"] / math.sqrt(n_seeds)  # (B,)
-    for b in np.flatnonzero(np.isfinite(a["n_star"])):
-        ax.errorbar(
-            c[b], a["n_star"][b], yerr=n_star_err[b], fmt="o", color=colors[b], ms=6,
-            mec="k", mew=0.6,
-        )  # fmt: skip
-    ax.errorbar(
-        [], [], yerr=[], fmt="o", color="0.5", mec="k", mew=0.6, ms=6,
-        label="measured: where the mean share crosses 1/2",
+    _n_star_points(
+        ax, c, a["n_star"], a["n_star_sd"], n_seeds, colors, "o", 6,
+        "measured: where the mean share crosses 1/2",
     )  # fmt: skip
+    if with_l1:
+        _add_l1_n_star(ax, a, colors, n_seeds)
     ax.set_yscale("log")
     top = max(np.nanmax(a["n_star_theory_fine"]), np.nanmax(a["n_star"], initial=1.0))
     ax.set_ylim(0.5, 2 * top)
@@ -105,11 +117,14 @@ def plot(result, config) -> dict:
     ax.set_ylabel(f"test accuracy ({config.n_test} fresh inputs per seed)")
     ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
 
+    if with_l1:
+        _plot_l1_share(axes[3], a, colors, n_seeds)
     for ax, title in zip(axes, TITLES):
         ax.set_title(title, fontsize=11)
         ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(
-        "Perfect vs random features under minimum-norm regression (the essay's toy model)",
+        "Perfect vs random features under minimum-norm regression (the essay's toy model)"
+        + (": L2 and L1" if with_l1 else ""),
         fontsize=13,
     )
     caption = (
@@ -125,5 +140,62 @@ def plot(result, config) -> dict:
         "here is a finite-M effect (the noise vanishes as M grows), and the perfect features' "
         "influence on a prediction is the share s of panel (a)."
     )
-    add_caption(fig, caption)
+    if with_l1:
+        caption += (
+            " (d) Minimum-L1-norm fit, weights tied between identical columns split by least L2 "
+            "norm: interpolating with +-1 features costs ||w||_1 >= 1, reached only by columns "
+            "equal to +-y on the training set, i.e. the pM perfect ones and the k random ones "
+            "that match by chance, k ~ Binomial((1 - p)M, 2^(1-N)); each gets 1 / (pM + k). So "
+            "the share is p / (p + (1 - p) 2^(1-N)) and N* = 1 + log2((1 - p)/p), one bit above "
+            "the Bayesian line in (b). Shaded: other L1 minimisers give any share in [0, 1] while k > 0."
+        )
+    add_caption(fig, caption, width=235 if with_l1 else 190)
     return {"": fig}
+
+
+def _add_l1_n_star(ax, a, colors, n_seeds):
+    """Panel (b): the L1 fit's N* (squares) and its theory line."""
+    ax.plot(
+        a["c_fine"], a["n_star_l1_theory_fine"], color="C2", lw=1.5, ls="-.",
+        label="min-L1 regression, theory $1 + \\log_2((1-p)/p)$",
+    )  # fmt: skip
+    _n_star_points(
+        ax, a["complexity"], a["n_star_l1"], a["n_star_l1_sd"], n_seeds, colors, "s", 5.5,
+        "measured, L1: where the mean share crosses 1/2",
+    )  # fmt: skip
+
+
+def _n_star_points(ax, c, n_star, n_star_sd, n_seeds, colors, marker, size, label):
+    """Measured N* per p (+- 1.96 standard errors) in panel (b), and one legend key."""
+    err = 1.96 * n_star_sd / math.sqrt(n_seeds)  # (B,)
+    for b in np.flatnonzero(np.isfinite(n_star)):
+        ax.errorbar(
+            c[b], n_star[b], yerr=err[b], fmt=marker, color=colors[b], ms=size, mec="k", mew=0.6
+        )
+    ax.errorbar([], [], yerr=[], fmt=marker, color="0.5", mec="k", mew=0.6, ms=size, label=label)
+
+
+def _plot_l1_share(ax, a, colors, n_seeds):
+    """Panel (d): the L1 share, its theory, the L2 theory, and the range over all minimisers."""
+    ns = a["N"]
+    se = a["perfect_share_l1_sd"] / math.sqrt(n_seeds)  # (B, A)
+    low = a["perfect_share_l1_min"].mean(axis=0)  # (A,) P(k = 0), nearly the same for every p
+    ax.fill_between(
+        ns, low, 1.0, color="0.6", alpha=0.18, lw=0, step=None,
+        label="shares other L1 minimisers attain (mean over seeds)",
+    )  # fmt: skip
+    for b in range(len(a["p"])):
+        ax.plot(a["n_fine"], a["theory_share_fine"][b], color=colors[b], lw=1, ls="--", alpha=0.5)
+        ax.plot(a["n_fine"], a["theory_share_l1_fine"][b], color=colors[b], lw=1.2, alpha=0.8)
+        ax.errorbar(
+            ns, a["perfect_share_l1"][b], yerr=1.96 * se[b], fmt="s", ms=3.5, color=colors[b]
+        )
+    ax.axhline(0.5, color="0.4", ls=":", lw=1)
+    ax.errorbar([], [], yerr=[], fmt="s", ms=3.5, color="0.3", label="simulation, L1")
+    ax.plot([], [], color="0.3", lw=1.2, label="theory p / (p + (1 - p) $2^{1-N}$)")
+    ax.plot([], [], color="0.3", lw=1, ls="--", alpha=0.5, label="L2 theory of (a)")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("training set size N")
+    ax.set_ylabel("perfect share of the least-L2 L1 minimiser")
+    ax.legend(fontsize=8, loc="lower right", title="colour: p, as keyed in (c)", title_fontsize=8)
