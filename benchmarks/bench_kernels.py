@@ -422,8 +422,14 @@ def main() -> None:
         *checks,
         "",
     ]
-    args.out.write_text("\n".join(doc))
+    # The other benchmark scripts keep their sections below OTHERS in the same file.
+    old = args.out.read_text().splitlines() if args.out.exists() else []
+    kept = old[old.index(OTHERS) :] if OTHERS in old else ["", OTHERS]
+    args.out.write_text("\n".join(doc + kept) + "\n")
     print(f"wrote {args.out}")
+
+
+OTHERS = "<!-- Sections below are written by the other benchmark scripts. -->"
 
 
 def _replace_section(path: Path, section: list[str]) -> None:
