@@ -39,6 +39,7 @@ __all__ = [
     "gp_posterior",
     "ntk_ensemble",
     "ntk_train_loss",
+    "log_marginal_likelihood",
     "RCOND_MIN",
 ]
 
@@ -53,7 +54,7 @@ class Prediction:
 
     Attributes
     ----------
-    mean : ndarray, shape (M,) or (T, M)
+    mean : ndarray, shape (M,) or (T, M), or (M, C) / (T, M, C) for C target columns
         Mean of the latent function f (no observation noise); (T, M) with one row per time.
     cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M)
         Covariance of f, or only its diagonal (the variances) when the test-test block was
@@ -68,14 +69,14 @@ class Prediction:
 
     @property
     def var(self) -> np.ndarray:
-        """Variances of f, shape like ``mean``."""
-        if self.cov.ndim == self.mean.ndim:
+        """Variances of f, shape (M,) or (T, M) (shared by all target columns)."""
+        if self.cov.ndim == (1 if self.times is None else 2):
             return self.cov
         return np.diagonal(self.cov, axis1=-2, axis2=-1)
 
     @property
     def std(self) -> np.ndarray:
-        """Standard deviations of f, shape like ``mean`` (rounding below zero clipped)."""
+        """Standard deviations of f, shape (M,) or (T, M) (rounding below zero clipped)."""
         return np.sqrt(np.clip(self.var, 0.0, None))
 
 
@@ -111,8 +112,8 @@ def gp_posterior(
         Test-train kernel k*X.
     k_test : ndarray, shape (M, M) or (M,)
         Test-test kernel k**, or only its diagonal: then only variances are returned.
-    y : ndarray, shape (N,)
-        Training targets.
+    y : ndarray, shape (N,) or (N, C)
+        Training targets (C columns share the covariance).
     diag_reg : float, default 0
         Diagonal regularizer (see :func:`regularizer`).
     diag_reg_relative : bool, default True
@@ -123,7 +124,7 @@ def gp_posterior(
     Returns
     -------
     Prediction
-        ``mean`` (M,), ``cov`` (M, M) or (M,).
+        ``mean`` (M,) or (M, C), ``cov`` (M, M) or (M,).
 
     Raises
     ------
@@ -134,7 +135,7 @@ def gp_posterior(
     k_train, k_cross, k_test, y = _check_shapes(k_train, k_cross, k_test, y)
     factor = _cholesky(k_train, diag_reg, diag_reg_relative, name)
     alpha = scipy.linalg.cho_solve(factor, k_cross.T)  # (N, M) = (kXX + lambda)^-1 kX*
-    mean = alpha.T @ y  # (M,)
+    mean = alpha.T @ y  # (M,) or (M, C)
     if k_test.ndim == 1:
         cov = k_test - np.einsum("mn,nm->m", k_cross, alpha)  # (M,)
     else:
@@ -179,7 +180,7 @@ def ntk_ensemble(
         K*X.
     nngp_test : ndarray, shape (M, M) or (M,)
         K**, or only its diagonal: then only variances are returned.
-    y : ndarray, shape (N,)
+    y : ndarray, shape (N,) or (N, C)
         Training targets.
     times : sequence of float, default (inf,)
         Gradient-flow times t >= 0 (steps x learning rate); ``inf`` for the end of training.
@@ -189,7 +190,7 @@ def ntk_ensemble(
     Returns
     -------
     Prediction
-        ``mean`` (T, M), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
+        ``mean`` (T, M) or (T, M, C), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
 
     Raises
     ------
@@ -214,7 +215,7 @@ def ntk_ensemble(
         cross_v = ntk_cross @ v  # (M, N)
         for i in np.flatnonzero(~infinite):
             a_t[i] = (cross_v * _flow_gain(w, times[i] / n)) @ v.T  # (M, N)
-    mean = a_t @ y  # (T, M)
+    mean = a_t @ y  # (T, M) or (T, M, C)
     a_k = a_t @ nngp_train  # (T, M, N) = A_t KXX
     if nngp_test.ndim == 1:
         quad = np.einsum("tmn,tmn->tm", a_k, a_t)  # diag(A KXX A^T)
@@ -246,7 +247,8 @@ def ntk_train_loss(
     ----------
     ntk_train, nngp_train : ndarray, shape (N, N)
         ThetaXX (regularized as in :func:`ntk_ensemble`) and KXX.
-    y : ndarray, shape (N,)
+    y : ndarray, shape (N,) or (N, C)
+        (C columns: the loss summed over them.)
     times : sequence of float, shape (T,)
         Times t >= 0; inf allowed (then the loss is 0).
 
@@ -260,12 +262,79 @@ def ntk_train_loss(
     n = y.shape[0]
     w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
     k_eig = v.T @ nngp_train @ v  # (N, N), KXX in the eigenbasis of Theta
-    y_eig = v.T @ y  # (N,)
+    y_eig = (v.T @ y).reshape(n, -1)  # (N, C)
     out = np.empty(times.size)  # (T,)
     for i, t in enumerate(times):
         decay = np.exp(-w * t / n) if math.isfinite(t) else (w <= 0).astype(float)  # (N,)
-        out[i] = (decay**2 @ np.diagonal(k_eig) + (decay * y_eig) @ (decay * y_eig)) / (2 * n)
+        fit = decay[:, None] * y_eig  # (N, C)
+        out[i] = (y_eig.shape[1] * decay**2 @ np.diagonal(k_eig) + np.sum(fit * fit)) / (2 * n)
     return out
+
+
+def log_marginal_likelihood(
+    k_train: np.ndarray,
+    y: np.ndarray,
+    k_grad: np.ndarray | None = None,
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_relative: bool = True,
+    name: str = "NNGP",
+) -> tuple[float, np.ndarray]:
+    """Log evidence of targets y under the GP prior ``f ~ N(0, k)`` with noise ``lambda I``.
+
+    With ``Ky = kXX + lambda I = L L^T`` and ``alpha = Ky^-1 y`` (Rasmussen & Williams 2006,
+    Eq. 2.30 and Alg. 2.1), summed over the C columns of y:
+    ``log p(y) = -1/2 y^T alpha - sum_i log L_ii - N/2 log(2 pi)``.
+    Its derivative along a direction theta of the kernel (R&W Eq. 5.9):
+    ``d log p / d theta = 1/2 tr((alpha alpha^T - Ky^-1) dKy / d theta)``; a relative
+    ``diag_reg`` moves with the trace, ``d lambda = diag_reg tr(dk) / N``. The last entry of the
+    gradient is the derivative in ``log lambda`` (the noise variance, at fixed kernel).
+
+    Parameters
+    ----------
+    k_train : ndarray, shape (N, N)
+    y : ndarray, shape (N,) or (N, C)
+    k_grad : ndarray, shape (P, N, N), optional
+        Derivatives of k_train along P directions.
+    diag_reg, diag_reg_relative
+        The regularizer ``lambda`` (see :func:`regularizer`); the noise variance of the model.
+    name : str, default "NNGP"
+        Kernel name used in error messages.
+
+    Returns
+    -------
+    value : float
+    grad : ndarray, shape (P + 1,)
+        Derivatives along the P directions of ``k_grad``, then along ``log lambda``
+        (computed only when ``k_grad`` is given; otherwise an empty array).
+
+    Raises
+    ------
+    NumericalError
+        If ``Ky`` is not positive definite or too ill-conditioned; the message names diag_reg.
+    """
+    y2 = np.asarray(y, dtype=np.float64)
+    y2 = y2[:, None] if y2.ndim == 1 else y2  # (N, C)
+    k_train, _, _, _ = _check_shapes(k_train, k_train[:1], k_train[:1, 0], y2)
+    n, c = y2.shape
+    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name)
+    alpha = scipy.linalg.cho_solve(factor, y2)  # (N, C)
+    log_det = 2.0 * np.log(np.diagonal(factor[0])).sum()
+    value = float(
+        -0.5 * np.sum(y2 * alpha) - 0.5 * c * log_det - 0.5 * n * c * math.log(2 * math.pi)
+    )
+    if k_grad is None:
+        return value, np.empty(0)
+    inv = _cholesky_inverse(factor[0])  # (N, N) = Ky^-1
+    # 1/2 tr((alpha alpha^T - C Ky^-1) dK) for each direction, with G symmetric.
+    g = 0.5 * (alpha @ alpha.T - c * inv)  # (N, N)
+    k_grad = np.asarray(k_grad, dtype=np.float64)
+    grad = np.einsum("ij,pij->p", g, k_grad)  # (P,)
+    trace_g = float(np.trace(g))
+    if diag_reg_relative:
+        grad += diag_reg * np.einsum("pii->p", k_grad) / n * trace_g
+    lam = regularizer(k_train, diag_reg, diag_reg_relative)
+    return value, np.append(grad, lam * trace_g)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -284,9 +353,9 @@ def _check_shapes(k_train, k_cross, k_test, y):
     k_cross = np.asarray(k_cross, dtype=np.float64)
     k_test = np.asarray(k_test, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    n = y.shape[0] if y.ndim == 1 else -1
-    if y.ndim != 1 or n == 0:
-        raise ConfigError(f"y: expected shape (N,) with N >= 1, got {y.shape}")
+    n = y.shape[0] if y.ndim in (1, 2) else -1
+    if y.ndim not in (1, 2) or n == 0:
+        raise ConfigError(f"y: expected shape (N,) or (N, C) with N >= 1, got {y.shape}")
     if k_train.shape != (n, n):
         raise ConfigError(f"train-train kernel: expected shape ({n}, {n}), got {k_train.shape}")
     if k_cross.ndim != 2 or k_cross.shape[1] != n:
@@ -332,6 +401,14 @@ def _cholesky(matrix, diag_reg, relative, name):
             f"{rcond:.1e} < {RCOND_MIN:g}); {_advice(diag_reg, relative)}"
         )
     return factor
+
+
+def _cholesky_inverse(lower):
+    """``(L L^T)^-1`` from the lower Cholesky factor (LAPACK potri), full and symmetric."""
+    inv, info = scipy.linalg.lapack.dpotri(lower, lower=True)
+    if info != 0:
+        raise NumericalError("cannot invert the train-train matrix from its Cholesky factor")
+    return np.tril(inv) + np.tril(inv, -1).T
 
 
 def _eigh(matrix, diag_reg, relative):
