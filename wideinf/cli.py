@@ -7,6 +7,7 @@ one-line message with exit code 2.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,14 @@ format_option = click.option(
     cls=MultiValueOption,
     type=click.Choice(["png", "svg", "pdf"]),
     help="Figure formats, e.g. --format png svg (default: png svg).",
+)
+
+
+float32_option = click.option(
+    "--float32",
+    "float32",
+    is_flag=True,
+    help="Compute and store the kernels in float32 (faster, ~1e-6 relative).",
 )
 
 
@@ -206,12 +215,7 @@ for _spec in EXPERIMENTS.values():
     type=click.Path(dir_okay=False),
     help="Output .npz with arrays nngp and ntk, each (n1, n2).",
 )
-@click.option(
-    "--float32",
-    "float32",
-    is_flag=True,
-    help="Compute and store in float32 (faster, ~1e-6 relative).",
-)
+@float32_option
 @fail_cleanly
 def kernel_command(arch, x1, x2, out, float32):
     """Exact NNGP and NTK of an architecture on your own points.
@@ -229,6 +233,105 @@ def kernel_command(arch, x1, x2, out, float32):
     click.echo(
         f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
     )
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+@main.command("predict")
+@click.argument("arch", type=click.Path(dir_okay=False))
+@click.option(
+    "--train",
+    "train",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Training table: CSV with a header row, .npy or .npz.",
+)
+@click.option("--test", "test", required=True, type=click.Path(dir_okay=False), help="Test table.")
+@click.option("--target", required=True, help="The target column of the training table.")
+@click.option(
+    "--out",
+    default="predictions.csv",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Output CSV, one row per test row; a YAML of the same name goes beside it.",
+)
+@click.option(
+    "--kernel",
+    type=click.Choice(["nngp", "ntk", "ntk-gp"]),
+    default="nngp",
+    show_default=True,
+    help="NNGP posterior, NTK ensemble (trained networks), or NTK-GP.",
+)
+@click.option(
+    "--time",
+    "time_",
+    type=click.FloatRange(min=0),
+    default=math.inf,
+    help="Training time t of the NTK ensemble (steps x learning rate; default inf).",
+)
+@click.option(
+    "--diag-reg",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Added to the train-train matrix's diagonal, relative to its mean diagonal.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["regression", "classification"]),
+    help="Default: inferred from the target column (and printed).",
+)
+@click.option(
+    "--fit",
+    "fit",
+    cls=MultiValueOption,
+    type=click.Choice(["W_std", "b_std", "noise"]),
+    help="Fit these by marginal likelihood first, e.g. --fit W_std b_std noise.",
+)
+@click.option(
+    "--features",
+    "features",
+    cls=MultiValueOption,
+    help="Feature columns (default: every column but the target).",
+)
+@click.option(
+    "--no-standardize",
+    is_flag=True,
+    help="Use features (and regression targets) as given, not standardized.",
+)
+@float32_option
+@fail_cleanly
+def predict_command(
+    arch, train, test, target, out, kernel, time_, diag_reg, task, fit, features,
+    no_standardize, float32,
+):  # fmt: skip
+    """Predictions of an infinitely wide network trained on your own table.
+
+    ARCH is a YAML file with a top-level `architecture:` block. Regression writes the mean,
+    sd and 95% band of f per test row; classification (one-hot targets -0.1/0.9) the
+    predicted class and per-class scores. OUT.yaml records the hyperparameters, the log
+    marginal likelihood (NNGP and NTK-GP), the fit to the training data and timings.
+
+    \b
+    Example:
+      wideinf predict arch.yaml --train train.csv --test test.csv --target y --out pred.csv
+      wideinf predict arch.yaml --train train.csv --test test.csv --target label \\
+          --kernel ntk --fit W_std b_std --out pred.csv
+    """
+    from .predict_command import PredictOptions, run_predict
+
+    options = PredictOptions(
+        kernel=kernel,
+        time=time_,
+        diag_reg=diag_reg,
+        task=task,
+        fit=tuple(fit or ()),
+        float32=float32,
+        features=tuple(features or ()),
+        standardize=not no_standardize,
+    )
+    run_predict(arch, train, test, target, out, options, echo=click.echo)
 
 
 # ----------------------------------------------------------------------------- batch commands

@@ -105,9 +105,10 @@ def evidence(
     grads = kernel_gradients(arch, x)
     k, dk = (grads.nngp, grads.d_nngp) if kernel == "nngp" else (grads.ntk, grads.d_ntk)
     name = "NNGP" if kernel == "nngp" else "NTK"
-    return log_marginal_likelihood(
+    ev = log_marginal_likelihood(
         k, y, dk, diag_reg=diag_reg, diag_reg_relative=diag_reg_relative, name=name
     )
+    return ev.value, ev.grad
 
 
 def fit_hyperparameters(

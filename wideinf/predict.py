@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -40,6 +41,7 @@ __all__ = [
     "ntk_ensemble",
     "ntk_train_loss",
     "log_marginal_likelihood",
+    "Evidence",
     "RCOND_MIN",
 ]
 
@@ -271,6 +273,14 @@ def ntk_train_loss(
     return out
 
 
+class Evidence(NamedTuple):
+    """Log marginal likelihood, its gradient, and ``alpha = (k + lambda I)^-1 y`` (N, C)."""
+
+    value: float
+    grad: np.ndarray
+    alpha: np.ndarray
+
+
 def log_marginal_likelihood(
     k_train: np.ndarray,
     y: np.ndarray,
@@ -279,7 +289,7 @@ def log_marginal_likelihood(
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
     name: str = "NNGP",
-) -> tuple[float, np.ndarray]:
+) -> Evidence:
     """Log evidence of targets y under the GP prior ``f ~ N(0, k)`` with noise ``lambda I``.
 
     With ``Ky = kXX + lambda I = L L^T`` and ``alpha = Ky^-1 y`` (Rasmussen & Williams 2006,
@@ -303,10 +313,10 @@ def log_marginal_likelihood(
 
     Returns
     -------
-    value : float
-    grad : ndarray, shape (P + 1,)
-        Derivatives along the P directions of ``k_grad``, then along ``log lambda``
-        (computed only when ``k_grad`` is given; otherwise an empty array).
+    Evidence
+        ``value`` (float); ``grad`` (P + 1,): derivatives along the P directions of ``k_grad``,
+        then along ``log lambda`` (only when ``k_grad`` is given; otherwise empty);
+        ``alpha`` (N, C).
 
     Raises
     ------
@@ -324,7 +334,7 @@ def log_marginal_likelihood(
         -0.5 * np.sum(y2 * alpha) - 0.5 * c * log_det - 0.5 * n * c * math.log(2 * math.pi)
     )
     if k_grad is None:
-        return value, np.empty(0)
+        return Evidence(value, np.empty(0), alpha)
     inv = _cholesky_inverse(factor[0])  # (N, N) = Ky^-1
     # 1/2 tr((alpha alpha^T - C Ky^-1) dK) for each direction, with G symmetric.
     g = 0.5 * (alpha @ alpha.T - c * inv)  # (N, N)
@@ -334,7 +344,7 @@ def log_marginal_likelihood(
     if diag_reg_relative:
         grad += diag_reg * np.einsum("pii->p", k_grad) / n * trace_g
     lam = regularizer(k_train, diag_reg, diag_reg_relative)
-    return value, np.append(grad, lam * trace_g)
+    return Evidence(value, np.append(grad, lam * trace_g), alpha)
 
 
 # ----------------------------------------------------------------------------- helpers
