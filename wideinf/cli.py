@@ -297,6 +297,7 @@ def kernel_command(arch, x1, x2, out, float32):
 )
 @click.option(
     "--no-standardize",
+    "no_std",
     is_flag=True,
     help="Use features (and regression targets) as given, not standardized.",
 )
@@ -304,7 +305,7 @@ def kernel_command(arch, x1, x2, out, float32):
 @fail_cleanly
 def predict_command(
     arch, train, test, target, out, kernel, time_, diag_reg, task, fit, features,
-    no_standardize, float32,
+    no_std, float32,
 ):  # fmt: skip
     """Predictions of an infinitely wide network trained on your own table.
 
@@ -321,16 +322,8 @@ def predict_command(
     """
     from .predict_command import PredictOptions, run_predict
 
-    options = PredictOptions(
-        kernel=kernel,
-        time=time_,
-        diag_reg=diag_reg,
-        task=task,
-        fit=tuple(fit or ()),
-        float32=float32,
-        features=tuple(features or ()),
-        standardize=not no_standardize,
-    )
+    fit, features = tuple(fit or ()), tuple(features or ())
+    options = PredictOptions(kernel, time_, diag_reg, task, fit, float32, features, not no_std)
     run_predict(arch, train, test, target, out, options, echo=click.echo)
 
 
