@@ -13,7 +13,7 @@ import io
 import math
 import os
 import time as _time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,6 @@ class PredictOptions:
     features: tuple = ()
     standardize: bool = True
     memory_limit: int | None = None  # bytes; None: what the machine has available
-    extra: dict = field(default_factory=dict)
 
 
 def run_predict(arch_path, train_path, test_path, target, out_path, options, echo=print):
@@ -70,11 +69,11 @@ def run_predict(arch_path, train_path, test_path, target, out_path, options, ech
     if train.n_rows < 2:
         raise ConfigError(f"{train.path}: {train.n_rows} data row(s); at least 2 are needed")
     task, labels, classes, why = _task(train, target_col, options.task)
-    echo(f"task: {task} ({why}; --task to override)")
-    _check_memory(x_train.shape[0], x_test.shape[0], options)
+    _check_memory(train.path, x_train.shape[0], x_test.shape[0], options)
     exact = options.diag_reg == 0 and "noise" not in options.fit
     if exact and not (options.kernel == "ntk" and not math.isinf(options.time)):
         _check_duplicates(train, x_train, options.kernel)
+    echo(f"task: {task} ({why}; --task to override)")
     timings["read"] = _time.perf_counter() - t0
 
     scaler = Standardizer.fit(x_train) if options.standardize else None
@@ -210,22 +209,26 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _check_memory(n_train, n_test, options):
+def _check_memory(path, n_train, n_test, options):
     from .infer import bytes_needed
 
-    need = bytes_needed(n_train, n_test, options.kernel, options.time, options.float32)
-    if options.fit:
-        need = max(need, 10 * n_train * n_train * 8)  # kernel, 2 derivatives, inverse, product
+    def need(float32):
+        total = bytes_needed(n_train, n_test, options.kernel, options.time, float32)
+        if options.fit:  # kernel, its 2 derivatives, the inverse and products, in float64
+            total = max(total, 10 * n_train * n_train * 8)
+        return total
+
     have = options.memory_limit or available_memory()
-    if need <= _MEMORY_SHARE * have:
+    if need(options.float32) <= _MEMORY_SHARE * have:
         return
-    per_row2 = need / max(n_train, 1) ** 2
-    fits = int(math.sqrt(_MEMORY_SHARE * have / per_row2))
+    fits = int(n_train * math.sqrt(_MEMORY_SHARE * have / need(options.float32)))
+    hint = ""
+    if not options.float32 and need(True) <= _MEMORY_SHARE * have:
+        hint = ", or --float32 (kernels in half the memory)"
     raise ResourceError(
-        f"the kernels of {n_train} training and {n_test} test rows need about "
-        f"{_gib(need)} of memory but {_gib(have)} is available; use a random subset of at most "
-        f"about {fits} training rows (the cost grows as rows squared)"
-        + ("" if options.float32 else ", or --float32 to store the kernels in half the memory")
+        f"{path}: the kernels of {n_train} training and {n_test} test rows need about "
+        f"{_gib(need(options.float32))} of memory but {_gib(have)} is available; use a random "
+        f"subset of at most about {fits} training rows (memory grows as rows squared){hint}"
     )
 
 

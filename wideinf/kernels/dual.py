@@ -65,6 +65,9 @@ class Dual:
         key = key if isinstance(key, tuple) else (key,)
         return Dual(self.value[key], _aligned(self.tangent, self.value.ndim)[(slice(None),) + key])
 
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("Dual: cannot become a plain array (its tangents would be lost)")
+
     def astype(self, dtype, copy=True):
         return Dual(self.value.astype(dtype, copy=copy), self.tangent.copy())
 
