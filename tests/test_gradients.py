@@ -135,3 +135,12 @@ def test_dual_conventions():
     np.testing.assert_array_equal(clipped.tangent, [[7.0, 1.0]])
     with pytest.raises(TypeError):
         np.sum(Dual(np.ones(3), np.ones((1, 3))))
+
+
+def test_nngp_only_equals_the_full_computation(rng):
+    arch = _arch(NETWORKS["gabor-relu"], "ntk")
+    x = rng.standard_normal((20, 3))
+    full, only = kernel_gradients(arch, x), kernel_gradients(arch, x, ntk=False)
+    assert only.ntk is None and only.d_ntk is None
+    np.testing.assert_array_equal(only.nngp, full.nngp)
+    np.testing.assert_array_equal(only.d_nngp, full.d_nngp)

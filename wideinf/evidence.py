@@ -102,7 +102,7 @@ def evidence(
     """
     if kernel not in ("nngp", "ntk"):
         raise ConfigError(f"kernel: expected 'nngp' or 'ntk', got {kernel!r}")
-    grads = kernel_gradients(arch, x)
+    grads = kernel_gradients(arch, x, ntk=kernel == "ntk")
     k, dk = (grads.nngp, grads.d_nngp) if kernel == "nngp" else (grads.ntk, grads.d_ntk)
     name = "NNGP" if kernel == "nngp" else "NTK"
     ev = log_marginal_likelihood(

@@ -23,7 +23,13 @@ import numpy as np
 
 from .errors import ConfigError, NumericalError
 from .kernels.gradients import kernel_gradients
-from .predict import gp_posterior, log_marginal_likelihood, ntk_ensemble, regularizer
+from .predict import (
+    factorize,
+    gp_posterior,
+    log_marginal_likelihood,
+    ntk_ensemble,
+    regularizer,
+)
 
 __all__ = ["KERNELS", "ONE_HOT", "Outcome", "one_hot", "infer", "bytes_needed"]
 
@@ -104,24 +110,29 @@ def infer(
     cross = arch.kernel(x_test, x_train, dtype=dtype)  # (M, N)
     test = kernel_gradients(arch, x_test, diagonal=True)  # (M,) diagonals, float64
     reg = {"diag_reg": diag_reg, "diag_reg_relative": diag_reg_relative}
-    alphas, lml = {}, {"nngp": None, "ntk-gp": None}
+    # One Cholesky factor per matrix serves its posterior and its evidence.
     solved = {"nngp": "nngp", "ntk-gp": "ntk-gp", "ntk": "ntk-gp" if math.isinf(time) else None}
+    factors, lml, alphas = {}, {"nngp": None, "ntk-gp": None}, {}
     for name, matrix in (("nngp", train.nngp), ("ntk-gp", train.ntk)):
-        needed = name == solved[kernel]
-        if not (evidence or needed):
+        if not (evidence or name == solved[kernel]):
             continue
         try:
-            ev = log_marginal_likelihood(matrix, y_train, **reg, name=_label(name))
+            factors[name] = factorize(matrix, diag_reg, diag_reg_relative, _label(name))
         except NumericalError:
-            if needed:
+            if name == solved[kernel]:
                 raise
             continue
+        ev = log_marginal_likelihood(matrix, y_train, **reg, factor=factors[name])
         lml[name], alphas[name] = ev.value, ev.alpha
     if kernel == "nngp":
-        pred = gp_posterior(train.nngp, cross.nngp, test.nngp, y_train, **reg)
+        pred = gp_posterior(
+            train.nngp, cross.nngp, test.nngp, y_train, **reg, factor=factors["nngp"]
+        )
         train_mean = _train_mean(train.nngp, y_train, alphas["nngp"], diag_reg, diag_reg_relative)
     elif kernel == "ntk-gp":
-        pred = gp_posterior(train.ntk, cross.ntk, test.ntk, y_train, **reg, name="NTK")
+        pred = gp_posterior(
+            train.ntk, cross.ntk, test.ntk, y_train, **reg, name="NTK", factor=factors["ntk-gp"]
+        )
         train_mean = _train_mean(train.ntk, y_train, alphas["ntk-gp"], diag_reg, diag_reg_relative)
     else:
         args = (train.ntk, cross.ntk, train.nngp, cross.nngp, test.nngp, y_train, (time,))

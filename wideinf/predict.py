@@ -42,6 +42,7 @@ __all__ = [
     "ntk_train_loss",
     "log_marginal_likelihood",
     "Evidence",
+    "factorize",
     "RCOND_MIN",
 ]
 
@@ -100,6 +101,7 @@ def gp_posterior(
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
     name: str = "NNGP",
+    factor=None,
 ) -> Prediction:
     """GP posterior of f at test points: the NNGP posterior (K) or the NTK-GP (Theta).
 
@@ -122,6 +124,8 @@ def gp_posterior(
         Scale ``diag_reg`` by ``trace(kXX) / N`` (Neural Tangents' convention).
     name : str, default "NNGP"
         Kernel name used in error messages.
+    factor : optional
+        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
 
     Returns
     -------
@@ -135,7 +139,8 @@ def gp_posterior(
         to increase ``diag_reg``.
     """
     k_train, k_cross, k_test, y = _check_shapes(k_train, k_cross, k_test, y)
-    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name)
+    if factor is None:
+        factor = factorize(k_train, diag_reg, diag_reg_relative, name)
     alpha = scipy.linalg.cho_solve(factor, k_cross.T)  # (N, M) = (kXX + lambda)^-1 kX*
     mean = alpha.T @ y  # (M,) or (M, C)
     if k_test.ndim == 1:
@@ -210,7 +215,7 @@ def ntk_ensemble(
     a_t = np.empty((times.size, m, n))  # (T, M, N)
     infinite = np.isinf(times)
     if infinite.any():
-        factor = _cholesky(ntk_train, diag_reg, diag_reg_relative, "NTK")
+        factor = factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")
         a_t[infinite] = scipy.linalg.cho_solve(factor, ntk_cross.T).T  # (M, N)
     if (~infinite).any():
         w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
@@ -289,6 +294,7 @@ def log_marginal_likelihood(
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
     name: str = "NNGP",
+    factor=None,
 ) -> Evidence:
     """Log evidence of targets y under the GP prior ``f ~ N(0, k)`` with noise ``lambda I``.
 
@@ -310,6 +316,8 @@ def log_marginal_likelihood(
         The regularizer ``lambda`` (see :func:`regularizer`); the noise variance of the model.
     name : str, default "NNGP"
         Kernel name used in error messages.
+    factor : optional
+        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
 
     Returns
     -------
@@ -327,7 +335,8 @@ def log_marginal_likelihood(
     y2 = y2[:, None] if y2.ndim == 1 else y2  # (N, C)
     k_train, _, _, _ = _check_shapes(k_train, k_train[:1], k_train[:1, 0], y2)
     n, c = y2.shape
-    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name)
+    if factor is None:
+        factor = factorize(k_train, diag_reg, diag_reg_relative, name)
     alpha = scipy.linalg.cho_solve(factor, y2)  # (N, C)
     log_det = 2.0 * np.log(np.diagonal(factor[0])).sum()
     value = float(
@@ -335,12 +344,15 @@ def log_marginal_likelihood(
     )
     if k_grad is None:
         return Evidence(value, np.empty(0), alpha)
-    inv = _cholesky_inverse(factor[0])  # (N, N) = Ky^-1
-    # 1/2 tr((alpha alpha^T - C Ky^-1) dK) for each direction, with G symmetric.
-    g = 0.5 * (alpha @ alpha.T - c * inv)  # (N, N)
+    # 1/2 tr((alpha alpha^T - C Ky^-1) dK) per direction, without forming the full inverse:
+    # alpha^T dK alpha by products, and tr(Ky^-1 dK) from the lower triangle of Ky^-1.
+    lower = _cholesky_inverse_lower(factor[0])  # (N, N), lower triangle of Ky^-1
     k_grad = np.asarray(k_grad, dtype=np.float64)
-    grad = np.einsum("ij,pij->p", g, k_grad)  # (P,)
-    trace_g = float(np.trace(g))
+    quad = np.einsum("pic,ic->p", k_grad @ alpha, alpha)  # (P,)
+    diag_inv = np.diagonal(lower)  # (N,)
+    trace = 2.0 * np.einsum("ij,pij->p", lower, k_grad) - np.einsum("i,pii->p", diag_inv, k_grad)
+    grad = 0.5 * quad - 0.5 * c * trace  # (P,)
+    trace_g = 0.5 * float(np.sum(alpha * alpha) - c * diag_inv.sum())  # tr(G)
     if diag_reg_relative:
         grad += diag_reg * np.einsum("pii->p", k_grad) / n * trace_g
     lam = regularizer(k_train, diag_reg, diag_reg_relative)
@@ -393,8 +405,17 @@ def _advice(diag_reg, relative) -> str:
     return f"increase diag_reg (now {diag_reg:g}, {kind}), e.g. diag_reg: 1e-4"
 
 
-def _cholesky(matrix, diag_reg, relative, name):
-    """Cholesky factor of ``matrix + lambda I`` with a condition check (cho_solve format)."""
+def factorize(matrix, diag_reg: float = 0.0, relative: bool = True, name: str = "NNGP"):
+    """Cholesky factor of ``matrix + lambda I`` (cho_solve format), with a condition check.
+
+    One factor serves :func:`gp_posterior` and :func:`log_marginal_likelihood` (``factor=``).
+
+    Raises
+    ------
+    NumericalError
+        If the matrix is not positive definite or its reciprocal condition number is below
+        :data:`RCOND_MIN`; the message names ``diag_reg``.
+    """
     reg = _regularized(matrix, diag_reg, relative)
     try:
         factor = scipy.linalg.cho_factor(reg, lower=True, check_finite=False)
@@ -413,12 +434,12 @@ def _cholesky(matrix, diag_reg, relative, name):
     return factor
 
 
-def _cholesky_inverse(lower):
-    """``(L L^T)^-1`` from the lower Cholesky factor (LAPACK potri), full and symmetric."""
+def _cholesky_inverse_lower(lower):
+    """The lower triangle of ``(L L^T)^-1`` from the lower Cholesky factor (LAPACK potri)."""
     inv, info = scipy.linalg.lapack.dpotri(lower, lower=True)
     if info != 0:
         raise NumericalError("cannot invert the train-train matrix from its Cholesky factor")
-    return np.tril(inv) + np.tril(inv, -1).T
+    return np.tril(inv)
 
 
 def _eigh(matrix, diag_reg, relative):

@@ -194,14 +194,23 @@ def _chain(out, inputs, partials, singular=False):
     for x, partial in zip(inputs, partials):
         if not isinstance(x, Dual):
             continue
-        dx = _aligned(x.tangent, x.value.ndim)
-        dx = dx.reshape(dx.shape[:1] + (1,) * (ndim - x.value.ndim) + dx.shape[1:])
+        dx = x.tangent
+        if dx.ndim != ndim + 1:
+            dx = _aligned(dx, x.value.ndim)
+            dx = dx.reshape(dx.shape[:1] + (1,) * (ndim - x.value.ndim) + dx.shape[1:])
         partial = partial() if callable(partial) else partial
-        term = dx / partial.denom if isinstance(partial, _Over) else partial * dx
+        if isinstance(partial, _Over):
+            term = dx / partial.denom
+        elif isinstance(partial, float) and partial in (1.0, -1.0):
+            term = dx if partial == 1.0 else -dx  # sums and differences: no product
+        else:
+            term = partial * dx
         if singular and not np.all(np.isfinite(term)):
             term = np.where(dx == 0, 0.0, term)  # 0 * inf = 0: the path stays where f is flat
         total = term if total is None else total + term
-    return np.broadcast_to(total, total.shape[:1] + np.shape(out))
+    if total.shape[1:] != np.shape(out):
+        total = np.broadcast_to(total, total.shape[:1] + np.shape(out))
+    return total
 
 
 def _tie_split(a, b, pick_a):

@@ -22,6 +22,8 @@ asking for their gradients is a ConfigError.
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +48,7 @@ class KernelGradients:
 
     Attributes
     ----------
-    nngp, ntk : ndarray, shape (n1, n2), or (n,) for a diagonal
+    nngp, ntk : ndarray, shape (n1, n2), or (n,) for a diagonal (ntk None if not asked for)
     d_nngp, d_ntk : ndarray, shape (2, n1, n2), or (2, n)
         Derivatives along :data:`HYPERPARAMETERS`, in that order.
     """
@@ -81,7 +83,9 @@ def with_hyperparameters(arch, W_std: float, b_std: float):
     return Architecture(layers, arch.parameterization)
 
 
-def kernel_gradients(arch, x1, x2=None, *, diagonal: bool = False) -> KernelGradients:
+def kernel_gradients(
+    arch, x1, x2=None, *, diagonal: bool = False, ntk: bool = True
+) -> KernelGradients:
     """NNGP and NTK of ``arch`` with their derivatives in ``log W_std`` and ``log b_std``.
 
     Parameters
@@ -92,6 +96,8 @@ def kernel_gradients(arch, x1, x2=None, *, diagonal: bool = False) -> KernelGrad
         Defaults to x1 (symmetric; the diagonal from the one-point recursion, as in the core).
     diagonal : bool, default False
         Only ``K(x, x)`` and ``Theta(x, x)`` of each point of x1, in O(n1) (x2 must be None).
+    ntk : bool, default True
+        Also the NTK; False skips its factors (about half the work) and leaves it None.
 
     Returns
     -------
@@ -109,31 +115,50 @@ def kernel_gradients(arch, x1, x2=None, *, diagonal: bool = False) -> KernelGrad
     x2 = x1 if symmetric else np.asarray(x2, dtype=float)
     points2 = points1 if symmetric else _point_recursion(arch, params, _input_variance(x2))
     n1, n2, d = x1.shape[0], x2.shape[0], x1.shape[1]
-    out = [np.empty((n1, n2)), np.empty((n1, n2)), np.empty((2, n1, n2)), np.empty((2, n1, n2))]
-    # Row blocks of about _BLOCK entries, so that every layer's Duals of a block stay in cache;
-    # a symmetric kernel computes the blocks on and right of the diagonal and mirrors them.
+    with_ntk = ntk
+    out = [np.empty((n1, n2)), None, np.empty((2, n1, n2)), None]
+    if with_ntk:
+        out[1], out[3] = np.empty((n1, n2)), np.empty((2, n1, n2))
+    # Row blocks of about _BLOCK entries, so that every layer's Duals of a block stay in cache,
+    # shared among threads (numpy's ufuncs release the GIL); a symmetric kernel computes the
+    # blocks on and right of the diagonal and mirrors them (the blocks write disjoint parts).
     rows = max(1, _BLOCK // max(n2, 1))
-    for start in range(0, n1, rows):
+
+    def run(start):
         block = slice(start, min(start + rows, n1))
         cols = slice(start if symmetric else 0, n2)
         k_in = x1[block] @ x2[cols].T / d  # (b, c)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            nngp, ntk = _block_recursion(arch, params, k_in, points1[0], points2[0], block, cols)
-        out[0][block, cols], out[2][:, block, cols] = nngp.value, nngp.tangent
-        out[1][block, cols], out[3][:, block, cols] = ntk.value, ntk.tangent
-        if symmetric:
-            out[0][cols, block], out[2][:, cols, block] = nngp.value.T, nngp.tangent.mT
-            out[1][cols, block], out[3][:, cols, block] = ntk.value.T, ntk.tangent.mT
+            duals = _block_recursion(
+                arch, params, k_in, points1[0], points2[0], block, cols, with_ntk
+            )
+        for value, tangent, dual in zip(out[:2], out[2:], duals):
+            value[block, cols], tangent[:, block, cols] = dual.value, dual.tangent
+            if symmetric:
+                value[cols, block], tangent[:, cols, block] = dual.value.T, dual.tangent.mT
+
+    starts = range(0, n1, rows)
+    threads = min(os.cpu_count() or 1, len(starts))
+    if threads > 1 and n1 * n2 >= _THREADING_MIN_ENTRIES:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, starts))
+    else:
+        for start in starts:
+            run(start)
     if symmetric:  # the diagonal of every layer is the one-point recursion's, as in the core
-        for target, dual in ((out[0], points1[1]), (out[1], points1[2])):
-            np.fill_diagonal(target, dual.value)
-        for p in range(2):
-            np.fill_diagonal(out[2][p], points1[1].tangent[p])
-            np.fill_diagonal(out[3][p], points1[2].tangent[p])
+        for value, tangent, dual in zip(out[:2], out[2:], points1[1:]):
+            if value is None:
+                continue
+            np.fill_diagonal(value, dual.value)
+            for p in range(len(HYPERPARAMETERS)):
+                np.fill_diagonal(tangent[p], dual.tangent[p])
     return KernelGradients(*out)
 
 
 # ----------------------------------------------------------------------------- the recursion
+
+# Below this many entries a kernel is computed in the calling thread only.
+_THREADING_MIN_ENTRIES = 100_000
 
 # Entries per row block of the whole-matrix recursion (a tangent of 16 rows of 1000 columns: 256 KB).
 _BLOCK = 16_384
@@ -161,6 +186,8 @@ def _dense(nngp, ntk, w, b, parameterization, first):
     """``nngp <- W^2 nngp + b^2``; the NTK as in :func:`wideinf.kernels.core.dense_kernel`."""
     w2 = w * w
     new = w2 * nngp + b * b
+    if ntk is None:  # not asked for
+        return new, None
     if parameterization == "ntk":
         return new, new + w2 * ntk
     # standard, at infinite width: only the hidden and readout weights contribute (core.py)
@@ -186,9 +213,9 @@ def _point_recursion(arch, params, var):
     return pre, _as_dual(var), _broadcast(_as_dual(ntk), n)
 
 
-def _block_recursion(arch, params, k_in, pre1, pre2, rows, cols):
+def _block_recursion(arch, params, k_in, pre1, pre2, rows, cols, with_ntk=True):
     """The layers on a block of rows of the kernel matrix, given every point's variances."""
-    nngp, ntk, step, first = k_in, 0.0, 0, True
+    nngp, ntk, step, first = k_in, (0.0 if with_ntk else None), 0, True
     for layer, param in zip(arch.layers, params):
         if param is not None:
             nngp, ntk = _dense(nngp, ntk, *param, arch.parameterization, first)
@@ -200,11 +227,14 @@ def _block_recursion(arch, params, k_in, pre1, pre2, rows, cols):
         q12 = np.clip(nngp, -bound, bound)  # correlation in [-1, 1]
         activation = layer.activation
         try:
+            if with_ntk:  # before nngp is replaced: the factor at this layer's input
+                ntk = ntk * activation.factor(q11, q22, q12)  # (b, c)
             nngp = activation.nngp(q11, q22, q12)  # (b, c)
-            ntk = ntk * activation.factor(q11, q22, q12)  # (b, c)
         except TypeError:
             raise _no_closed_form(activation) from None
     shape = np.shape(_as_dual(nngp).value)
+    if not with_ntk:
+        return (_broadcast(_as_dual(nngp), shape),)
     return _broadcast(_as_dual(nngp), shape), _broadcast(_as_dual(ntk), shape)
 
 
