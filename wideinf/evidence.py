@@ -17,6 +17,7 @@ architecture block's defaults; a dense layer that sets its own ``W_std`` or ``b_
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -71,6 +72,14 @@ class Fit:
     seconds: float
     converged: bool
     message: str
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - installed with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def evidence(
@@ -183,15 +192,18 @@ def fit_hyperparameters(
         return -value, -grad[index]
 
     t0 = time.perf_counter()
-    initial = -negative(theta0)[0]
-    result = scipy.optimize.minimize(
-        negative,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter},
-    )
+    # The kernel's row blocks run on threads; BLAS stays on one thread meanwhile, so that the
+    # two do not oversubscribe the cores (at these sizes a BLAS call gains little from more).
+    with _one_blas_thread():
+        initial = -negative(theta0)[0]
+        result = scipy.optimize.minimize(
+            negative,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter},
+        )
     values = dict(start, **{name: float(math.exp(t)) for name, t in zip(fit, result.x)})
     if not fit_noise:
         values["noise"] = None

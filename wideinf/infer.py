@@ -136,7 +136,7 @@ def infer(
         train_mean = _train_mean(train.ntk, y_train, alphas["ntk-gp"], diag_reg, diag_reg_relative)
     else:
         args = (train.ntk, cross.ntk, train.nngp, cross.nngp, test.nngp, y_train, (time,))
-        pred = ntk_ensemble(*args, **reg)
+        pred = ntk_ensemble(*args, **reg, factor=factors.get("ntk-gp"))
         pred = type(pred)(pred.mean[0], pred.cov[0])
         if math.isinf(time):
             train_mean = _train_mean(

@@ -162,6 +162,7 @@ def ntk_ensemble(
     *,
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
+    factor=None,
 ) -> Prediction:
     """Mean and covariance of infinitely wide networks trained by gradient flow for times t.
 
@@ -193,6 +194,8 @@ def ntk_ensemble(
         Gradient-flow times t >= 0 (steps x learning rate); ``inf`` for the end of training.
     diag_reg, diag_reg_relative
         Regularizer of ThetaXX (see :func:`regularizer`).
+    factor : optional
+        ``factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")``, when already computed.
 
     Returns
     -------
@@ -215,7 +218,8 @@ def ntk_ensemble(
     a_t = np.empty((times.size, m, n))  # (T, M, N)
     infinite = np.isinf(times)
     if infinite.any():
-        factor = factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")
+        if factor is None:
+            factor = factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")
         a_t[infinite] = scipy.linalg.cho_solve(factor, ntk_cross.T).T  # (M, N)
     if (~infinite).any():
         w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
