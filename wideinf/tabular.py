@@ -65,23 +65,17 @@ class Table:
     def numeric(self, column: str) -> np.ndarray:
         """A column as float64 (n,), finite, or a ConfigError naming the first bad cell."""
         raw = self.data[column]
-        if raw.dtype.kind in "biuf":
-            values = raw.astype(float)
-        else:
-            try:
-                values = raw.astype(float)
-            except ValueError:
-                values = None
-            if values is None:
-                for row, cell in enumerate(raw):
-                    if not cell.strip():
-                        raise ConfigError(f"{self.where(row)}, column {column!r}: empty cell")
-                    try:
-                        float(cell)
-                    except ValueError:
-                        raise ConfigError(
-                            f"{self.where(row)}, column {column!r}: {cell!r} is not a number"
-                        ) from None
+        values = _floats(raw)
+        if values is None:
+            for row, cell in enumerate(raw):
+                if not cell.strip():
+                    raise ConfigError(f"{self.where(row)}, column {column!r}: empty cell")
+                try:
+                    float(cell)
+                except ValueError:
+                    raise ConfigError(
+                        f"{self.where(row)}, column {column!r}: {cell!r} is not a number"
+                    ) from None
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             row = int(bad[0])
@@ -143,18 +137,12 @@ def align_features(train: Table, train_names, test: Table, target: str | None, n
 def target(table: Table, column: str) -> np.ndarray:
     """The target column as read: floats if every cell is a number, else strings."""
     raw = table.data[column]
-    if raw.dtype.kind in "biuf":
-        values = raw.astype(float)
-    else:
-        try:
-            values = raw.astype(float)
-        except ValueError:
-            empty = np.flatnonzero(np.char.str_len(np.char.strip(raw)) == 0)
-            if empty.size:
-                raise ConfigError(
-                    f"{table.where(int(empty[0]))}, column {column!r}: empty target cell"
-                ) from None
-            return np.char.strip(raw)
+    values = _floats(raw)
+    if values is None:
+        empty = np.flatnonzero(np.char.str_len(np.char.strip(raw)) == 0)
+        if empty.size:
+            raise ConfigError(f"{table.where(int(empty[0]))}, column {column!r}: empty target cell")
+        return np.char.strip(raw)
     if not np.all(np.isfinite(values)):
         table.numeric(column)  # raises, naming the row
     return values
@@ -243,6 +231,14 @@ def _read_arrays(path: Path) -> Table:
     if not data:
         raise ConfigError(f"{path}: holds no arrays")
     return Table(path, tuple(data), data, None)
+
+
+def _floats(raw: np.ndarray):
+    """The cells as float64 (n,), or None if some cell is not a number."""
+    try:
+        return raw.astype(float)
+    except ValueError:
+        return None
 
 
 def _is_int(text: str) -> bool:
