@@ -148,3 +148,50 @@ def test_real_process_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- multi-value options
+
+
+def _width_commands():
+    from wideinf.experiments import EXPERIMENTS
+
+    return sorted(
+        spec.command
+        for spec in EXPERIMENTS.values()
+        if any(option.key == "widths" for option in spec.options)
+    )
+
+
+@pytest.mark.parametrize("command", _width_commands())
+def test_widths_option_leaves_the_config_argument_alone(command, monkeypatch):
+    """``--widths 8 64 NAME``: the shipped config name after the widths is the config."""
+    from wideinf import cli
+
+    seen = {}
+
+    def fake_run_one(spec, config_path, *args):
+        seen["config"], seen["extra"] = config_path, args[-1]
+
+    monkeypatch.setattr(cli, "_run_one", fake_run_one)
+    for values in (["8", "64"], ["8", "inf", ".inf"]):
+        result = _invoke(command, "--widths", *values, "some_config", "--quick")
+        assert result.exit_code == 0, result.output
+        assert seen["config"] == "some_config"
+        assert seen["extra"] == [f"widths=[{', '.join(values)}]"]
+    # Formats stop at the first token that is not a format.
+    result = _invoke(command, "--format", "png", "svg", "other_config")
+    assert result.exit_code == 0 and seen["config"] == "other_config", result.output
+
+
+def test_generalize_widths_then_shipped_config_name_runs(tmp_path):
+    """The command of the bug report, end to end: the widths are 8 and 64."""
+    from wideinf.config import load_yaml
+
+    result = _invoke(
+        "generalize", "--widths", "8", "64", "ensemble_prior_4point", "--quick", "--quiet",
+        "--out", tmp_path, "--format", "png",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    meta = load_yaml(tmp_path / "ensemble_prior_4point.yaml")
+    assert meta["config"]["widths"] == [8.0, 64.0]

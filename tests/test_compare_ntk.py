@@ -14,6 +14,8 @@ from wideinf.architecture import Architecture
 from wideinf.cli import main
 from wideinf.config import ConfigError
 from wideinf.experiments import compare_ntk as cn
+from wideinf.experiments import trained_ensemble as te
+from wideinf.experiments.ensemble import step_size
 from wideinf.plotting.compare_ntk import TITLE, plot
 from wideinf.predict import ntk_ensemble
 from wideinf.runner import load_config, redraw
@@ -119,9 +121,9 @@ def test_ensemble_matches_ntk_within_monte_carlo_error():
     y = np.sin(2 * x[:, 0])
     xe = np.array([[-2.5], [-1.0], [0.1], [0.9], [2.6]])
     blocks = cn.kernel_blocks(arch, x, xe)
-    eta = cn.default_learning_rate(blocks.ntk_train)
+    eta = step_size(blocks.ntk_train)
     steps, size = 40, 64
-    f, loss, _ = cn.train_ensemble(
+    f, loss, _ = te.train_ensemble(
         arch, x, y, xe, size=size, width=2048, learning_rate=eta, steps=steps, rng=rng
     )
     e_mean, e_std = f.mean(axis=0), f.std(axis=0, ddof=1)
@@ -130,9 +132,9 @@ def test_ensemble_matches_ntk_within_monte_carlo_error():
         blocks.ntk_train, blocks.ntk_cross, blocks.nngp_train, blocks.nngp_cross,
         blocks.nngp_diag, y, [t, t / 4],
     )  # fmt: skip
-    z_mean, z_std = cn.ensemble_z_scores(e_mean, e_std, pred.mean[0], pred.std[0], size)
+    z_mean, z_std = te.ensemble_z_scores(e_mean, e_std, pred.mean[0], pred.std[0], size)
     assert np.max(np.abs(z_mean)) < 4 and np.max(np.abs(z_std)) < 4
-    wrong, _ = cn.ensemble_z_scores(e_mean, e_std, pred.mean[1], pred.std[1], size)
+    wrong, _ = te.ensemble_z_scores(e_mean, e_std, pred.mean[1], pred.std[1], size)
     assert np.max(np.abs(wrong)) > 4
     assert loss[:, -1].mean() < loss[:, 0].mean() / 10
 
@@ -152,15 +154,10 @@ def test_blog_network_ensemble_matches_ntk_at_width_1024():
 
 def test_rms_z_quantile(rng):
     """Independent points: rms z of G = 400 is close to 1; fully correlated: |z|'s quantile."""
-    q_ind = cn.rms_z_quantile(np.eye(400), 0.99, rng)
+    q_ind = te.rms_z_quantile(np.eye(400), 0.99, rng)
     assert 1.0 < q_ind < 1 + 2.33 * math.sqrt(2 / 400) / 2 + 0.02
-    q_one = cn.rms_z_quantile(np.ones((50, 50)), 0.99, rng)
+    q_one = te.rms_z_quantile(np.ones((50, 50)), 0.99, rng)
     assert q_one == pytest.approx(2.576, abs=0.06)
-
-
-def test_default_learning_rate():
-    theta = np.diag([4.0, 1.0, 0.5])
-    assert cn.default_learning_rate(theta) == pytest.approx(3 / 4)
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,7 @@ def test_relu_special_cases():
 
 
 def test_gabor_diagonal_formula():
-    # REFERENCE.md: E[phi(u)^2] = (1 - exp(-2q/(1+4q))) / (2 sqrt(1+4q)).
+    # docs/theory.md, "Dual activations": E[phi(u)^2] = (1 - exp(-2q/(1+4q))) / (2 sqrt(1+4q)).
     act = make_activation("gabor")
     q = np.array([1e-8, 0.1, 1.0, 7.0])
     expected = -np.expm1(-2 * q / (1 + 4 * q)) / (2 * np.sqrt(1 + 4 * q))

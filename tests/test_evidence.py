@@ -6,9 +6,8 @@ from scipy.stats import multivariate_normal
 
 from wideinf.architecture import Architecture
 from wideinf.errors import ConfigError, NumericalError
-from wideinf.evidence import evidence, fit_hyperparameters
+from wideinf.evidence import evidence, fit_hyperparameters, log_marginal_likelihood
 from wideinf.kernels.gradients import with_hyperparameters
-from wideinf.predict import log_marginal_likelihood
 
 ERF = ["dense", "erf", "dense"]
 TRUTH = {"W_std": 1.5, "b_std": 0.5, "noise": 0.05}

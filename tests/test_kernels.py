@@ -38,7 +38,7 @@ def _points(rng, n=7, d=3):
 
 
 def test_known_values_of_the_blog_network():
-    # REFERENCE.md: the blog's Gabor-ReLU network on 1-D inputs (read off the original figure).
+    # The blog's Gabor-ReLU network on 1-D inputs (read off its published Figure 1; README).
     k = Architecture.from_dict(FIG1).kernel(np.array([[1.0], [-1.0], [0.0]]))
     assert k.nngp[0, 0] == pytest.approx(0.15028, abs=5e-6)
     assert k.nngp[0, 1] == pytest.approx(0.00309, abs=5e-6)

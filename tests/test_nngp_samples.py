@@ -63,7 +63,7 @@ def test_contract_names_shapes_and_widths(blog):
 
 
 def test_nngp_pair_covariance_is_the_blogs(blog):
-    # K(1, 1) = 0.15028 and K(1, -1) = 0.00309, read off the original (REFERENCE.md).
+    # K(1, 1) = 0.15028 and K(1, -1) = 0.00309, read off the blog's published Figure 1 (README).
     k = blog[1].arrays["nngp_pair_cov"]
     np.testing.assert_allclose(k, [[0.15028, 0.00309], [0.00309, 0.15028]], atol=5e-6)
     # sd 0.3877 at x = 1 and 0.1074 at x = 0 (the band of the infinite column).

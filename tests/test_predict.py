@@ -58,6 +58,19 @@ def test_gp_posterior_matches_naive_solve(rng):
     np.testing.assert_allclose(diag.std, np.sqrt(np.diag(cov)), atol=1e-8)
 
 
+def test_mean_alone_is_the_posterior_mean(rng):
+    p = _problem(rng)
+    for diag_reg in (0.0, 1e-3):
+        pred = gp_posterior(p["K"], p["Ks"], p["Kss"], p["y"], diag_reg=diag_reg)
+        alone = gp_posterior(p["K"], p["Ks"], None, p["y"], diag_reg=diag_reg)
+        np.testing.assert_array_equal(alone.mean, pred.mean)
+        assert alone.cov is None
+    with pytest.raises(ValueError, match="mean only"):
+        _ = alone.std
+    with pytest.raises(NumericalError, match="move the points"):
+        gp_posterior(np.ones((2, 2)), np.ones((3, 2)), None, p["y"][:2], advice="move the points")
+
+
 @pytest.mark.parametrize("diag_reg", [0.0, 1e-3])
 def test_ntk_ensemble_matches_naive_solve(rng, diag_reg):
     p = _problem(rng)

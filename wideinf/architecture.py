@@ -111,7 +111,14 @@ class Architecture:
 
     # ------------------------------------------------------------------ infinite view
     def kernel(
-        self, x1, x2=None, width: float = math.inf, dtype=np.float64, *, method: str = "tiled"
+        self,
+        x1,
+        x2=None,
+        width: float = math.inf,
+        dtype=np.float64,
+        *,
+        method: str = "tiled",
+        workers: int | None = None,
     ) -> Kernel:
         """Exact NNGP and NTK of the network's output.
 
@@ -131,6 +138,8 @@ class Architecture:
             (:func:`wideinf.kernels.tiled.tiled_kernel`). "reference": the plain layer-by-layer
             recursion on whole matrices (:func:`wideinf.kernels.core.recursion`), float64 only.
             Both give the same numbers to rounding.
+        workers : int, optional
+            Threads of the tiled method (default: every core this process may use).
 
         Returns
         -------
@@ -142,7 +151,7 @@ class Architecture:
             raise ConfigError(f"x1 has {x1.shape[1]} input dimension(s) but x2 has {x2.shape[1]}")
         steps = self.kernel_steps(x1.shape[1], width)
         if method == "tiled":
-            return tiled_kernel(x1, x2, steps, self.parameterization, dtype=dtype)
+            return tiled_kernel(x1, x2, steps, self.parameterization, dtype=dtype, workers=workers)
         if method == "reference":
             if np.dtype(dtype) != np.float64:
                 raise ValueError("method='reference' computes in float64 only")

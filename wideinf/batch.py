@@ -46,10 +46,25 @@ def _run_in_process(path, out, seed, quick, formats, sets, quiet):
         return name, "failed", time.perf_counter() - t0, 0, f"{type(exc).__name__}: {exc}"
 
 
-def run_many(paths, *, out, seed, quick, formats, sets, quiet, jobs, echo) -> list[str]:
-    """Run every config, continue past failures, print a table; return the failed names."""
+def run_many(
+    paths, *, out, seed, quick, formats, sets, quiet, jobs, echo, scheduler=None
+) -> list[str]:
+    """Run every config, continue past failures, print a table; return the failed names.
+
+    With ``scheduler`` (a Dask scheduler address) every experiment is a task on the cluster's
+    workers, which must see ``out`` on a shared file system.
+    """
     rows = []
-    if jobs > 1 and len(paths) > 1:
+    if scheduler:
+        from .scale import connect
+
+        with connect(scheduler) as client:
+            args = (out, seed, quick, formats, sets, True)
+            futures = [client.submit(_run_in_process, p, *args, pure=False) for p in paths]
+            for fut in futures:
+                rows.append(fut.result())
+                _echo_row(rows[-1], echo)
+    elif jobs > 1 and len(paths) > 1:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
             futures = [
                 pool.submit(_run_in_process, p, out, seed, quick, formats, sets, True)

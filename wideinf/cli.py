@@ -22,11 +22,20 @@ from .experiments import EXPERIMENTS
 
 
 class MultiValueOption(click.Option):
-    """An option that takes every following value up to the next option: ``--widths 4 500 inf``."""
+    """An option that takes several values after one flag: ``--widths 4 500 inf``.
 
-    def __init__(self, *args, **kwargs):
+    After its first value the option keeps taking the next tokens while they look like its
+    values (``accepts``; by default the choices of a ``click.Choice``, else numbers and
+    ``inf``), so an argument after the values, such as a config file or a shipped config name
+    (``--widths 8 64 ensemble_prior_4point``), is left to the argument.
+    """
+
+    def __init__(self, *args, accepts=None, **kwargs):
         kwargs.setdefault("multiple", True)
         super().__init__(*args, **kwargs)
+        if accepts is None and isinstance(self.type, click.Choice):
+            accepts = self.type.choices.__contains__
+        self.accepts = accepts or _is_number
 
     def add_to_parser(self, parser, ctx):
         super().add_to_parser(parser, ctx)
@@ -38,21 +47,24 @@ class MultiValueOption(click.Option):
 
             def process(value, state, original=original):
                 original(value, state)
-                while state.rargs and _is_value(state.rargs[0]):
+                while state.rargs and self.accepts(state.rargs[0]):
                     original(state.rargs.pop(0), state)
 
             opt.process = process
 
 
-def _is_value(token: str) -> bool:
-    """True for the tokens a multi-value option keeps eating: not options, not config files."""
-    if token.startswith("-"):
-        try:
-            float(token)
-        except ValueError:
-            return False
-        return True
-    return not token.lower().endswith((".yaml", ".yml"))
+def _is_number(token: str) -> bool:
+    """True for a number or an infinity as YAML writes it (``inf``, ``.inf``, ``infinity``)."""
+    try:
+        float(token)
+    except ValueError:
+        return token.strip().lower().lstrip("+") in (".inf", "inf", "infinity")
+    return True
+
+
+def _is_column_name(token: str) -> bool:
+    """True for a table column's name: not an option, not a YAML file."""
+    return not token.startswith("-") and not token.lower().endswith((".yaml", ".yml"))
 
 
 def fail_cleanly(func):
@@ -93,26 +105,27 @@ float32_option = click.option(
     is_flag=True,
     help="Compute and store the kernels in float32 (faster, ~1e-6 relative).",
 )
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False), default="figures", show_default=True,
+    help="Folder for the figures and result files.",
+)  # fmt: skip
+quick_option = click.option(
+    "--quick", is_flag=True, help="Apply each config's small `quick:` settings (tests, CI)."
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 
 def common_options(func):
     """--out, --seed, --quick, --format, --set and --quiet, shared by every experiment command."""
     options = [
-        click.option(
-            "--out",
-            "out",
-            type=click.Path(file_okay=False),
-            default="figures",
-            show_default=True,
-            help="Folder for the figures and result files.",
-        ),
+        out_option,
         click.option(
             "--seed",
             type=click.IntRange(0, 2**32 - 1),
             default=None,
             help="Random seed (overrides the config's seed).",
-        ),
-        click.option("--quick", is_flag=True, help="Apply the config's small `quick:` settings."),
+        ),  # fmt: skip
+        quick_option,
         format_option,
         click.option(
             "--set",
@@ -120,8 +133,8 @@ def common_options(func):
             multiple=True,
             metavar="KEY=VALUE",
             help="Override a config key; VALUE is YAML, e.g. --set ensemble.size=8.",
-        ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+        ),  # fmt: skip
+        quiet_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -212,24 +225,48 @@ for _spec in EXPERIMENTS.values():
     "out",
     default="K.npz",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Output .npz with arrays nngp and ntk, each (n1, n2).",
+    type=click.Path(),
+    help="Output: .npz (in memory) or .zarr (chunked on disk, past memory), "
+    "with arrays nngp and ntk, each (n1, n2).",
 )
 @float32_option
+@click.option(
+    "--chunk",
+    type=click.IntRange(1),
+    default=4096,
+    show_default=True,
+    help="Rows and columns per block of a .zarr output.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Dask scheduler for a .zarr output, e.g. tcp://host:8786 "
+    "(default: DASK_SCHEDULER_ADDRESS, else every local core).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted .zarr output.")
+@quiet_option
 @fail_cleanly
-def kernel_command(arch, x1, x2, out, float32):
+def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
     """Exact NNGP and NTK of an architecture on your own points.
 
     ARCH is a YAML file with a top-level `architecture:` block (an experiment config works too).
+    A .zarr output computes the kernels block by block as Dask tasks, past one machine's memory
+    and on a cluster with --scheduler (needs: pip install 'wideinf[scale]').
 
     \b
     Example:
       wideinf kernel experiments/fig1_gabor_relu.yaml --x1 points.npy --out K.npz
+      wideinf kernel arch.yaml --x1 big.npy --out K.zarr --float32 --chunk 4096
     """
     from .kernel_command import compute_and_save
+    from .progress import set_quiet
 
+    set_quiet(quiet)
     t0 = time.perf_counter()
-    shapes = compute_and_save(arch, x1, x2, out, float32=float32)
+    shapes = compute_and_save(
+        arch, x1, x2, out, float32=float32, chunk=chunk, scheduler=scheduler, resume=resume
+    )
     click.echo(
         f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
     )
@@ -238,69 +275,31 @@ def kernel_command(arch, x1, x2, out, float32):
 # ----------------------------------------------------------------------------- predict
 
 
+# fmt: off
 @main.command("predict")
 @click.argument("arch", type=click.Path(dir_okay=False))
-@click.option(
-    "--train",
-    "train",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Training table: CSV with a header row, .npy or .npz.",
-)
-@click.option("--test", "test", required=True, type=click.Path(dir_okay=False), help="Test table.")
+@click.option("--train", required=True, type=click.Path(dir_okay=False),
+              help="Training table: CSV with a header row, .npy or .npz.")
+@click.option("--test", required=True, type=click.Path(dir_okay=False), help="Test table.")
 @click.option("--target", required=True, help="The target column of the training table.")
-@click.option(
-    "--out",
-    default="predictions.csv",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Output CSV, one row per test row; a YAML of the same name goes beside it.",
-)
-@click.option(
-    "--kernel",
-    type=click.Choice(["nngp", "ntk", "ntk-gp"]),
-    default="nngp",
-    show_default=True,
-    help="NNGP posterior, NTK ensemble (trained networks), or NTK-GP.",
-)
-@click.option(
-    "--time",
-    "time_",
-    type=click.FloatRange(min=0),
-    default=math.inf,
-    help="Training time t of the NTK ensemble (steps x learning rate; default inf).",
-)
-@click.option(
-    "--diag-reg",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Added to the train-train matrix's diagonal, relative to its mean diagonal.",
-)
-@click.option(
-    "--task",
-    type=click.Choice(["regression", "classification"]),
-    help="Default: inferred from the target column (and printed).",
-)
-@click.option(
-    "--fit",
-    "fit",
-    cls=MultiValueOption,
-    type=click.Choice(["W_std", "b_std", "noise"]),
-    help="Fit these by marginal likelihood first, e.g. --fit W_std b_std noise.",
-)
-@click.option(
-    "--features",
-    "features",
-    cls=MultiValueOption,
-    help="Feature columns (default: every column but the target).",
-)
-@click.option(
-    "--no-standardize",
-    "no_std",
-    is_flag=True,
-    help="Use features (and regression targets) as given, not standardized.",
-)
+@click.option("--out", default="predictions.csv", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Output CSV, one row per test row; a YAML of the same name goes beside it.")
+@click.option("--kernel", type=click.Choice(["nngp", "ntk", "ntk-gp"]), default="nngp",
+              show_default=True, help="NNGP posterior, NTK ensemble (trained networks), or NTK-GP.")
+@click.option("--time", "time_", type=click.FloatRange(min=0), default=math.inf,
+              help="Training time t of the NTK ensemble (steps x learning rate; default inf).")
+@click.option("--diag-reg", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Added to the train-train matrix's diagonal, relative to its mean diagonal.")
+@click.option("--task", type=click.Choice(["regression", "classification"]),
+              help="Default: inferred from the target column (and printed).")
+@click.option("--fit", "fit", cls=MultiValueOption, type=click.Choice(["W_std", "b_std", "noise"]),
+              help="Fit these by marginal likelihood first, e.g. --fit W_std b_std noise.")
+@click.option("--features", "features", cls=MultiValueOption, accepts=_is_column_name,
+              help="Feature columns, e.g. --features age height (default: all but the target).")
+@click.option("--no-standardize", "no_std", is_flag=True,
+              help="Use features (and regression targets) as given, not standardized.")
+# fmt: on
 @float32_option
 @fail_cleanly
 def predict_command(
@@ -341,67 +340,50 @@ def run_command(configs, out, seed, quick, formats, sets, quiet):
     Example:
       wideinf run experiments/fig1_gabor_relu.yaml experiments/fig2_nngp_vs_ntk.yaml --quick
     """
+    _run_configs(configs, out, seed, quick, formats, sets, quiet, jobs=1)
+
+
+def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=None):
+    """Run every config past failures (a table at the end); exit code 1 if any failed."""
     from .batch import run_many
 
-    failures = run_many(
-        configs,
-        out=out,
-        seed=seed,
-        quick=quick,
-        formats=formats or ("png", "svg"),
-        sets=sets,
-        quiet=quiet,
-        jobs=1,
-        echo=click.echo,
-    )
-    if failures:
+    formats = formats or ("png", "svg")
+    options = dict(seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet, jobs=jobs)
+    options["scheduler"] = scheduler
+    if run_many(list(paths), out=out, echo=click.echo, **options):
         sys.exit(1)
 
 
 @main.command("all")
+@out_option
+@quick_option
 @click.option(
-    "--out",
-    default="figures",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder for every figure and result file.",
-)
-@click.option("--quick", is_flag=True, help="Small, fast versions (for tests and CI).")
-@click.option(
-    "--jobs",
-    "-j",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 64),
+    "--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 64),
     help="Experiments run side by side.",
-)
+)  # fmt: skip
 @format_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run the experiments as tasks on a Dask cluster (tcp://host:8786); "
+    "--out must be on a file system its workers share.",
+)
+@quiet_option
 @fail_cleanly
-def all_command(out, quick, jobs, formats, quiet):
+def all_command(out, quick, jobs, formats, scheduler, quiet):
     """Regenerate every shipped experiment; goes on past a failure and ends with a table.
 
     \b
     Example:
       wideinf all                 # full quality into figures/
       wideinf all --quick --out /tmp/figs --jobs 2
+      wideinf all --scheduler tcp://scheduler:8786 --out /shared/figures
     """
-    from .batch import run_many
     from .runner import shipped_configs
 
-    failures = run_many(
-        [str(p) for p in shipped_configs()],
-        out=out,
-        seed=None,
-        quick=quick,
-        formats=formats or ("png", "svg"),
-        sets=(),
-        quiet=quiet,
-        jobs=jobs,
-        echo=click.echo,
-    )
-    if failures:
-        sys.exit(1)
+    paths = [str(p) for p in shipped_configs()]
+    _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs, scheduler=scheduler)
 
 
 @main.command("list")

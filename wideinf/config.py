@@ -329,7 +329,7 @@ def _parse_layer(raw, where: str) -> LayerConfig:
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    """The YAML ``architecture:`` block (see DESIGN.md)."""
+    """The YAML ``architecture:`` block (docs/theory.md, "Conventions"; README)."""
 
     layers: tuple[LayerConfig, ...] = ()
     W_std: float = setting(1.0, ge=0.0, le=1e3, help="default weight std of every dense layer")

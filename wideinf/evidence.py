@@ -5,7 +5,7 @@ themselves say which hyperparameters fit them: the log marginal likelihood (the 
 
     log p(y | X) = -1/2 y^T Ky^-1 y - 1/2 log det Ky - N/2 log 2 pi,   Ky = k(X, X) + lambda I
 
-(Rasmussen & Williams 2006, Eq. 2.30; :func:`wideinf.predict.log_marginal_likelihood`) is
+(Rasmussen & Williams 2006, Eq. 2.30; :func:`log_marginal_likelihood`) is
 maximised over ``log W_std``, ``log b_std`` and, optionally, ``log lambda`` (the noise variance),
 by L-BFGS-B with exact gradients: R&W Eq. 5.9 contracted with the kernel's derivatives, which
 :func:`wideinf.kernels.gradients.kernel_gradients` computes in forward mode.
@@ -21,8 +21,10 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 from .errors import ConfigError, NumericalError
 from .kernels.gradients import (
@@ -31,14 +33,127 @@ from .kernels.gradients import (
     kernel_gradients,
     with_hyperparameters,
 )
-from .predict import log_marginal_likelihood
+from .predict import factorize, regularizer
 
-__all__ = ["FITTABLE", "BOUNDS", "Fit", "evidence", "fit_hyperparameters"]
+__all__ = [
+    "FITTABLE",
+    "BOUNDS",
+    "Evidence",
+    "log_marginal_likelihood",
+    "Fit",
+    "evidence",
+    "fit_hyperparameters",
+]
 
 FITTABLE = HYPERPARAMETERS + ("noise",)
 
 # Search box of each hyperparameter (noise is a variance, in the units of y^2).
 BOUNDS = {"W_std": (1e-2, 1e2), "b_std": (1e-4, 1e2), "noise": (1e-8, 1e4)}
+
+# ----------------------------------------------------------------------------- the evidence
+
+
+class Evidence(NamedTuple):
+    """Log marginal likelihood, its gradient, and ``alpha = (k + lambda I)^-1 y`` (N, C)."""
+
+    value: float
+    grad: np.ndarray
+    alpha: np.ndarray
+
+
+def log_marginal_likelihood(
+    k_train: np.ndarray,
+    y: np.ndarray,
+    k_grad: np.ndarray | None = None,
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_relative: bool = True,
+    name: str = "NNGP",
+    factor=None,
+) -> Evidence:
+    """Log evidence of targets y under the GP prior ``f ~ N(0, k)`` with noise ``lambda I``.
+
+    With ``Ky = kXX + lambda I = L L^T`` and ``alpha = Ky^-1 y`` (Rasmussen & Williams 2006,
+    Eq. 2.30 and Alg. 2.1), summed over the C columns of y:
+    ``log p(y) = -1/2 y^T alpha - sum_i log L_ii - N/2 log(2 pi)``.
+    Its derivative along a direction theta of the kernel (R&W Eq. 5.9):
+    ``d log p / d theta = 1/2 tr((alpha alpha^T - Ky^-1) dKy / d theta)``; a relative
+    ``diag_reg`` moves with the trace, ``d lambda = diag_reg tr(dk) / N``. The last entry of the
+    gradient is the derivative in ``log lambda`` (the noise variance, at fixed kernel).
+
+    Parameters
+    ----------
+    k_train : ndarray, shape (N, N)
+    y : ndarray, shape (N,) or (N, C)
+    k_grad : ndarray, shape (P, N, N), optional
+        Derivatives of k_train along P directions.
+    diag_reg, diag_reg_relative
+        The regularizer ``lambda`` (see :func:`wideinf.predict.regularizer`); the noise variance of the model.
+    name : str, default "NNGP"
+        Kernel name used in error messages.
+    factor : optional
+        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
+
+    Returns
+    -------
+    Evidence
+        ``value`` (float); ``grad`` (P + 1,): derivatives along the P directions of ``k_grad``,
+        then along ``log lambda`` (only when ``k_grad`` is given; otherwise empty);
+        ``alpha`` (N, C).
+
+    Raises
+    ------
+    NumericalError
+        If ``Ky`` is not positive definite or too ill-conditioned; the message names diag_reg.
+    """
+    y2 = np.asarray(y, dtype=np.float64)
+    y2 = y2[:, None] if y2.ndim == 1 else y2  # (N, C)
+    k_train = _check_kernel(k_train, y2)
+    n, c = y2.shape
+    if factor is None:
+        factor = factorize(k_train, diag_reg, diag_reg_relative, name)
+    alpha = scipy.linalg.cho_solve(factor, y2)  # (N, C)
+    log_det = 2.0 * np.log(np.diagonal(factor[0])).sum()
+    value = float(
+        -0.5 * np.sum(y2 * alpha) - 0.5 * c * log_det - 0.5 * n * c * math.log(2 * math.pi)
+    )
+    if k_grad is None:
+        return Evidence(value, np.empty(0), alpha)
+    # 1/2 tr((alpha alpha^T - C Ky^-1) dK) per direction, without forming the full inverse:
+    # alpha^T dK alpha by products, and tr(Ky^-1 dK) from the lower triangle of Ky^-1.
+    lower = _cholesky_inverse_lower(factor[0])  # (N, N), lower triangle of Ky^-1
+    k_grad = np.asarray(k_grad, dtype=np.float64)
+    quad = np.einsum("pic,ic->p", k_grad @ alpha, alpha)  # (P,)
+    diag_inv = np.diagonal(lower)  # (N,)
+    trace = 2.0 * np.einsum("ij,pij->p", lower, k_grad) - np.einsum("i,pii->p", diag_inv, k_grad)
+    grad = 0.5 * quad - 0.5 * c * trace  # (P,)
+    trace_g = 0.5 * float(np.sum(alpha * alpha) - c * diag_inv.sum())  # tr(G)
+    if diag_reg_relative:
+        grad += diag_reg * np.einsum("pii->p", k_grad) / n * trace_g
+    lam = regularizer(k_train, diag_reg, diag_reg_relative)
+    return Evidence(value, np.append(grad, lam * trace_g), alpha)
+
+
+def _check_kernel(k_train, y):
+    """float64 (N, N) kernel and (N, C) targets, finite, matching; else ConfigError/NumericalError."""
+    k_train = np.asarray(k_train, dtype=np.float64)
+    n = y.shape[0]
+    if k_train.shape != (n, n) or n == 0:
+        raise ConfigError(f"train-train kernel: expected shape ({n}, {n}), got {k_train.shape}")
+    if not (np.all(np.isfinite(k_train)) and np.all(np.isfinite(y))):
+        raise NumericalError("kernel or y: contains NaN or infinite values")
+    return k_train
+
+
+def _cholesky_inverse_lower(lower):
+    """The lower triangle of ``(L L^T)^-1`` from the lower Cholesky factor (LAPACK potri)."""
+    inv, info = scipy.linalg.lapack.dpotri(lower, lower=True)
+    if info != 0:
+        raise NumericalError("cannot invert the train-train matrix from its Cholesky factor")
+    return np.tril(inv)
+
+
+# ----------------------------------------------------------------------------- fitting
 
 # Starting value of b_std when the architecture has none (log space cannot start at 0).
 _B_STD_START = 0.1

@@ -22,14 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, NumericalError
+from .evidence import log_marginal_likelihood
 from .kernels.gradients import kernel_gradients
-from .predict import (
-    factorize,
-    gp_posterior,
-    log_marginal_likelihood,
-    ntk_ensemble,
-    regularizer,
-)
+from .predict import factorize, gp_posterior, ntk_ensemble, regularizer
 
 __all__ = ["KERNELS", "ONE_HOT", "Outcome", "one_hot", "infer", "bytes_needed"]
 

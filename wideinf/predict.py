@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -40,8 +39,6 @@ __all__ = [
     "gp_posterior",
     "ntk_ensemble",
     "ntk_train_loss",
-    "log_marginal_likelihood",
-    "Evidence",
     "factorize",
     "RCOND_MIN",
 ]
@@ -59,9 +56,9 @@ class Prediction:
     ----------
     mean : ndarray, shape (M,) or (T, M), or (M, C) / (T, M, C) for C target columns
         Mean of the latent function f (no observation noise); (T, M) with one row per time.
-    cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M)
+    cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M), or None
         Covariance of f, or only its diagonal (the variances) when the test-test block was
-        given as a diagonal.
+        given as a diagonal; None for a mean alone (:func:`gp_posterior` without ``k_test``).
     times : ndarray, shape (T,), or None
         Gradient-flow times of the rows (NTK ensemble), None for a GP posterior.
     """
@@ -73,6 +70,8 @@ class Prediction:
     @property
     def var(self) -> np.ndarray:
         """Variances of f, shape (M,) or (T, M) (shared by all target columns)."""
+        if self.cov is None:
+            raise ValueError("this prediction has a mean only (no test-test kernel was given)")
         if self.cov.ndim == (1 if self.times is None else 2):
             return self.cov
         return np.diagonal(self.cov, axis1=-2, axis2=-1)
@@ -95,18 +94,22 @@ def regularizer(matrix: np.ndarray, diag_reg: float, relative: bool = True) -> f
 def gp_posterior(
     k_train: np.ndarray,
     k_cross: np.ndarray,
-    k_test: np.ndarray,
+    k_test: np.ndarray | None,
     y: np.ndarray,
     *,
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
     name: str = "NNGP",
+    advice: str | None = None,
     factor=None,
 ) -> Prediction:
     """GP posterior of f at test points: the NNGP posterior (K) or the NTK-GP (Theta).
 
     ``mean = k*X (kXX + lambda I)^-1 y``, ``cov = k** - k*X (kXX + lambda I)^-1 kX*``
     (Rasmussen & Williams 2006, Alg. 2.1, with one Cholesky factor of ``kXX + lambda I``).
+    The mean alone is kernel regression: with the NNGP the limit of training the readout
+    only, with the NTK the limit of training every layer from a zero initial output (Lee et
+    al. 2019, arXiv:1902.06720).
 
     Parameters
     ----------
@@ -114,8 +117,9 @@ def gp_posterior(
         Train-train kernel kXX.
     k_cross : ndarray, shape (M, N)
         Test-train kernel k*X.
-    k_test : ndarray, shape (M, M) or (M,)
-        Test-test kernel k**, or only its diagonal: then only variances are returned.
+    k_test : ndarray, shape (M, M) or (M,), or None
+        Test-test kernel k**, or only its diagonal: then only variances are returned; None
+        for the mean alone.
     y : ndarray, shape (N,) or (N, C)
         Training targets (C columns share the covariance).
     diag_reg : float, default 0
@@ -124,13 +128,15 @@ def gp_posterior(
         Scale ``diag_reg`` by ``trace(kXX) / N`` (Neural Tangents' convention).
     name : str, default "NNGP"
         Kernel name used in error messages.
+    advice : str, optional
+        What an error message tells the user to change (default: increase ``diag_reg``).
     factor : optional
         ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
 
     Returns
     -------
     Prediction
-        ``mean`` (M,) or (M, C), ``cov`` (M, M) or (M,).
+        ``mean`` (M,) or (M, C), ``cov`` (M, M), (M,) or None.
 
     Raises
     ------
@@ -138,11 +144,15 @@ def gp_posterior(
         If ``kXX + lambda I`` is not positive definite or too ill-conditioned; the message says
         to increase ``diag_reg``.
     """
+    mean_only = k_test is None
+    k_test = np.zeros(len(k_cross)) if mean_only else k_test
     k_train, k_cross, k_test, y = _check_shapes(k_train, k_cross, k_test, y)
     if factor is None:
-        factor = factorize(k_train, diag_reg, diag_reg_relative, name)
+        factor = factorize(k_train, diag_reg, diag_reg_relative, name, advice)
+    mean = k_cross @ scipy.linalg.cho_solve(factor, y)  # (M,) or (M, C)
+    if mean_only:
+        return Prediction(mean, None)
     alpha = scipy.linalg.cho_solve(factor, k_cross.T)  # (N, M) = (kXX + lambda)^-1 kX*
-    mean = alpha.T @ y  # (M,) or (M, C)
     if k_test.ndim == 1:
         cov = k_test - np.einsum("mn,nm->m", k_cross, alpha)  # (M,)
     else:
@@ -282,87 +292,6 @@ def ntk_train_loss(
     return out
 
 
-class Evidence(NamedTuple):
-    """Log marginal likelihood, its gradient, and ``alpha = (k + lambda I)^-1 y`` (N, C)."""
-
-    value: float
-    grad: np.ndarray
-    alpha: np.ndarray
-
-
-def log_marginal_likelihood(
-    k_train: np.ndarray,
-    y: np.ndarray,
-    k_grad: np.ndarray | None = None,
-    *,
-    diag_reg: float = 0.0,
-    diag_reg_relative: bool = True,
-    name: str = "NNGP",
-    factor=None,
-) -> Evidence:
-    """Log evidence of targets y under the GP prior ``f ~ N(0, k)`` with noise ``lambda I``.
-
-    With ``Ky = kXX + lambda I = L L^T`` and ``alpha = Ky^-1 y`` (Rasmussen & Williams 2006,
-    Eq. 2.30 and Alg. 2.1), summed over the C columns of y:
-    ``log p(y) = -1/2 y^T alpha - sum_i log L_ii - N/2 log(2 pi)``.
-    Its derivative along a direction theta of the kernel (R&W Eq. 5.9):
-    ``d log p / d theta = 1/2 tr((alpha alpha^T - Ky^-1) dKy / d theta)``; a relative
-    ``diag_reg`` moves with the trace, ``d lambda = diag_reg tr(dk) / N``. The last entry of the
-    gradient is the derivative in ``log lambda`` (the noise variance, at fixed kernel).
-
-    Parameters
-    ----------
-    k_train : ndarray, shape (N, N)
-    y : ndarray, shape (N,) or (N, C)
-    k_grad : ndarray, shape (P, N, N), optional
-        Derivatives of k_train along P directions.
-    diag_reg, diag_reg_relative
-        The regularizer ``lambda`` (see :func:`regularizer`); the noise variance of the model.
-    name : str, default "NNGP"
-        Kernel name used in error messages.
-    factor : optional
-        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
-
-    Returns
-    -------
-    Evidence
-        ``value`` (float); ``grad`` (P + 1,): derivatives along the P directions of ``k_grad``,
-        then along ``log lambda`` (only when ``k_grad`` is given; otherwise empty);
-        ``alpha`` (N, C).
-
-    Raises
-    ------
-    NumericalError
-        If ``Ky`` is not positive definite or too ill-conditioned; the message names diag_reg.
-    """
-    y2 = np.asarray(y, dtype=np.float64)
-    y2 = y2[:, None] if y2.ndim == 1 else y2  # (N, C)
-    k_train, _, _, _ = _check_shapes(k_train, k_train[:1], k_train[:1, 0], y2)
-    n, c = y2.shape
-    if factor is None:
-        factor = factorize(k_train, diag_reg, diag_reg_relative, name)
-    alpha = scipy.linalg.cho_solve(factor, y2)  # (N, C)
-    log_det = 2.0 * np.log(np.diagonal(factor[0])).sum()
-    value = float(
-        -0.5 * np.sum(y2 * alpha) - 0.5 * c * log_det - 0.5 * n * c * math.log(2 * math.pi)
-    )
-    if k_grad is None:
-        return Evidence(value, np.empty(0), alpha)
-    # 1/2 tr((alpha alpha^T - C Ky^-1) dK) per direction, without forming the full inverse:
-    # alpha^T dK alpha by products, and tr(Ky^-1 dK) from the lower triangle of Ky^-1.
-    lower = _cholesky_inverse_lower(factor[0])  # (N, N), lower triangle of Ky^-1
-    k_grad = np.asarray(k_grad, dtype=np.float64)
-    quad = np.einsum("pic,ic->p", k_grad @ alpha, alpha)  # (P,)
-    diag_inv = np.diagonal(lower)  # (N,)
-    trace = 2.0 * np.einsum("ij,pij->p", lower, k_grad) - np.einsum("i,pii->p", diag_inv, k_grad)
-    grad = 0.5 * quad - 0.5 * c * trace  # (P,)
-    trace_g = 0.5 * float(np.sum(alpha * alpha) - c * diag_inv.sum())  # tr(G)
-    if diag_reg_relative:
-        grad += diag_reg * np.einsum("pii->p", k_grad) / n * trace_g
-    lam = regularizer(k_train, diag_reg, diag_reg_relative)
-    return Evidence(value, np.append(grad, lam * trace_g), alpha)
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -409,41 +338,38 @@ def _advice(diag_reg, relative) -> str:
     return f"increase diag_reg (now {diag_reg:g}, {kind}), e.g. diag_reg: 1e-4"
 
 
-def factorize(matrix, diag_reg: float = 0.0, relative: bool = True, name: str = "NNGP"):
+def factorize(
+    matrix, diag_reg: float = 0.0, relative: bool = True, name: str = "NNGP", advice=None
+):
     """Cholesky factor of ``matrix + lambda I`` (cho_solve format), with a condition check.
 
-    One factor serves :func:`gp_posterior` and :func:`log_marginal_likelihood` (``factor=``).
+    One factor serves :func:`gp_posterior`, :func:`ntk_ensemble` and
+    :func:`wideinf.evidence.log_marginal_likelihood` (their ``factor=``). ``advice``: what an error message
+    tells the user to change (default: increase ``diag_reg``).
 
     Raises
     ------
     NumericalError
         If the matrix is not positive definite or its reciprocal condition number is below
-        :data:`RCOND_MIN`; the message names ``diag_reg``.
+        :data:`RCOND_MIN`.
     """
     reg = _regularized(matrix, diag_reg, relative)
+    advice = advice or _advice(diag_reg, relative)
+    anorm = float(np.abs(reg).sum(axis=0).max())  # before the factor overwrites reg
     try:
-        factor = scipy.linalg.cho_factor(reg, lower=True, check_finite=False)
+        factor = scipy.linalg.cho_factor(reg, lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise NumericalError(
             f"the {name} train-train matrix is not positive definite (duplicate or nearly "
-            f"identical training inputs?); {_advice(diag_reg, relative)}"
+            f"identical training inputs?); {advice}"
         ) from None
-    anorm = float(np.abs(reg).sum(axis=0).max())
     rcond, info = scipy.linalg.lapack.dpocon(factor[0], anorm, uplo="L")
     if info != 0 or not rcond >= RCOND_MIN:
         raise NumericalError(
             f"the {name} train-train matrix is ill-conditioned (reciprocal condition number "
-            f"{rcond:.1e} < {RCOND_MIN:g}); {_advice(diag_reg, relative)}"
+            f"{rcond:.1e} < {RCOND_MIN:g}); {advice}"
         )
     return factor
-
-
-def _cholesky_inverse_lower(lower):
-    """The lower triangle of ``(L L^T)^-1`` from the lower Cholesky factor (LAPACK potri)."""
-    inv, info = scipy.linalg.lapack.dpotri(lower, lower=True)
-    if info != 0:
-        raise NumericalError("cannot invert the train-train matrix from its Cholesky factor")
-    return np.tril(inv)
 
 
 def _eigh(matrix, diag_reg, relative):

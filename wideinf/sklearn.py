@@ -186,8 +186,8 @@ class _InfiniteWidthEstimator(BaseEstimator):
         self.diag_reg_relative = diag_reg_relative
 
     def _fit_targets(self, X, targets):
+        from .evidence import log_marginal_likelihood
         from .infer import KERNELS
-        from .predict import log_marginal_likelihood
 
         if self.kernel not in KERNELS:
             raise ValueError(f"kernel: expected one of {KERNELS}, got {self.kernel!r}")

@@ -99,6 +99,14 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             "wideinf convergence experiments/kernel_convergence.yaml --quick",
             (CliOption("--widths", "widths", "hidden widths, e.g. 64 256 1024", multiple=True),),
         ),
+        ExperimentSpec(
+            "ntk-circle",
+            "ntk_circle",
+            "ntk_circle.yaml",
+            "The NTK of finite networks on the unit circle, before and after training (Jacot et al.).",
+            "wideinf ntk-circle --quick --widths 64 512",
+            (CliOption("--widths", "widths", "hidden widths, e.g. 500 10000", multiple=True),),
+        ),
     )
 }
 

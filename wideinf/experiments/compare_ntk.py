@@ -11,11 +11,7 @@ On one regression data set (by default the blog's: sin(x) plus noise of sd 0.1, 
 - optionally an ensemble of S finite networks of the same architecture trained by full-batch
   gradient descent from independent initialisations, for ``steps`` steps at ``learning_rate``,
   i.e. up to time ``t = steps * learning_rate``; the NTK ensemble at that time is its
-  infinite-width prediction. Agreement is measured by z-scores against the Monte Carlo error:
-  ``z_mean = (mean_S - mu_t) / (sd_t / sqrt(S))`` and ``z_sd = (sd_S - sd_t) / (sd_t /
-  sqrt(2 (S - 1)))`` on the grid where the NTK sd is at least a tenth of its largest (each
-  about N(0, 1) if the networks follow the NTK ensemble), with 99% limits of their rms from
-  the NTK ensemble's correlation across the grid.
+  infinite-width prediction (z-scores in :mod:`wideinf.experiments.trained_ensemble`).
 
 Formulas are in :mod:`wideinf.predict`. Bands are mean +- 1.96 sd of f. For the test metrics
 (RMSE of each mean, and the fraction of test targets inside each 95% band) the band includes the
@@ -37,10 +33,12 @@ import numpy as np
 from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, setting
 from ..data import DataConfig, Dataset, load_dataset
-from ..errors import ConfigError, NumericalError
-from ..predict import Prediction, gp_posterior, ntk_ensemble, ntk_train_loss
+from ..errors import ConfigError
+from ..predict import Prediction, gp_posterior, ntk_ensemble
 from . import Result
 from .blog import BLOG_ARCHITECTURE
+from .ensemble import parameter_count, step_size
+from .trained_ensemble import compare_trained_ensemble
 
 __all__ = [
     "Config",
@@ -51,17 +49,11 @@ __all__ = [
     "make_grid",
     "kernel_blocks",
     "infinite_width_predictions",
-    "default_learning_rate",
-    "train_ensemble",
     "band_metrics",
-    "ensemble_z_scores",
-    "rms_z_quantile",
 ]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 _DIAG_BLOCK = 256  # eval points per block when computing the kernels' diagonals
-_Z_POINTS = 1000  # grid points at most in the ensemble's z-scores
-_Z_BAND_FRACTION = 0.1  # ... where the NTK sd is at least this fraction of its largest
 _MAX_ENSEMBLE_PARAMS = 10**8  # parameters of the whole ensemble (0.8 GB per copy)
 
 
@@ -124,8 +116,7 @@ class Config(ExperimentConfig):
                 raise ConfigError(f"{where}.ensemble.size: need at least 2 networks (or 0)")
             arch = Architecture.from_config(self.architecture)
             d = self.data.input_dim if not self.data.file else 1
-            dims = [d] + [ens.width] * arch.n_hidden + [1]
-            per_net = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+            per_net = parameter_count(arch, d, ens.width)
             if ens.size * per_net > _MAX_ENSEMBLE_PARAMS:
                 raise ConfigError(
                     f"{where}.ensemble: {ens.size} networks of width {ens.width} have "
@@ -228,61 +219,6 @@ def infinite_width_predictions(
     return out
 
 
-# ----------------------------------------------------------------------------- finite networks
-
-
-def default_learning_rate(ntk_train: np.ndarray) -> float:
-    """``eta = N / lambda_max(ThetaXX)``: the linearized dynamics' stiffest mode is then
-    removed in one step, and gradient descent is stable up to twice this value."""
-    n = ntk_train.shape[0]
-    lam_max = float(np.linalg.eigvalsh(ntk_train)[-1])
-    if not lam_max > 0:
-        raise NumericalError("the NTK train-train matrix is zero; cannot derive a learning rate")
-    return n / lam_max
-
-
-def train_ensemble(
-    arch: Architecture,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_eval: np.ndarray,
-    *,
-    size: int,
-    width: int,
-    learning_rate: float,
-    steps: int,
-    rng: np.random.Generator,
-):
-    """Train ``size`` independently initialised networks; outputs at ``x_eval`` (S, M).
-
-    ``learning_rate`` is in the kernel's units (time ``t = steps * learning_rate``); in standard
-    parameterization the networks take steps of ``learning_rate / width``, as the NTK reported
-    by :meth:`Architecture.kernel` is ``Theta / width`` there.
-
-    Returns
-    -------
-    f_eval : ndarray, shape (S, M)
-    loss : ndarray, shape (S, R)
-        Training loss recorded along the run.
-    recorded_steps : ndarray, shape (R,)
-    """
-    from ..networks import init_params, train
-
-    eta = learning_rate / width if arch.parameterization == "standard" else learning_rate
-    params = init_params(arch, x_train.shape[1], width, size, rng)
-    record_every = max(1, steps // 200)
-    res = train(
-        arch, params, x_train, y_train, eta, steps, x_eval=x_eval, record_every=record_every
-    )
-    f_eval = np.asarray(res.f_eval, dtype=float)  # (S, M)
-    if not np.all(np.isfinite(f_eval)) or not np.all(np.isfinite(res.loss)):
-        raise NumericalError(
-            f"gradient descent diverged at learning rate {learning_rate:g}; lower "
-            "ensemble.learning_rate (or leave it unset for N / largest NTK eigenvalue)"
-        )
-    return f_eval, np.asarray(res.loss), np.asarray(res.steps_recorded)
-
-
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -315,7 +251,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     eta = t_ens = math.nan
     times = [math.inf, *config.times]
     if run_ensemble:
-        eta = ens.learning_rate or default_learning_rate(blocks.ntk_train)
+        eta = ens.learning_rate or step_size(blocks.ntk_train)
         t_ens = ens.steps * eta
         times.append(t_ens)
         stable = 2 * data.n_train / float(np.linalg.eigvalsh(blocks.ntk_train)[-1])
@@ -371,7 +307,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     if run_ensemble:
         # the NTK ensemble at the networks' time t = steps * eta is the last row
-        ens_arrays, ens_summary, ens_warnings, e_pred = _trained_ensemble(
+        ens_arrays, ens_summary, ens_warnings, e_pred = compare_trained_ensemble(
             arch, config, data, x_grid, x_eval, blocks, eta, ntk_mean[-1], ntk_std[-1],
             net_rng, stats_rng,
         )  # fmt: skip
@@ -387,115 +323,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         summary[f"rmse_{name}"] = rmse
         summary[f"coverage_{name}"] = coverage
     return Result(arrays, summary, warnings)
-
-
-def _trained_ensemble(
-    arch, config, data, x_grid, x_eval, blocks, eta, mu_t, sd_t, net_rng, stats_rng
-):
-    """Train the finite networks and compare them with the NTK ensemble at their time.
-
-    ``mu_t``, ``sd_t`` (G + m,): the NTK ensemble at ``t = steps * eta`` on the grid and the
-    test points. Returns (arrays, summary, warnings, (mean, sd) of the networks (G + m,)).
-    """
-    ens = config.ensemble
-    g = x_grid.shape[0]
-    t_ens = ens.steps * eta
-    f_eval, loss, recorded = train_ensemble(
-        arch, data.x_train, data.y_train, x_eval, size=ens.size, width=ens.width,
-        learning_rate=eta, steps=ens.steps, rng=net_rng,
-    )  # fmt: skip
-    e_mean, e_std = f_eval.mean(axis=0), f_eval.std(axis=0, ddof=1)  # (G + m,)
-    reg = {"diag_reg": config.diag_reg, "diag_reg_relative": config.diag_reg_relative}
-    arrays = {
-        "ensemble_mean": e_mean[:g],
-        "ensemble_std": e_std[:g],
-        "ensemble_time": np.asarray(t_ens),
-        "ntk_mean_ensemble_time": mu_t[:g],
-        "ntk_std_ensemble_time": sd_t[:g],
-        "ensemble_loss": loss.mean(axis=0),  # (R,)
-        "ensemble_loss_steps": recorded,  # (R,)
-        "ntk_loss": ntk_train_loss(
-            blocks.ntk_train, blocks.nngp_train, data.y_train, recorded * eta, **reg
-        ),  # (R,)
-    }
-    # z-scores where the NTK band is wide (near the training points, where its sd is a few
-    # thousandths, the networks' O(n^-1/2) departures from their linearization dominate the
-    # Monte Carlo error), on at most _Z_POINTS grid points; 99% limits from the correlation
-    sub = np.unique(np.linspace(0, g - 1, min(g, _Z_POINTS)).round().astype(int))
-    sub = sub[sd_t[sub] >= _Z_BAND_FRACTION * sd_t[:g].max()]  # (G',)
-    z_mean, z_std = ensemble_z_scores(e_mean[sub], e_std[sub], mu_t[sub], sd_t[sub], ens.size)
-    q_mean, q_std = _rms_z_limits(arch, data, x_grid[sub], blocks, sub, t_ens, config, stats_rng)
-    summary = {
-        "ensemble_size": ens.size,
-        "ensemble_width": ens.width,
-        "ensemble_learning_rate": eta,
-        "ensemble_steps": ens.steps,
-        "ensemble_time": t_ens,
-        "ensemble_final_loss": float(loss[:, -1].mean()),
-        "ensemble_mean_z_rms": float(np.sqrt(np.mean(z_mean**2))),
-        "ensemble_std_z_rms": float(np.sqrt(np.mean(z_std**2))),
-        "ensemble_z_points": int(sub.size),
-        "ensemble_mean_max_abs_diff": float(np.max(np.abs(e_mean[:g] - mu_t[:g]))),
-        "ensemble_std_max_abs_diff": float(np.max(np.abs(e_std[:g] - sd_t[:g]))),
-        "ensemble_mean_z_rms_q99": q_mean,
-        "ensemble_std_z_rms_q99": q_std,
-    }
-    warnings = []
-    if summary["ensemble_mean_z_rms"] > q_mean or summary["ensemble_std_z_rms"] > q_std:
-        warnings.append(
-            "the trained networks differ from the NTK ensemble by more than their Monte Carlo "
-            f"error: rms z of the mean {summary['ensemble_mean_z_rms']:.2f} (99% limit "
-            f"{q_mean:.2f}), of the sd {summary['ensemble_std_z_rms']:.2f} (99% limit "
-            f"{q_std:.2f}); try a larger width or a smaller learning rate"
-        )
-    return arrays, summary, warnings, (e_mean, e_std)
-
-
-def ensemble_z_scores(e_mean, e_std, mu, sd, size: int):
-    """z-scores of an S-network ensemble's mean and sd against the NTK ensemble's (G,) each.
-
-    ``z_mean = (e_mean - mu) / (sd / sqrt(S))``; ``z_sd = (e_std - sd) / (sd / sqrt(2 (S-1)))``
-    (the large-S standard error of a Gaussian sample sd). Points where ``sd`` is below 1e-12
-    of its maximum are left out. All arrays shape (G,).
-    """
-    keep = sd > 1e-12 * max(float(sd.max()), np.finfo(float).tiny)
-    z_mean = (e_mean[keep] - mu[keep]) / (sd[keep] / math.sqrt(size))
-    z_std = (e_std[keep] - sd[keep]) / (sd[keep] / math.sqrt(2 * (size - 1)))
-    return z_mean, z_std
-
-
-def rms_z_quantile(corr: np.ndarray, level: float, rng: np.random.Generator, draws=20_000):
-    """Quantile of ``sqrt(mean_i z_i^2)`` for ``z ~ N(0, corr)``, corr (G, G) a correlation matrix.
-
-    ``mean z^2 = (1/G) sum_k lambda_k chi2_1`` over the eigenvalues of ``corr``, simulated with
-    ``draws`` draws (neighbouring grid points are strongly correlated, so the rms z of one
-    ensemble fluctuates far more than for G independent points).
-    """
-    lam = np.clip(np.linalg.eigvalsh(corr), 0.0, None)  # (G,)
-    lam = lam[lam > 1e-12 * lam.sum()]  # (k,)
-    q = (rng.standard_normal((draws, lam.size)) ** 2) @ lam / corr.shape[0]  # (draws,)
-    return float(np.sqrt(np.quantile(q, level)))
-
-
-def _rms_z_limits(arch, data, x_sub, blocks, sub, t, config, rng) -> tuple[float, float]:
-    """99% limits of the rms z of an ensemble's mean and sd at the grid points ``x_sub`` (rows
-    ``sub`` of the evaluation blocks), from the NTK ensemble's correlation R at time t (the
-    sample sds of a Gaussian field correlate as R**2)."""
-    cov = ntk_ensemble(
-        blocks.ntk_train,
-        blocks.ntk_cross[sub],
-        blocks.nngp_train,
-        blocks.nngp_cross[sub],
-        arch.kernel(x_sub).nngp,
-        data.y_train,
-        [t],
-        diag_reg=config.diag_reg,
-        diag_reg_relative=config.diag_reg_relative,
-    ).cov[0]  # (G, G)
-    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))  # (G,)
-    keep = sd > 1e-12 * max(float(sd.max()), np.finfo(float).tiny)
-    corr = cov[np.ix_(keep, keep)] / np.outer(sd[keep], sd[keep])  # (G', G')
-    return rms_z_quantile(corr, 0.99, rng), rms_z_quantile(corr**2, 0.99, rng)
 
 
 _LABELS = {"nngp": "NNGP", "ntk": "NTK", "ntk_gp": "NTK-GP", "ensemble": "trained networks"}

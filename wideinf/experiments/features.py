@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from warnings import catch_warnings, simplefilter
 
 import numpy as np
 import scipy.linalg
@@ -62,6 +63,7 @@ from scipy.special import ndtr
 from ..config import ExperimentConfig, setting
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
+from ..stats import z_score
 from . import Result
 
 __all__ = [
@@ -369,13 +371,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
 def _nan_sd(x) -> np.ndarray:
     """Sd over axis 0 ignoring nan (nan where fewer than two values). Shape x.shape[1:]."""
-    out = np.full(x.shape[1:], np.nan)
-    for idx in np.ndindex(*x.shape[1:]):
-        v = x[(slice(None),) + idx]
-        v = v[np.isfinite(v)]
-        if v.size >= 2:
-            out[idx] = v.std(ddof=1)
-    return out
+    with catch_warnings():  # "degrees of freedom <= 0" where fewer than two
+        simplefilter("ignore", RuntimeWarning)
+        return np.nanstd(x, axis=0, ddof=1)
 
 
 def _summarise(config, arrays, per_seed):
@@ -383,8 +381,8 @@ def _summarise(config, arrays, per_seed):
     dev = arrays["perfect_share"] - arrays["theory_share"]  # (B, A)
     se = arrays["perfect_share_sd"] / math.sqrt(config.n_seeds)
     claim = np.broadcast_to(config.n_features >= CLAIM_RATIO * ns[None, :], dev.shape)
+    z = np.nan_to_num(np.abs(z_score(dev, 0.0, se)), nan=0.0, posinf=np.inf)  # 0 / 0 -> 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, np.abs(dev) / se, np.where(dev == 0, 0.0, np.inf))
         rel = np.abs(arrays["n_star"] / arrays["n_star_theory"] - 1)
     dev_m = arrays["perfect_share"] - arrays["theory_share_finite_m"]
     p_eff = arrays["n_perfect"] / config.n_features

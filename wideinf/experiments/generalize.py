@@ -19,6 +19,10 @@ output (Chizat et al. 2019, arXiv:1812.07956; Arora et al. 2019, arXiv:1904.1195
 output scale instead); ``zero_readout`` starts the readout at zero (then all-layer training in NTK
 parameterization tends to the NNGP predictor, since the hidden layers' gradients start at zero);
 ``standard`` keeps ``f_init``, and only the ensemble mean tends to the limit.
+
+Network j of width n is drawn from its own stream ``default_rng([base, n, j])`` (``base`` drawn
+once from the run's generator), so adding a width leaves the others' networks as they were.
+Slopes against width carry bootstrap standard errors over seeds (:mod:`wideinf.stats`).
 """
 
 from __future__ import annotations
@@ -28,13 +32,17 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-import scipy.linalg
 
+from .. import networks as nets
 from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, LayerConfig, Width, setting
 from ..errors import ConfigError, NumericalError
+from ..predict import gp_posterior
 from ..progress import progress
+from ..stats import fit_power_law
+from ..training import train
 from . import Result
+from .ensemble import init_per_stream, parameter_count, step_size
 
 __all__ = [
     "Config",
@@ -47,7 +55,6 @@ __all__ = [
     "make_grid",
     "limit_predictors",
     "matching_limit",
-    "loglog_slope",
 ]
 
 # Parameters per ensemble (seeds x weights) held at once; 40 M float64 = 320 MB.
@@ -144,17 +151,12 @@ class Config(ExperimentConfig):
         if max(self.widths) > 2**20:
             raise ConfigError(f"{where}.widths: at most {2**20}, got {max(self.widths):g}")
         arch = Architecture.from_config(self.architecture)
-        largest = self.seeds * _count_parameters(arch, 2, int(max(self.widths)))
+        largest = self.seeds * parameter_count(arch, 2, int(max(self.widths)))
         if largest > MAX_PARAMETERS:
             raise ConfigError(
                 f"{where}.widths: {self.seeds} networks of width {max(self.widths):g} hold "
                 f"{largest:,} parameters (limit {MAX_PARAMETERS:,}); lower the widths or seeds"
             )
-
-
-def _count_parameters(arch: Architecture, d_in: int, width: int) -> int:
-    sizes = [d_in] + [width] * arch.n_hidden + [1]
-    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 # ----------------------------------------------------------------------------- data
@@ -191,26 +193,15 @@ def make_grid(grid: GridConfig) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- limits
 
 
-def _mean_predictor(k_test_train: np.ndarray, k_train: np.ndarray, y: np.ndarray, name: str):
-    """``k(*, X) k(X, X)^-1 y`` by Cholesky; k_test_train (G, N), k_train (N, N), y (N,)."""
-    try:
-        factor = scipy.linalg.cho_factor(k_train, lower=True)
-    except np.linalg.LinAlgError:
-        raise NumericalError(
-            f"the {name} kernel of the training points is singular; move points apart "
-            "or add a bias (b_std > 0) so that no point has zero kernel"
-        ) from None
-    if np.linalg.cond(k_train) > 1e12:
-        raise NumericalError(
-            f"the {name} kernel of the training points is ill-conditioned "
-            f"(condition number {np.linalg.cond(k_train):.1e}); move the points apart"
-        )
-    return k_test_train @ scipy.linalg.cho_solve(factor, y)  # (G,)
+_SINGULAR_ADVICE = (
+    "move the training points apart, or add a bias (b_std > 0) so that no point has zero kernel"
+)
 
 
 def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, np.ndarray]:
     """The infinite-width mean predictors at ``x_test`` (G, 2): each an array (G,).
 
+    Each is the mean of :func:`wideinf.predict.gp_posterior`, with no regularizer.
     ``ntk``: ``Theta(*, X) Theta^-1 y`` with the architecture's NTK (in standard
     parameterization the limit NTK without the first layer's and the biases' terms);
     ``nngp``: ``K(*, X) K^-1 y``; ``features``: the same with the kernel ``E[phi phi]`` of the
@@ -220,10 +211,14 @@ def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, 
     k_cross = arch.kernel(x_test, x_train)  # (G, N) blocks
     body = Architecture(arch.layers[:-1], "ntk")
     f_train, f_cross = body.kernel(x_train), body.kernel(x_test, x_train)
+    pairs = {
+        "ntk": (k_train.ntk, k_cross.ntk, "NTK"),
+        "nngp": (k_train.nngp, k_cross.nngp, "NNGP"),
+        "features": (f_train.nngp, f_cross.nngp, "last-layer feature"),
+    }
     return {
-        "ntk": _mean_predictor(k_cross.ntk, k_train.ntk, y_train, "NTK"),
-        "nngp": _mean_predictor(k_cross.nngp, k_train.nngp, y_train, "NNGP"),
-        "features": _mean_predictor(f_cross.nngp, f_train.nngp, y_train, "last-layer feature"),
+        key: gp_posterior(k, cross, None, y_train, name=name, advice=_SINGULAR_ADVICE).mean
+        for key, (k, cross, name) in pairs.items()
     }
 
 
@@ -252,8 +247,8 @@ def _zero_readout(params):
     return replace(params, weights=weights, biases=biases)
 
 
-def _largest_eigenvalue(nets, arch, params, x_train, training) -> float:
-    """Largest eigenvalue over the ensemble of the tangent kernel that training follows.
+def _tangent_kernel(arch, params, x_train, training) -> np.ndarray:
+    """The tangent kernel that training follows, one (N, N) per network: (S, N, N).
 
     The raw kernel ``J J^T`` of the trained parameters, in the units of the learning rate:
     all layers, the empirical NTK (times the width in standard parameterization, where
@@ -268,25 +263,25 @@ def _largest_eigenvalue(nets, arch, params, x_train, training) -> float:
         gram = np.matmul(phi, phi.transpose(0, 2, 1))  # (S, N, N)
         readout = arch.dense_layers[-1]
         sw2, sb2 = (1.0, 1.0) if standard else (readout.W_std**2 / n_last, readout.b_std**2)
-        kernel = sw2 * gram + sb2
-    else:
-        kernel = nets.empirical_ntk(arch, params, x_train) * (n_last if standard else 1.0)
-    return float(np.max(np.linalg.eigvalsh(kernel)[:, -1]))
+        return sw2 * gram + sb2
+    return nets.empirical_ntk(arch, params, x_train) * (n_last if standard else 1.0)
 
 
-def _evaluate(nets, arch, params, x, width: int, n_networks: int) -> np.ndarray:
+def _evaluate(arch, params, x, width: int, n_networks: int) -> np.ndarray:
     """``forward`` over blocks of points so that (S, block, width) stays small; -> (S, G)."""
     block = max(1, _EVAL_BLOCK // (n_networks * width))
     parts = [nets.forward(arch, params, x[i : i + block]) for i in range(0, len(x), block)]
     return np.concatenate(parts, axis=1)  # (S, G)
 
 
-def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, rng) -> dict:
-    """Train ``seeds`` networks of one width; the learned functions on the grid and diagnostics."""
-    from .. import networks as nets
+def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, base: int) -> dict:
+    """Train ``seeds`` networks of one width; the learned functions on the grid and diagnostics.
 
+    Network j is drawn from its own stream ``default_rng([base, width, j])``.
+    """
     training = config.training
-    params = nets.init_params(arch, x_train.shape[1], width, config.seeds, rng)
+    rngs = [np.random.default_rng([base, width, j]) for j in range(config.seeds)]
+    params = init_per_stream(arch, x_train.shape[1], width, rngs)
     if training.init_output == "zero_readout":
         params = _zero_readout(params)
     n = len(y_train)
@@ -294,10 +289,8 @@ def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, rng
     if training.init_output == "centered":
         # Training f - f_init on y is training f on y + f_init(X): the same gradients.
         target = target + nets.forward(arch, params, x_train)  # (S, N)
-    # Linearised GD on (1/2N)|f - y|^2: r <- (I - lr Theta / N) r; lr = N / lam_max removes the
-    # top mode in one step and is stable up to twice that.
-    lr = training.lr_factor * n / _largest_eigenvalue(nets, arch, params, x_train, training)
-    out = nets.train(
+    lr = step_size(_tangent_kernel(arch, params, x_train, training), training.lr_factor)
+    out = train(
         arch,
         params,
         x_train,
@@ -309,9 +302,9 @@ def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, rng
         record_every=training.max_steps,
         quiet=True,
     )
-    f_grid = _evaluate(nets, arch, out.params, grid_x, width, config.seeds)  # (S, G)
+    f_grid = _evaluate(arch, out.params, grid_x, width, config.seeds)  # (S, G)
     if training.init_output == "centered":
-        f_grid = f_grid - _evaluate(nets, arch, params, grid_x, width, config.seeds)
+        f_grid = f_grid - _evaluate(arch, params, grid_x, width, config.seeds)
     loss = 0.5 * np.mean((out.f_train - target) ** 2, axis=1)  # (S,)
     return {"f": f_grid, "loss": loss, "steps": np.asarray(out.steps_taken), "lr": lr}
 
@@ -331,40 +324,18 @@ def _gradient_norm(f: np.ndarray, g: int, h: float) -> np.ndarray:
 
 
 def _spread(f: np.ndarray) -> np.ndarray:
-    """Across-seed spread: RMS over the grid of the seeds' sd; f (W, S, G) -> (W,)."""
-    return np.sqrt(np.mean(np.var(f, axis=1, ddof=1), axis=-1))
+    """Across-seed spread: RMS over the grid of the seeds' sd; f (..., W, S, G) -> (..., W)."""
+    return np.sqrt(np.mean(np.var(f, axis=-2, ddof=1), axis=-1))
 
 
-def loglog_slope(widths: np.ndarray, values: np.ndarray) -> float:
-    """Least-squares slope of ``log values`` against ``log widths``."""
-    return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
-
-
-def _slopes(widths, f, limits: dict) -> dict[str, tuple[float, float]]:
-    """Slopes over the widest half and their jackknife standard errors over seeds.
-
-    f (W, S, G). The jackknife (Efron & Stein 1981) recomputes each slope leaving one seed out
-    and returns ``sqrt((S - 1) / S sum_i (slope_i - mean)^2)``.
-    """
-    half = slice(len(widths) // 2, None) if len(widths) >= 4 else slice(None)
-    w, fh = widths[half], f[half]  # (W', S, G)
-
-    def metrics(sample):
-        out = {"spread": _spread(sample)}
-        for name, lim in limits.items():
-            out[f"dist_{name}"] = _rms(_rms(sample - lim, axis=-1), axis=-1)
-        return {k: loglog_slope(w, v) for k, v in out.items()}
-
-    point = metrics(fh)
-    s = f.shape[1]
-    if s < 3:  # leaving one seed out leaves no spread to measure
-        return {key: (value, math.nan) for key, value in point.items()}
-    leave_one_out = [metrics(np.delete(fh, i, axis=1)) for i in range(s)]
-    result = {}
-    for key, value in point.items():
-        loo = np.array([m[key] for m in leave_one_out])  # (S,)
-        result[key] = (value, float(np.sqrt((s - 1) / s * np.sum((loo - loo.mean()) ** 2))))
-    return result
+def _slopes(widths, f, limits: dict, rng) -> dict[str, tuple[float, float]]:
+    """Log-log slopes of the spread and of each distance over the widest half, with their
+    bootstrap standard errors over seeds (:func:`wideinf.stats.fit_power_law`); f (W, S, G)."""
+    metrics = {"spread": _spread}
+    for name, lim in limits.items():
+        metrics[f"dist_{name}"] = lambda sample, lim=lim: _rms(_rms(sample - lim))  # (..., W)
+    fits = {key: fit_power_law(widths, f, rng, statistic) for key, statistic in metrics.items()}
+    return {key: (fit.slope, fit.se) for key, fit in fits.items()}
 
 
 # ----------------------------------------------------------------------------- run
@@ -386,9 +357,11 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     widths = np.array(sorted(int(w) for w in config.widths))  # (W,)
     limits = limit_predictors(arch, x_train, y_train, grid_x)  # each (G,)
 
+    net_rng, boot_rng = rng.spawn(2)
+    base = int(net_rng.integers(2**63))
     rows = []
     for width in progress(widths, total=len(widths), desc="widths"):
-        rows.append(_train_width(config, arch, x_train, y_train, grid_x, int(width), rng))
+        rows.append(_train_width(config, arch, x_train, y_train, grid_x, int(width), base))
     f = np.stack([r["f"] for r in rows])  # (W, S, G)
     loss = np.stack([r["loss"] for r in rows])  # (W, S)
     steps = np.stack([r["steps"] for r in rows])  # (W, S)
@@ -422,7 +395,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     match = matching_limit(config)
     summary = {"matching_limit": match, "init_output": config.training.init_output}
-    for key, (slope, sd) in _slopes(widths, f, limits).items():
+    for key, (slope, sd) in _slopes(widths, f, limits, boot_rng).items():
         summary[f"slope_{key}"] = round(slope, 4)
         summary[f"slope_{key}_sd"] = round(sd, 4)
     summary["slope_matching"] = summary[f"slope_dist_{match}"]

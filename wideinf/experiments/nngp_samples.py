@@ -35,8 +35,10 @@ from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
+from ..stats import standard_error, z_score
 from . import Result
 from .blog import BLOG_ARCHITECTURE
+from .ensemble import check_network_size, parameter_count
 
 __all__ = [
     "Config",
@@ -105,16 +107,7 @@ class Config(ExperimentConfig):
         for i, label in enumerate(labels):
             if label in labels[:i]:
                 raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
-        arch = Architecture.from_config(self.architecture)
-        for i, width in enumerate(self.widths):
-            if math.isinf(width):
-                continue
-            size = 8 * _parameter_count(arch, 1, int(width))
-            if size > _NETWORK_BYTES:
-                raise ConfigError(
-                    f"{_at(where, f'widths[{i}]')}: width {int(width)} needs {size / 2**30:.1f} GiB per "
-                    f"network (at most {_NETWORK_BYTES / 2**30:.0f} GiB); use a smaller width or inf"
-                )
+        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, _at(where, "widths"))
 
 
 def _at(where: str, key: str) -> str:
@@ -165,16 +158,10 @@ def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np
     return z @ root.T  # (S, M)
 
 
-def _parameter_count(arch: Architecture, d_in: int, width: int) -> int:
-    """Weights and biases of one network with every hidden layer ``width`` wide."""
-    sizes = [d_in] + [width] * arch.n_hidden + [1]
-    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-
-
 def network_batch_size(arch: Architecture, n_points: int, width: int) -> int:
     """Networks per batch so that parameters and activations stay within about 128 MB."""
     n_layers = len(arch.layers)
-    per_network = 8 * (_parameter_count(arch, 1, width) + 2 * n_points * width * n_layers)
+    per_network = 8 * (parameter_count(arch, 1, width) + 2 * n_points * width * n_layers)
     return max(1, _BATCH_BYTES // per_network)
 
 
@@ -228,13 +215,12 @@ def excess_kurtosis(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3``; ``sqrt(24 / S)`` for a
         Gaussian. NaN for a column with zero variance.
     """
-    s = samples.shape[0]
     d = samples - samples.mean(axis=0)  # (S, k)
     m2, m3, m4 = ((d**r).mean(axis=0) for r in (2, 3, 4))  # (k,) each
     with np.errstate(divide="ignore", invalid="ignore"):
         g2 = m4 / m2**2 - 3.0  # (k,)
         psi = (d**4 - m4 - 4.0 * m3 * d) / m2**2 - 2.0 * m4 * (d**2 - m2) / m2**3  # (S, k)
-        se = psi.std(axis=0, ddof=1) / math.sqrt(s)  # (k,)
+        se = standard_error(psi)  # (k,)
     return g2, se
 
 
@@ -255,7 +241,7 @@ def sample_covariance(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = samples.shape[0]
     d = samples - samples.mean(axis=0)  # (S, k)
     prod = d[:, :, None] * d[:, None, :]  # (S, k, k)
-    return prod.sum(axis=0) / (s - 1), prod.std(axis=0, ddof=1) / math.sqrt(s)
+    return prod.sum(axis=0) / (s - 1), standard_error(prod)
 
 
 def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = _ELLIPSE_POINTS):
@@ -271,32 +257,22 @@ def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = _ELLIPSE_P
     return np.stack([r * outline for r in radii])  # (R, E, 2)
 
 
-def _density(pairs: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Gaussian kernel density estimate (Scott's bandwidth) of (S, 2) pairs on axis x axis.
+def _density(axis: np.ndarray, pairs=None, cov=None) -> np.ndarray:
+    """A density on axis x axis: the Gaussian kernel density estimate (Scott's bandwidth) of
+    (S, 2) ``pairs``, or the density of ``N(0, cov)``.
 
     ``density[i, j]`` is at ``(axis[j], axis[i])``, as matplotlib's ``contour`` expects; all NaN
     when the samples are degenerate (e.g. every output equal).
     """
-    from scipy.stats import gaussian_kde
+    from scipy.stats import gaussian_kde, multivariate_normal
 
     xx, yy = np.meshgrid(axis, axis)  # (D, D) each
     try:
-        kde = gaussian_kde(pairs.T)
+        if cov is not None:
+            return multivariate_normal(np.zeros(2), cov).pdf(np.stack([xx, yy], axis=-1))
+        return gaussian_kde(pairs.T)(np.vstack([xx.ravel(), yy.ravel()])).reshape(xx.shape)
     except (np.linalg.LinAlgError, ValueError):
         return np.full(xx.shape, np.nan)
-    return kde(np.vstack([xx.ravel(), yy.ravel()])).reshape(xx.shape)  # (D, D)
-
-
-def _gaussian_density(cov: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Density of ``N(0, cov)`` on axis x axis (``[i, j]`` at ``(axis[j], axis[i])``)."""
-    from scipy.stats import multivariate_normal
-
-    xx, yy = np.meshgrid(axis, axis)  # (D, D) each
-    try:
-        law = multivariate_normal(np.zeros(2), cov)
-    except (np.linalg.LinAlgError, ValueError):
-        return np.full(xx.shape, np.nan)
-    return law.pdf(np.stack([xx, yy], axis=-1))  # (D, D)
 
 
 def _nice_ceiling(value: float) -> float:
@@ -378,10 +354,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         pairs = draws[:, n_grid:]  # (S, 2)
         arrays[f"functions_{label}"] = draws[:, :n_grid]  # (S, G)
         arrays[f"pair_{label}"] = pairs
-        if math.isinf(width):
-            arrays[f"density_{label}"] = _gaussian_density(pair_cov_exact, density_axis)
-        else:
-            arrays[f"density_{label}"] = _density(pairs, density_axis)
+        exact = pair_cov_exact if math.isinf(width) else None
+        arrays[f"density_{label}"] = _density(density_axis, pairs, exact)  # (D, D)
         if np.isnan(arrays[f"density_{label}"]).all():
             warnings.append(f"width {label[1:]}: the pair outputs are degenerate; no density")
 
@@ -391,8 +365,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         kurt_se.append(g2_se)
         covs.append(cov)
         cov_ses.append(cov_se)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.abs(cov - pair_cov_exact) / cov_se  # (2, 2)
+        z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
         outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])

@@ -53,6 +53,18 @@ def _ensemble_label(result, config) -> str:
     return f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
 
 
+def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
+    """A mean (labelled) and its +- 1.96 sd band as two lines of the same style."""
+    ax.plot(x, mean, color=color, ls=ls, lw=lw[0], label=label)
+    for edge in (mean - _Z * sd, mean + _Z * sd):
+        ax.plot(x, edge, color=color, ls=ls, lw=lw[1])
+
+
+def _ensemble_band(ax, x, a, result, config):
+    label = _ensemble_label(result, config)
+    _line_band(ax, x, a["ensemble_mean"], a["ensemble_std"], _ENSEMBLE_COLOR, "--", label)
+
+
 def _main_1d(result, config):
     a = result.arrays
     x = a["x_grid"][:, 0]  # (G,)
@@ -76,13 +88,8 @@ def _main_1d(result, config):
         if gap > _VISIBLE:  # the networks stopped short of t = inf: show the NTK where they are
             t = float(np.asarray(a["ensemble_time"]))
             label = f"NTK ensemble at the networks' t = {t:.3g}: mean ± 1.96 sd"
-            ax.plot(x, mu_t, color="C2", ls=":", lw=1.8, label=label)
-            ax.plot(x, mu_t - _Z * sd_t, color="C2", ls=":", lw=1.4)
-            ax.plot(x, mu_t + _Z * sd_t, color="C2", ls=":", lw=1.4)
-        m, sd = a["ensemble_mean"], a["ensemble_std"]
-        ax.plot(x, m, color=_ENSEMBLE_COLOR, ls="--", lw=1.6, label=_ensemble_label(result, config))
-        ax.plot(x, m - _Z * sd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
-        ax.plot(x, m + _Z * sd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
+            _line_band(ax, x, mu_t, sd_t, "C2", ":", label, lw=(1.8, 1.4))
+        _ensemble_band(ax, x, a, result, config)
     ax.scatter(
         a["x_train"][:, 0], a["y_train"], s=60, color="k", marker="o", zorder=5,
         label="Train points",
@@ -151,15 +158,9 @@ def _main_nd(result, config):
         mean = a[f"{key}_mean"]
         std = _ntk_band_std(a, config) if key == "ntk" else a[f"{key}_std"]
         ax.errorbar(
-            y + dx,
-            mean,
-            yerr=_Z * std,
-            fmt="o",
-            ms=3,
-            color=color,
-            alpha=0.7,
+            y + dx, mean, yerr=_Z * std, fmt="o", ms=3, color=color, alpha=0.7,
             label=f"Mean predictions, {label}",
-        )
+        )  # fmt: skip
     lo, hi = float(np.min(y)), float(np.max(y))
     ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="prediction = target")
     ax.set_title(TITLE)
@@ -198,10 +199,7 @@ def _time_figure(result, config):
         mu, sd = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
         ax.plot(x, mu, color="C2", lw=2, label=f"NTK ensemble at t = {t_ens:.3g}: mean ± 1.96 sd")
         ax.fill_between(x, mu - _Z * sd, mu + _Z * sd, color="C2", alpha=0.3, lw=0)
-        m, esd = a["ensemble_mean"], a["ensemble_std"]
-        ax.plot(x, m, color=_ENSEMBLE_COLOR, ls="--", lw=1.6, label=_ensemble_label(result, config))
-        ax.plot(x, m - _Z * esd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
-        ax.plot(x, m + _Z * esd, color=_ENSEMBLE_COLOR, ls="--", lw=1.0)
+        _ensemble_band(ax, x, a, result, config)
         ax.scatter(
             a["x_train"][:, 0], a["y_train"], s=40, color="k", zorder=5, label="Train points"
         )
@@ -220,14 +218,8 @@ def _time_figure(result, config):
         ax = axes[0, 2]
         eta = s.get("ensemble_learning_rate", np.nan)
         t_rec = np.asarray(a["ensemble_loss_steps"], dtype=float) * eta
-        ax.plot(
-            t_rec,
-            a["ensemble_loss"],
-            color=_ENSEMBLE_COLOR,
-            ls="--",
-            lw=1.6,
-            label="Trained networks (mean)",
-        )
+        label = "Trained networks (mean)"
+        ax.plot(t_rec, a["ensemble_loss"], color=_ENSEMBLE_COLOR, ls="--", lw=1.6, label=label)
         ax.plot(t_rec, a["ntk_loss"], color="C2", lw=1.6, label="NTK ensemble (expected)")
         ax.set_yscale("log")
         ax.set_xlabel("t = steps × learning rate")

@@ -1,6 +1,6 @@
 """Figures of ``wideinf convergence``.
 
-``mode: scaling`` (one figure, four panels, log-log against the hidden width n):
+One figure, four panels, log-log against the hidden width n:
 
 (a) relative Frobenius error of the empirical NNGP and NTK at initialisation;
 (b) lazy training: relative change of the empirical NTK, and the largest gap between the
@@ -10,21 +10,15 @@
 
 Medians over networks with interquartile bands, fitted lines over the widest half with their
 slopes in the legends, and n^-1/2 reference lines.
-
-``mode: circle`` (Jacot et al. 2018, Figure 1): ``Theta(x0, x)`` on the unit circle against the
-angle, at initialisation and after training, per width, with the analytic limit; and a second
-panel with the change during training.
 """
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 
-from . import CAPTION_FONTSIZE, plt
+from . import add_caption, architecture_text, plt
 
-__all__ = ["plot", "SCALING_TITLES", "CIRCLE_TITLES"]
+__all__ = ["plot", "SCALING_TITLES"]
 
 SCALING_TITLES = (
     "(a) Empirical kernels at initialisation",
@@ -32,20 +26,11 @@ SCALING_TITLES = (
     "(c) Relative change of each layer's weights",
     "(d) Trained network vs its linearisation",
 )
-CIRCLE_TITLES = (
-    "NTK on the unit circle at initialisation and after training",
-    "Change of the NTK during training",
-)
 
 
 def plot(result, config) -> dict:
     """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.convergence``)."""
-    if config.mode == "circle":
-        return {"": _circle(result, config)}
     return {"": _scaling(result, config)}
-
-
-# ----------------------------------------------------------------------------- scaling
 
 
 def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
@@ -57,18 +42,25 @@ def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
     return med
 
 
-def _fitted(ax, a, key, color):
-    """The fitted power law over the fit range, and an n^-1/2 line through its start."""
+def _fit(a, name, key, j=None) -> float:
+    """``a[name_key]``, or its entry j for a per-layer fit."""
+    value = a[f"{name}_{key}"]
+    return float(value if j is None else value[j])
+
+
+def _fitted(ax, a, key, color, j=None, exponent=-0.5):
+    """The fitted power law over the fit range, and an n^exponent line through its start."""
     lo, hi = a["fit_widths"]
     n = np.geomspace(lo, hi, 20)
-    slope, intercept = float(a[f"slope_{key}"]), float(a[f"intercept_{key}"])
+    slope, intercept = _fit(a, "slope", key, j), _fit(a, "intercept", key, j)
     ax.plot(n, np.exp(intercept) * n**slope, color=color, lw=3, alpha=0.35, solid_capstyle="butt")
     start = np.exp(intercept) * lo**slope
-    ax.plot(n, start * (n / lo) ** -0.5, color="0.35", lw=1, ls=":")
+    ls = ":" if exponent == -0.5 else "--"
+    ax.plot(n, start * (n / lo) ** exponent, color="0.35", lw=1, ls=ls)
 
 
-def _slope_text(a, key) -> str:
-    return f"slope {float(a[f'slope_{key}']):+.2f} $\\pm$ {float(a[f'se_{key}']):.2f}"
+def _slope_text(a, key, j=None) -> str:
+    return f"slope {_fit(a, 'slope', key, j):+.2f} $\\pm$ {_fit(a, 'se', key, j):.2f}"
 
 
 def _log_axes(ax, widths):
@@ -91,7 +83,7 @@ def _scaling(result, config):
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.93, wspace=0.22, hspace=0.3)
     fig.suptitle(
-        f"Finite networks approach the infinite-width limit  —  {_arch_text(config.architecture)}",
+        f"Finite networks approach the infinite-width limit  —  {architecture_text(config.architecture)}",
         fontsize=12,
     )
 
@@ -132,22 +124,10 @@ def _scaling(result, config):
     n_layers = wc.shape[2]
     for j in range(n_layers):
         color = plt.get_cmap("viridis")(0.85 * j / max(n_layers - 1, 1))
-        name = _layer_name(j, n_layers)
-        slope, se = float(a["slope_weight_change"][j]), float(a["se_weight_change"][j])
-        _band(ax, widths, wc[:, :, j], color, f"{name} (slope {slope:+.2f} $\\pm$ {se:.2f})")
-        n = np.geomspace(*a["fit_widths"], 20)
-        fit = np.exp(float(a["intercept_weight_change"][j])) * n**slope
-        ax.plot(n, fit, color=color, lw=3, alpha=0.35)
-    lo, hi = a["fit_widths"]
-    n = np.geomspace(lo, hi, 20)
-    for j in range(n_layers):
+        label = f"{_layer_name(j, n_layers)} ({_slope_text(a, 'weight_change', j)})"
+        _band(ax, widths, wc[:, :, j], color, label)
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
-        hidden = 0 < j < n_layers - 1
-        start = np.exp(float(a["intercept_weight_change"][j])) * lo ** float(
-            a["slope_weight_change"][j]
-        )
-        ax.plot(n, start * (n / lo) ** (-1.0 if hidden else -0.5), color="0.35", lw=1,
-                ls="--" if hidden else ":")  # fmt: skip
+        _fitted(ax, a, "weight_change", color, j, -1.0 if 0 < j < n_layers - 1 else -0.5)
     ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
     ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
     _log_axes(ax, widths)
@@ -198,9 +178,7 @@ def _scaling(result, config):
         f"network (solid) and its linearisation (dashed) after training, network 0 of the "
         f"narrowest and the widest width, on the grid of (a)."
     )
-    fig.text(
-        0.01, 0.105, textwrap.fill(caption, 200), ha="left", va="top", fontsize=CAPTION_FONTSIZE
-    )
+    add_caption(fig, caption, y=0.105, width=200)
     return fig
 
 
@@ -210,103 +188,3 @@ def _layer_name(j: int, n_layers: int) -> str:
     if j == n_layers - 1:
         return "readout (n x 1)"
     return f"hidden layer {j + 1} (n x n)"
-
-
-_LAYER_NAMES = {
-    "dense": "Dense",
-    "relu": "ReLU",
-    "leaky_relu": "LeakyReLU",
-    "gabor": "Gabor",
-    "erf": "Erf",
-    "gelu": "GeLU",
-    "abs": "Abs",
-}
-
-
-def _arch_text(arch_cfg) -> str:
-    from ..config import to_plain
-
-    raw = to_plain(arch_cfg)
-    names = []
-    for layer in raw["layers"]:
-        names.append(layer if isinstance(layer, str) else next(iter(layer)))
-    chain = " → ".join(_LAYER_NAMES.get(n, n) for n in names)
-    return (
-        f"{chain}, W_std {raw['W_std']:g}, b_std {raw['b_std']:g}, "
-        f"{raw['parameterization']} parameterization"
-    )
-
-
-# ----------------------------------------------------------------------------- circle
-
-
-def _circle(result, config):
-    a = result.arrays
-    widths = np.asarray(a["widths"], dtype=float)
-    gamma = a["gamma"]
-    rows_of = [np.flatnonzero(a["network_width"] == w) for w in widths]
-    t = config.train
-    time = t.steps * t.learning_rate
-    ticks = np.pi * np.array([-1, -0.5, 0, 0.5, 1])
-    tick_labels = ["$-\\pi$", "$-\\pi/2$", "0", "$\\pi/2$", "$\\pi$"]
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.25, top=0.88, wspace=0.2)
-    fig.suptitle(
-        f"Neural tangent kernel of finite networks  —  {_arch_text(config.architecture)}",
-        fontsize=12,
-    )
-    colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
-
-    ax = axes[0]
-    for i, width in enumerate(widths):
-        color, n = colors[i % len(colors)], int(width)
-        for k, r in enumerate(rows_of[i]):
-            ax.plot(gamma, a["ntk_init"][r], color=color, lw=0.9, alpha=0.75,
-                    label=f"n = {n}, t = 0" if k == 0 else None)  # fmt: skip
-            ax.plot(gamma, a["ntk_trained"][r], color=color, lw=0.9, ls="--", alpha=0.75,
-                    label=f"n = {n}, t = {time:g}" if k == 0 else None)  # fmt: skip
-    ax.plot(gamma, a["ntk_limit"], color="black", lw=2.2, label="n = ∞ (analytic)")
-    ax.set_xlim(gamma[0], gamma[-1])
-    ax.set_xticks(ticks, tick_labels)
-    ax.set_xlabel("$\\gamma$, with $x = (\\cos\\gamma, \\sin\\gamma)$")
-    ax.set_ylabel("$\\Theta(x_0, x)$,  $x_0 = (1, 0)$")
-    ax.set_title(CIRCLE_TITLES[0], fontsize=11)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(True, color="0.92", lw=0.6)
-
-    ax = axes[1]
-    for i, width in enumerate(widths):
-        color = colors[i % len(colors)]
-        for k, r in enumerate(rows_of[i]):
-            ax.plot(gamma, a["ntk_trained"][r] - a["ntk_init"][r], color=color, lw=0.9,
-                    alpha=0.75, label=f"n = {int(width)}" if k == 0 else None)  # fmt: skip
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlim(gamma[0], gamma[-1])
-    ax.set_xticks(ticks, tick_labels)
-    ax.set_xlabel("$\\gamma$")
-    ax.set_ylabel(f"$\\Theta_{{t={time:g}}}(x_0, x) - \\Theta_0(x_0, x)$")
-    ax.set_title(CIRCLE_TITLES[1], fontsize=11)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(True, color="0.92", lw=0.6)
-
-    counts = " and ".join(str(len(r)) for r in rows_of)
-    spread = "; ".join(
-        f"n = {int(w)}: error {np.median(a['ntk_rel_err'][r]):.3f}, change "
-        f"{np.median(a['ntk_change'][r]):.3f}"
-        for w, r in zip(widths, rows_of)
-    )
-    caption = (
-        f"After Jacot et al. (2018), Figure 1: {counts} independently initialised networks of "
-        f"widths {' and '.join(str(int(w)) for w in widths)}; solid: the empirical NTK at "
-        f"initialisation, dashed: after {t.steps} steps of full-batch gradient descent with "
-        f"learning rate {t.learning_rate:g} (time t = {time:g}) on {len(a['y_train'])} standard "
-        f"normal inputs in R^2 with target y = x1 x2; black: the infinite-width NTK, which is "
-        f"the finite kernels' mean at every width. The wider networks scatter less around it, "
-        f"and their kernel moves less in training (the narrow ones' kernel grows). Median "
-        f"relative error of the row Theta(x0, .) at initialisation, and its relative change in "
-        f"training: {spread}."
-    )
-    fig.text(
-        0.01, 0.13, textwrap.fill(caption, 190), ha="left", va="top", fontsize=CAPTION_FONTSIZE
-    )
-    return fig

@@ -13,12 +13,11 @@ One figure (``<name>.png``), three panels:
 from __future__ import annotations
 
 import math
-import textwrap
 from fractions import Fraction
 
 import numpy as np
 
-from . import CAPTION_FONTSIZE, plt
+from . import add_caption, plt
 
 __all__ = ["plot", "p_label"]
 
@@ -126,5 +125,5 @@ def plot(result, config) -> dict:
         "here is a finite-M effect (the noise vanishes as M grows), and the perfect features' "
         "influence on a prediction is the share s of panel (a)."
     )
-    fig.text(0.01, 0.0, textwrap.fill(caption, 190), ha="left", va="top", fontsize=CAPTION_FONTSIZE)
+    add_caption(fig, caption)
     return {"": fig}

@@ -13,7 +13,8 @@ import textwrap
 
 import numpy as np
 
-from . import CAPTION_FONTSIZE, plt
+from ..stats import widest_half
+from . import add_caption, architecture_text, plt
 
 __all__ = ["plot", "LIMIT_LABELS"]
 
@@ -45,10 +46,6 @@ def _limits_shown(result) -> list[str]:
     return shown
 
 
-def _caption(fig, text: str, y: float = 0.0, width: int = 150):
-    fig.text(0.02, y, textwrap.fill(text, width), ha="left", va="top", fontsize=CAPTION_FONTSIZE)
-
-
 def _target_text(init_output) -> str:
     if init_output == "standard":
         return "The average over seeds (not each network) should tend to"
@@ -56,10 +53,8 @@ def _target_text(init_output) -> str:
 
 
 def _describe(config) -> str:
-    a = config.architecture
-    layers = " -> ".join(layer.kind for layer in a.layers)
     return (
-        f"{layers}, W_std {a.W_std:g}, b_std {a.b_std:g}, {a.parameterization} parameterization; "
+        f"{architecture_text(config.architecture)}; "
         f"{'all layers' if config.training.layers == 'all' else 'readout only'} trained by "
         f"full-batch gradient descent to loss {config.training.loss_tol:g}"
     )
@@ -131,14 +126,14 @@ def _heatmaps(result, config):
     cbar = fig.colorbar(image, cax=cax, extend=extend)
     cbar.set_label("learned function")
     match = s.get("matching_limit", "ntk")
-    _caption(
+    add_caption(
         fig,
         f"Rows: hidden width n, then the infinite-width mean predictors; columns: seeds. "
         f"Square [{axis[0]:g}, {axis[-1]:g}]^2; circles label +1, squares -1. "
         f"{_describe(config)}. {_INIT_TEXT.get(s.get('init_output'), '')} "
         f"{_target_text(s.get('init_output'))} the {LIMIT_LABELS[match][0]}. "
         f"Colours saturate at +-{vmax:.2f}. A reconstruction: the essay's settings are unpublished.",
-        y=0.0, width=max(60, int(14 * fig.get_figwidth())),
+        x=0.02, y=0.0, width=max(60, int(14 * fig.get_figwidth())),
     )  # fmt: skip
     return fig
 
@@ -157,7 +152,7 @@ def _scaling(result, config):
     widths = a["widths"]  # (W,)
     match = s.get("matching_limit", "ntk")
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 5))
-    half = len(widths) // 2 if len(widths) >= 4 else 0
+    half = widest_half(len(widths)).start  # where the slopes were fitted
 
     ax1.loglog(widths, a["spread"], "o-", color=_COLORS["spread"],
                label="spread across seeds" + _fit_label(s, "spread"))  # fmt: skip
@@ -216,16 +211,16 @@ def _scaling(result, config):
         fontsize=12,
     )
     fig.tight_layout()
-    _caption(
+    add_caption(
         fig,
         f"{_describe(config)}; {loss.shape[1]} seeds per width, grid {len(a['grid_axis'])}^2. "
         f"{_INIT_TEXT.get(s.get('init_output'), '')} Spread: RMS over the grid of the sd across "
         f"seeds. Distances: RMS over the grid, then over seeds (bars: standard error). Slopes: "
-        f"least squares on log-log over the shaded widest half, ± the jackknife "
+        f"least squares on log-log over the shaded widest half, ± the bootstrap "
         f"standard error over seeds; the fluctuations of a width-n network's kernel are O(n^-1/2) "
         f"(Lee et al. 2019), hence the guide. Smoothness: mean gradient norm by central "
         f"differences on the grid.",
-        y=-0.01, width=190,
+        x=0.02, y=-0.01, width=190,
     )  # fmt: skip
     return fig
 

@@ -11,11 +11,10 @@ keep its wording and drop the stray "at".
 from __future__ import annotations
 
 import math
-import textwrap
 
 import numpy as np
 
-from . import CAPTION_FONTSIZE, plt
+from . import CAPTION_FONTSIZE, add_caption, plt
 
 __all__ = ["plot", "top_title", "bottom_title"]
 
@@ -114,12 +113,5 @@ def plot(result, config) -> dict:
         f"ellipses. Excess kurtosis ± its standard error; a Gaussian gives 0 ± "
         f"{math.sqrt(24 / n_samples):.2f}."
     )
-    fig.text(
-        0.5,
-        0.0,
-        textwrap.fill(caption, width=max(80, 62 * n_cols)),
-        ha="center",
-        va="top",
-        fontsize=CAPTION_FONTSIZE,
-    )
+    add_caption(fig, caption, x=0.5, width=max(80, 62 * n_cols), ha="center")
     return {"": fig}

@@ -1,0 +1,169 @@
+"""Ensembles of finite networks as the experiments build and train them.
+
+One function per mechanism, shared by every experiment: the parameter count of a network, the
+gradient-descent step size from the NTK, the step on the stored parameters, one random stream
+per network, blocks of networks that fit in memory, and a lazy-training run of a block beside
+its linearisation (``wideinf convergence`` and ``wideinf ntk-circle``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import networks as nw
+from ..architecture import Architecture
+from ..config import setting
+from ..errors import ConfigError, NumericalError
+from ..progress import progress
+from .lazy import descend, linearized_path
+
+# Parameters of one block of networks handled together (bytes).
+BLOCK_BYTES = 64 * 2**20
+
+__all__ = [
+    "parameter_count",
+    "check_network_size",
+    "step_size",
+    "stored_step",
+    "init_per_stream",
+    "network_blocks",
+    "each_block",
+    "TrainConfig",
+    "lazy_run",
+]
+
+
+def parameter_count(arch, d_in: int, width: int) -> int:
+    """Weights and biases of one network with every hidden layer ``width`` wide.
+
+    ``sum_l (n_{l-1} n_l + n_l)`` over the dense layers, ``n_0 = d_in``, readout ``n_L = 1``.
+    """
+    dims = (d_in, *[width] * arch.n_hidden, 1)
+    return sum(n_in * n_out + n_out for n_in, n_out in zip(dims[:-1], dims[1:]))
+
+
+def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str) -> None:
+    """A ConfigError at ``where`` (e.g. ``file.yaml.widths``) for the first finite width whose
+    network's parameters take more than ``limit_bytes``."""
+    arch = Architecture.from_config(arch_cfg)
+    for i, width in enumerate(widths):
+        size = 8 * parameter_count(arch, d_in, int(width)) if math.isfinite(width) else 0
+        if size > limit_bytes:
+            raise ConfigError(
+                f"{where}[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per network (at "
+                f"most {limit_bytes / 2**30:.0f} GiB); use a smaller width"
+            )
+
+
+def step_size(ntk_train: np.ndarray, lr_factor: float = 1.0) -> float:
+    """``eta = lr_factor * N / lambda_max``, lambda_max the largest eigenvalue of ThetaXX (N, N),
+    or the largest over S networks' (S, N, N).
+
+    Linearised gradient descent on ``(1/2N) |f - y|^2`` moves the train residual by
+    ``r <- (I - eta Theta / N) r``: ``lr_factor = 1`` removes the stiffest mode in one step,
+    and the dynamics are stable for ``lr_factor < 2``.
+    """
+    n = ntk_train.shape[-1]
+    lam_max = float(np.max(np.linalg.eigvalsh(ntk_train)[..., -1]))
+    if not lam_max > 0:
+        raise NumericalError("the NTK train-train matrix is zero; cannot derive a learning rate")
+    return lr_factor * n / lam_max
+
+
+def stored_step(arch, eta: float, width: int) -> float:
+    """The step on the stored parameters for a step ``eta`` in the kernel's units.
+
+    ``eta`` in NTK parameterization; ``eta / n`` in standard parameterization, where the
+    reported NTK is ``Theta / n`` (so the time is ``t = steps * eta`` in both).
+    """
+    return eta / width if arch.parameterization == "standard" else eta
+
+
+def init_per_stream(arch, d_in: int, width: int, rngs) -> nw.Params:
+    """S networks, network j drawn from ``rngs[j]`` alone (the same whatever else is drawn)."""
+    nets = [nw.init_params(arch, d_in, width, 1, r) for r in rngs]
+    if len(nets) == 1:
+        return nets[0]
+    return nw.Params(
+        tuple(np.concatenate(ws) for ws in zip(*(p.weights for p in nets))),
+        tuple(np.concatenate(bs) for bs in zip(*(p.biases for p in nets))),
+    )
+
+
+def network_blocks(arch, d_in: int, width: int, n_networks: int, block_bytes: int) -> list:
+    """Slices of ``n_networks`` whose parameters take at most ``block_bytes`` (one at least)."""
+    per = max(1, 8 * parameter_count(arch, d_in, width))
+    size = max(1, min(n_networks, block_bytes // per))
+    return [slice(a, min(n_networks, a + size)) for a in range(0, n_networks, size)]
+
+
+def each_block(arch, d_in: int, widths, counts, rngs):
+    """Blocks of freshly drawn networks, width by width, with a progress bar over networks.
+
+    Yields ``(i, width, slice, params)``: networks ``slice`` of the ``counts[i]`` at
+    ``widths[i]``, network j drawn from ``rngs[i].spawn(counts[i])[j]`` whatever the blocking.
+    """
+    bar = progress(total=int(sum(counts)), desc="networks")
+    try:
+        for i, (width, count) in enumerate(zip(widths, counts)):
+            nets = rngs[i].spawn(count)
+            for sl in network_blocks(arch, d_in, width, count, BLOCK_BYTES):
+                yield i, width, sl, init_per_stream(arch, d_in, width, nets[sl])
+                bar.update(sl.stop - sl.start)
+    finally:
+        bar.close()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Full-batch gradient descent on ``(1/2N) sum (f - y)^2``."""
+
+    points: int = setting(8, ge=1, le=256, help="training inputs N")
+    learning_rate: float = setting(
+        1.0, gt=0.0, le=1e3, help="eta (eta / n is used in standard parameterization)"
+    )
+    steps: int = setting(40, ge=1, le=20_000, help="gradient steps; time t = steps * eta")
+
+
+def lazy_run(arch, params, x_eval, x_train, y_train, train, width: int, record_every=None):
+    """Train S networks (``params``) on x_train (N, d), y_train (N,) as ``train`` says.
+
+    Returns ``theta0``, ``theta_t`` (S, M, M), the empirical NTK on ``x_eval`` (M, d) before and
+    after training; ``loss_initial``, ``loss_final`` (S,); ``weight_change`` (S, L). With
+    ``record_every``, beside the linearised networks, compared every this many steps and at the
+    last: ``gap`` (S,), the largest RMS difference, and ``f_trained``, ``f_linearized`` (S, M).
+    """
+    linearize = record_every is not None
+    m = x_eval.shape[0]
+    x_all = np.vstack([x_eval, x_train]) if linearize else x_eval  # (M [+ N], d)
+    theta_all = nw.empirical_ntk(arch, params, x_all)  # (S, M + N, M + N)
+    eta = stored_step(arch, train.learning_rate, width)
+    copy_bytes = 8 * params.n_networks * params.n_params  # descend trains a copy
+    nw.check_memory(copy_bytes, f"training {params.n_networks} network(s) of width {width}")
+    f0 = nw.forward(arch, params, x_all) if linearize else None  # (S, M + N)
+    trace = descend(
+        arch, params, x_train, y_train, eta, train.steps, x_record=x_eval,
+        record_every=record_every if linearize else train.steps,
+    )  # fmt: skip
+    out = {
+        "theta0": theta_all[:, :m, :m],
+        "theta_t": nw.empirical_ntk(arch, trace.params, x_eval),  # (S, M, M)
+        "loss_initial": trace.loss[:, 0],
+        "loss_final": trace.loss[:, -1],
+        "weight_change": trace.weight_change,
+    }
+    if linearize:
+        # The reported kernel is Theta / n in standard parameterization, where eta / n is used,
+        # so the kernel times the step size is learning_rate * Theta_reported in both.
+        f_lin = linearized_path(
+            theta_all[:, :m, m:], theta_all[:, m:, m:], f0[:, :m], f0[:, m:], y_train,
+            train.learning_rate, trace.steps_recorded,
+        )  # (S, T, M)  # fmt: skip
+        diff = trace.f_path - f_lin  # (S, T, M)
+        out["gap"] = np.sqrt(np.mean(diff * diff, axis=2)).max(axis=1)  # (S,)
+        out["f_trained"] = trace.f_path[:, -1]
+        out["f_linearized"] = f_lin[:, -1]
+    return out
