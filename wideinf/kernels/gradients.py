@@ -69,8 +69,7 @@ def hyperparameters(arch) -> dict:
 
 def with_hyperparameters(arch, W_std: float, b_std: float):
     """A copy of ``arch`` whose default ``W_std`` and ``b_std`` are replaced."""
-    from ..architecture import Architecture
-
+    Architecture = type(arch)  # not imported: the kernel core does not depend on architecture
     if arch.config is not None:
         cfg = dataclasses.replace(arch.config, W_std=float(W_std), b_std=float(b_std))
         return Architecture.from_config(cfg)
