@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 
 NETWORKS = {
     "relu": ["dense", "relu", "dense", "relu", "dense"],
@@ -77,24 +79,27 @@ def worker(network: str, n: int, method: str, repeats: int, budget: float) -> No
     x = np.random.default_rng(0).standard_normal((n, DIM))
     arch.kernel(x[:20], method=method)  # warm-up: lazy imports, quadrature nodes
     baseline = _maxrss_mb()
-    times = []
+    times, cpu = [], []
     while len(times) < repeats:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         k = arch.kernel(x, method=method)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         del k
         if sum(times) > budget:
             break
-    print(json.dumps({"times": times, "baseline_mb": baseline}))
+    print(json.dumps({"times": times, "cpu": cpu, "baseline_mb": baseline}))
 
 
 # ----------------------------------------------------------------------------- parent side
 
 
-def _run_child(args: list[str]) -> tuple[str, float, float]:
+def _run_child(args: list[str], env: dict | None = None) -> tuple[str, float, float]:
     """Run a child process; return (stdout, wall seconds, peak RSS in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
@@ -104,14 +109,18 @@ def _run_child(args: list[str]) -> tuple[str, float, float]:
     return out, wall, usage.ru_maxrss / 1024
 
 
-def measure(network: str, n: int, method: str, repeats: int, budget: float) -> dict:
+def measure(
+    network: str, n: int, method: str, repeats: int, budget: float, source: Path = ROOT
+) -> dict:
+    """One fresh process timing ``repeats`` kernel calls of the wideinf found in ``source``."""
     args = [sys.executable, __file__, "--worker", network, str(n), method, str(repeats)]
     args += ["--budget", str(budget)]
-    out, _, peak = _run_child(args)
+    out, _, peak = _run_child(args, {**os.environ, "PYTHONPATH": str(source)})
     data = json.loads(out.strip().splitlines()[-1])
     times = sorted(data["times"])
     return {
         "median": times[len(times) // 2],
+        "cpu": min(data["cpu"]),
         "calls": len(times),
         "peak_mb": peak,
         "baseline_mb": data["baseline_mb"],
@@ -174,6 +183,42 @@ def float32_errors(n: int) -> list[tuple[str, str, float, float]]:
     return rows
 
 
+def compare_revisions(rev: str, n: int, repeats: int, budget: float, rounds: int) -> list[str]:
+    """The tiled kernel of git revision ``rev`` against this tree's, every network at N (the
+    quadrature one at its smallest size).
+
+    Before and after alternate, one fresh process each, ``rounds`` times; each keeps its best
+    median wall time and its least CPU time per call (the CPU time is the steadier measure on
+    a shared machine: it counts what the kernel computes, not the time spent waiting).
+    """
+    lines = [
+        f"| network | N | {rev} wall (s) | this tree wall (s) | ratio | {rev} CPU (s) "
+        "| this tree CPU (s) | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    print(lines[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "wideinf"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        for network in NETWORKS:
+            size = min(n, QUADRATURE_SIZES[0]) if "quadrature" in network else n
+            best = {}
+            for _ in range(rounds):
+                for label, source in (("before", Path(tmp)), ("after", ROOT)):
+                    m = measure(network, size, "tiled", repeats, budget, source)
+                    old = best.get(label, {"median": math.inf, "cpu": math.inf})
+                    best[label] = {k: min(old[k], m[k]) for k in ("median", "cpu")}
+            b, a = best["before"], best["after"]
+            cells = [network, str(size), f"{b['median']:.3f}", f"{a['median']:.3f}"]
+            cells += [f"{b['median'] / a['median']:.2f}x", f"{b['cpu']:.3f}", f"{a['cpu']:.3f}"]
+            cells.append(f"{b['cpu'] / a['cpu']:.2f}x")
+            lines.append("| " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def _environment() -> list[str]:
     import numpy as np
 
@@ -201,6 +246,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="N = 1000 (quadrature 250) only")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--against", metavar="REV", help="also time git revision REV's tiled kernel against this"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternations for --against")
+    parser.add_argument(
+        "--against-only",
+        action="store_true",
+        help="run only the --against comparison and replace its section in --out",
+    )
     args = parser.parse_args()
     if args.worker:
         network, n, method, repeats = args.worker
@@ -210,6 +264,28 @@ def main() -> None:
     start_load = os.getloadavg()
     env = _environment()
     print("\n".join(env))
+    against = []
+    if args.against:
+        n_against = 1000 if args.quick else 4000
+        table = compare_revisions(args.against, n_against, args.repeats, args.budget, args.rounds)
+        end = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        against = [
+            "## Before and after",
+            "",
+            f"Written by `python benchmarks/bench_kernels.py --against {args.against}` on "
+            f"{time.strftime('%Y-%m-%d')}. The tiled kernel (the default path) of revision "
+            f"`{args.against}` and of this tree, NNGP and NTK, float64, on the networks above, "
+            f"alternating fresh processes {args.rounds} times; best of the median wall times "
+            "and least CPU time per call; a ratio above 1 means this tree is faster. Load "
+            f"average {', '.join(f'{v:.2f}' for v in start_load)} at start, {end} at end.",
+            "",
+            *table,
+            "",
+        ]
+        if args.against_only:
+            _replace_section(args.out, against)
+            print(f"updated {args.out}")
+            return
     sizes = SIZES[:1] if args.quick else SIZES
     qsizes = QUADRATURE_SIZES[:1] if args.quick else QUADRATURE_SIZES
     header = (
@@ -340,6 +416,7 @@ def main() -> None:
         "",
         *err_lines,
         "",
+        *against,
         "## Acceptance",
         "",
         *checks,
@@ -347,6 +424,21 @@ def main() -> None:
     ]
     args.out.write_text("\n".join(doc))
     print(f"wrote {args.out}")
+
+
+def _replace_section(path: Path, section: list[str]) -> None:
+    """Put ``section`` (starting with its "## " title) in place of its namesake, or before
+    "## Acceptance"."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    title = section[0]
+    if title in lines:
+        start = lines.index(title)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+    else:
+        start = end = lines.index("## Acceptance") if "## Acceptance" in lines else len(lines)
+    path.write_text("\n".join(lines[:start] + section + lines[end:]) + "\n")
 
 
 if __name__ == "__main__":

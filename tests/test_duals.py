@@ -1,4 +1,4 @@
-"""Every closed-form dual activation against independent high-order quadrature.
+"""Every dual activation against independent quadrature, and the identities of its views.
 
 Tolerance: 1e-10 relative to the Cauchy-Schwarz bound sqrt(E[f(u)^2] E[g(v)^2]), which is the
 natural scale of E[f(u) g(v)] (a relative error to the value itself is meaningless where the
@@ -110,7 +110,7 @@ def test_relu_special_cases():
 
 
 def test_gabor_diagonal_formula():
-    # docs/theory.md, "Dual activations": E[phi(u)^2] = (1 - exp(-2q/(1+4q))) / (2 sqrt(1+4q)).
+    # Han et al. 2022 (docs/theory.md, "Dual activations"): E[phi(u)^2] = (1 - exp(-2q/(1+4q))) / (2 sqrt(1+4q)).
     act = make_activation("gabor")
     q = np.array([1e-8, 0.1, 1.0, 7.0])
     expected = -np.expm1(-2 * q / (1 + 4 * q)) / (2 * np.sqrt(1 + 4 * q))
@@ -130,3 +130,72 @@ def test_quadrature_activations_converge(name):
         scale = _scale(act.phi, act.phi, q11, q22)
         ref = expectation_2d(act.phi, act.phi, q11, q22, q12, 240)
         assert abs(act.nngp(q11, q22, q12) - ref) <= 1e-4 * scale + 1e-300
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "swish"])
+def test_quadrature_ntk_factor_within_stated_accuracy(name):
+    # quadrature.py: the NTK factor within 1e-3 of its scale for variances <= 3 (tanh, the
+    # worst, reaches 8.4e-4 on this grid), against a 240-node rule.
+    act = make_activation(name)
+    assert act.max_variance == 3.0
+    for q11, q22, q12 in _grid():
+        scale = _scale(act.dphi, act.dphi, q11, q22)
+        ref = expectation_2d(act.dphi, act.dphi, q11, q22, q12, 240)
+        assert abs(act.factor(q11, q22, q12) - ref) <= 1e-3 * scale + 1e-300
+
+
+@pytest.mark.parametrize("name", [*CLOSED_FORM, "tanh"])
+def test_views_are_the_one_formula(name):
+    # nngp, factor and diagonal are views of duals; the closed forms have no accuracy limit.
+    act = make_activation(name)
+    q11, q22 = np.array([[0.3], [1.7]]), np.array([[0.9, 2.2, 0.05]])  # (2, 1), (1, 3)
+    q12 = np.array([[0.2, -0.5, 0.1], [-1.0, 0.95, 0.0]]) * np.sqrt(q11 * q22)
+    nngp, factor = act.duals(q11, q22, q12)
+    assert nngp.shape == factor.shape == (2, 3)
+    np.testing.assert_array_equal(act.nngp(q11, q22, q12), nngp)
+    np.testing.assert_array_equal(act.factor(q11, q22, q12), factor)
+    q = np.array([0.05, 1.0, 2.5])
+    diag = act.diagonal(q)
+    np.testing.assert_array_equal(diag[0], act.nngp(q, q, q))
+    np.testing.assert_array_equal(diag[1], act.factor(q, q, q))
+    if name in CLOSED_FORM:
+        assert act.max_variance == np.inf
+
+
+@pytest.mark.parametrize("name", [*CLOSED_FORM, "tanh"])
+def test_correlation_rounded_past_one_gives_the_limit(name):
+    # The recursion passes covariances as computed: |q12| can exceed sqrt(q11 q22) by a few
+    # units in the last place (duplicate points). Each formula must give the value at
+    # correlation +-1 there, not NaN or a sqrt-of-rounding jump (~1e-8).
+    act = make_activation(name)
+    q11, q22 = 0.7, 1.9
+    r = np.sqrt(q11 * q22)
+    for sign in (1.0, -1.0):
+        exact = act.duals(q11, q22, sign * r)
+        past = act.duals(q11, q22, sign * r * (1 + 4e-16))
+        for a, b in zip(exact, past):
+            assert np.isfinite(b)
+            assert abs(a - b) <= 1e-14 * max(1.0, abs(a)), (name, sign, a, b)
+
+
+def test_float32_in_float32_out():
+    # The tiles of a float32 kernel stay float32 through every closed form.
+    q11, q22 = np.float32([[0.5]]), np.float32([[1.5, 0.2]])
+    q12 = np.float32([[0.3, -0.1]])
+    for name in CLOSED_FORM:
+        for out in make_activation(name).duals(q11, q22, q12):
+            assert out.dtype == np.float32, name
+
+
+def test_kernels_do_not_import_activations():
+    # One direction of dependencies: activations use kernels' quadrature; the kernel core
+    # takes any object with duals() and never imports the activations.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wideinf.kernels.tiled, wideinf.kernels.core, wideinf.kernels.quadrature\n"
+        "print('wideinf.activations' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

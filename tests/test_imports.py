@@ -8,8 +8,7 @@
   ``kernels/tile_duals -> activations`` is a cycle of layers even though no single module
   imports itself back.
 - click only in the command line (cli.py), matplotlib only in plotting/, yaml only in
-  config.py (the YAML reader) and io.py (which writes each run's YAML record), scikit-learn
-  only in wideinf.sklearn; docs/theory.md
+  config.py (the YAML reader) and io.py (which writes each run's YAML record); docs/theory.md
   and the README describe this layout.
 - The library never imports the command line or the figures: only cli.py, runner.py and
   batch.py (which run an experiment end to end) import wideinf.plotting, wideinf.cli or
@@ -30,7 +29,6 @@ PLACES = {
     "click": ("wideinf.cli",),
     "matplotlib": ("wideinf.plotting",),  # the package and its modules
     "yaml": ("wideinf.config", "wideinf.io"),
-    "sklearn": ("wideinf.sklearn",),
 }
 SHELL = ("wideinf.plotting", "wideinf.cli", "wideinf.runner")
 SHELL_USERS = ("wideinf.cli", "wideinf.runner", "wideinf.batch", "wideinf.plotting")

@@ -1,4 +1,4 @@
-"""The tiled, threaded kernel against the plain whole-matrix recursion it replaces."""
+"""The tiled, threaded kernel against the plain whole-matrix recursion (the same recursion)."""
 
 import math
 
@@ -7,9 +7,9 @@ import pytest
 
 from wideinf import Architecture
 from wideinf.activations import CLOSED_FORM, make_activation
-from wideinf.kernels.core import recursion
+from wideinf.kernels.core import point_recursion, recursion
 from wideinf.kernels.quadrature import expectation_2d, paired_expectations
-from wideinf.kernels.tiled import point_recursion, tiled_kernel
+from wideinf.kernels.tiled import tiled_kernel
 
 # Every closed form, with non-default parameters where it has them, and the quadrature ones.
 ACTIVATIONS = [
@@ -195,12 +195,13 @@ def test_float32_within_documented_error(act, rng):
 
 
 def test_paired_quadrature_is_expectation_2d(rng):
-    # The tiles' quadrature computes what expectation_2d computes, sharing nodes between phi
-    # and phi'; the rule is symmetric in the two variances.
+    # The activations' quadrature computes what expectation_2d computes, sharing nodes between
+    # phi and phi' (in chunks of pairs: 1600 pairs is more than one); the rule is symmetric in
+    # the two variances.
     act = make_activation("softplus")
-    q11 = rng.uniform(0.0, 4.0, size=(5, 1))
-    q22 = rng.uniform(0.1, 4.0, size=(1, 6))
-    q12 = rng.uniform(-1, 1, size=(5, 6)) * np.sqrt(q11 * q22)
+    q11 = rng.uniform(0.0, 4.0, size=(40, 1))
+    q22 = rng.uniform(0.1, 4.0, size=(1, 40))
+    q12 = rng.uniform(-1, 1, size=(40, 40)) * np.sqrt(q11 * q22)
     nngp, factor = paired_expectations((act.phi, act.dphi), q11, q22, q12, 24)
     np.testing.assert_allclose(
         nngp, expectation_2d(act.phi, act.phi, q11, q22, q12, 24), rtol=1e-14

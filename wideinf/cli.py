@@ -103,7 +103,10 @@ float32_option = click.option(
     "--float32",
     "float32",
     is_flag=True,
-    help="Compute and store the kernels in float32 (faster, ~1e-6 relative).",
+    help="Compute and store the kernels in float32: faster, half the memory. Measured error "
+    "against float64, largest difference relative to the largest entry: up to 5e-7 on "
+    "scattered points; on nearly parallel points (a dense 1-D grid) up to 5e-6 for the NNGP "
+    "and 8e-4 for the NTK of networks with a ReLU.",
 )
 out_option = click.option(
     "--out", type=click.Path(file_okay=False), default="figures", show_default=True,
@@ -264,9 +267,11 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
 
     set_quiet(quiet)
     t0 = time.perf_counter()
-    shapes = compute_and_save(
+    shapes, warnings = compute_and_save(
         arch, x1, x2, out, float32=float32, chunk=chunk, scheduler=scheduler, resume=resume
     )
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     click.echo(
         f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
     )

@@ -107,6 +107,13 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             "wideinf ntk-circle --quick --widths 64 512",
             (CliOption("--widths", "widths", "hidden widths, e.g. 500 10000", multiple=True),),
         ),
+        ExperimentSpec(
+            "depth",
+            "depth",
+            "depth_phase.yaml",
+            "Signal propagation with depth: order-to-chaos phase diagram, depth scales, accuracy.",
+            "wideinf depth experiments/depth_phase.yaml --quick",
+        ),
     )
 }
 

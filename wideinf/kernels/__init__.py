@@ -1,5 +1,5 @@
-"""The infinite-width core: kernel state, closed-form duals, quadrature and the recursion."""
+"""The infinite-width core: kernel state, quadrature and the one recursion over layers."""
 
-from .core import Kernel, activation_kernel, dense_kernel, input_kernel
+from .core import Kernel, accuracy_warnings
 
-__all__ = ["Kernel", "input_kernel", "dense_kernel", "activation_kernel"]
+__all__ = ["Kernel", "accuracy_warnings"]

@@ -1,4 +1,4 @@
-"""The infinite-width kernel state and its layer-by-layer recursion.
+"""The infinite-width kernel state and the one recursion over layers.
 
 Conventions (Neural Tangents' stax, NTK parameterization unless said otherwise):
 
@@ -12,28 +12,38 @@ directly) has an NTK that grows with the hidden width n. We report ``Theta / n``
 ``ntk <- (n_in / n) K_in + 1 / n + W_std^2 ntk``; at ``n = inf`` the first layer's and the
 biases' terms vanish and only the hidden-to-hidden and readout weights contribute
 (Sohl-Dickstein et al. 2020, arXiv:2001.07301). Train with learning rate ``eta / n`` to match.
+
+Given the variances of the two points at every layer, each entry of the kernel follows its own
+recursion, independent of every other entry. :func:`layer_recursion` is that recursion, on
+arrays of any shape: whole (n1, n2) matrices (:func:`recursion`), tiles
+(:mod:`wideinf.kernels.tiled`) and single points, where the variances are the entries
+themselves (:func:`point_recursion`, the diagonal).
+
+An activation is any object with ``name``, ``max_variance``,
+``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` and ``diagonal(q)``, the
+same at ``q11 = q22 = q12 = q`` (:mod:`wideinf.activations`).
+The covariances are passed as computed: rounding can put ``|q12|`` a few units in the last
+place above ``sqrt(q11 q22)`` (duplicate points), and each formula clips where it matters
+(a square root of ``q11 q22 - q12^2``, an arcsine, a quadrature's correlation).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-
-from .duals import clip_covariance
 
 __all__ = [
     "Kernel",
     "DenseStep",
     "ActivationStep",
-    "input_kernel",
-    "dense_kernel",
-    "activation_kernel",
+    "PointRecursion",
+    "layer_recursion",
+    "point_recursion",
     "recursion",
+    "symmetrize",
+    "accuracy_warnings",
 ]
-
-# Pair-and-node values per block of rows in the quadrature path (about 160 MB of float64).
-_QUADRATURE_BLOCK = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,9 @@ class Kernel:
         The same for x2 (the same array as ``var1`` when ``symmetric``).
     symmetric : bool
         True when x2 is x1; then the diagonal of ``nngp`` equals ``var1`` exactly.
+    warnings : tuple of str
+        One line per activation whose duals were evaluated outside the range where their
+        stated accuracy holds (:func:`accuracy_warnings`); empty when every value is accurate.
     """
 
     nngp: np.ndarray
@@ -59,6 +72,7 @@ class Kernel:
     var1: np.ndarray
     var2: np.ndarray
     symmetric: bool
+    warnings: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -67,7 +81,12 @@ class Kernel:
 
 @dataclass(frozen=True)
 class DenseStep:
-    """An affine layer of a kernel recursion (arguments of :func:`dense_kernel`)."""
+    """An affine layer ``z = W y + b`` of a kernel recursion.
+
+    In standard parameterization ``fan_in_ratio = n_in / n`` (1 for a hidden input, ``d / n``
+    for the network input) and ``inverse_width = 1 / n`` (the bias term), n the hidden width;
+    both are ignored in NTK parameterization.
+    """
 
     W_std: float
     b_std: float
@@ -77,17 +96,94 @@ class DenseStep:
 
 @dataclass(frozen=True)
 class ActivationStep:
-    """An elementwise nonlinearity of a kernel recursion (argument of :func:`activation_kernel`)."""
+    """An elementwise nonlinearity of a kernel recursion."""
 
     activation: object
 
 
-def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
-    """The kernel of a layer stack, one whole (n1, n2) matrix per layer.
+@dataclass(frozen=True)
+class PointRecursion:
+    """The recursion on each point alone: ``K(x, x)`` layer by layer and the NTK diagonal.
 
-    This is the plain reference implementation: every layer is applied to the full matrices,
-    in float64. :func:`wideinf.kernels.tiled.tiled_kernel` computes the same numbers tile by
-    tile and is the one :meth:`wideinf.architecture.Architecture.kernel` uses.
+    Attributes
+    ----------
+    var_in : ndarray, shape (n,)
+        ``|x|^2 / d``.
+    pre_activation : tuple of ndarray, each shape (n,)
+        The variance entering each activation step, in order.
+    var : ndarray, shape (n,)
+        ``K(x, x)`` of the output.
+    ntk : ndarray, shape (n,)
+        ``Theta(x, x)`` of the output (the diagonal of a symmetric kernel).
+    """
+
+    var_in: np.ndarray
+    pre_activation: tuple[np.ndarray, ...]
+    var: np.ndarray
+    ntk: np.ndarray
+
+
+def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
+    """NNGP and NTK of a layer stack, entry by entry, from the input covariances.
+
+    Parameters
+    ----------
+    nngp : ndarray, any shape
+        Input covariances ``x . x' / d`` (dtype float64 or float32, kept throughout).
+    steps : sequence of DenseStep | ActivationStep
+    parameterization : {"ntk", "standard"}
+    variances : sequence of (q11, q22), optional
+        Per activation step, the pre-activation variances of the entries' two points, each
+        broadcastable to ``nngp`` (e.g. (n1, 1) and (1, n2)). None when ``nngp`` holds the
+        variances themselves (the diagonal: every entry is a point with itself).
+
+    Returns
+    -------
+    nngp, ntk : ndarray, the shape of ``nngp``
+    pre_activation : list of ndarray
+        The covariances entering each activation step.
+    """
+    if parameterization not in ("ntk", "standard"):
+        raise ValueError(f"unknown parameterization {parameterization!r}")
+    ntk = 0.0  # the input carries no trainable parameter; an array from the first layer on
+    pre = []
+    for step in steps:
+        if isinstance(step, DenseStep):
+            w2, b2 = step.W_std * step.W_std, step.b_std * step.b_std
+            if parameterization == "ntk":
+                nngp = w2 * nngp + b2
+                ntk = nngp + w2 * ntk  # the first layer's NTK is its NNGP
+            else:
+                ntk = step.fan_in_ratio * nngp + step.inverse_width + w2 * ntk
+                nngp = w2 * nngp + b2
+        else:
+            act = step.activation
+            if variances is None:  # each entry is a point with itself: correlation 1
+                new, factor = act.diagonal(nngp)
+            else:
+                new, factor = act.duals(*variances[len(pre)], nngp)
+            pre.append(nngp)
+            # (quadrature integrates in float64: round back to the working precision)
+            nngp = np.asarray(new, dtype=nngp.dtype)
+            ntk = ntk * np.asarray(factor, dtype=nngp.dtype)
+    if np.ndim(ntk) == 0:  # no layer at all
+        ntk = np.zeros_like(nngp)
+    return nngp, ntk, pre
+
+
+def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:
+    """:func:`layer_recursion` on the diagonal only: O(n) work for x (n, d)."""
+    var_in = np.einsum("ij,ij->i", x, x) / x.shape[1]  # (n,)
+    var, ntk, pre = layer_recursion(var_in, steps, parameterization)
+    return PointRecursion(var_in, tuple(pre), var, ntk)
+
+
+def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
+    """The kernel of a layer stack, one whole (n1, n2) matrix per layer, in float64.
+
+    The plain reference: :func:`layer_recursion` on the whole matrices, with the variances
+    from :func:`point_recursion`. :func:`wideinf.kernels.tiled.tiled_kernel` computes the same
+    numbers tile by tile and is the one :meth:`wideinf.architecture.Architecture.kernel` uses.
 
     Parameters
     ----------
@@ -96,90 +192,56 @@ def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
     steps : sequence of DenseStep | ActivationStep
     parameterization : {"ntk", "standard"}
     """
-    k = input_kernel(x1, x2)
-    for step in steps:
-        if isinstance(step, DenseStep):
-            k = dense_kernel(
-                k,
-                step.W_std,
-                step.b_std,
-                parameterization,
-                step.fan_in_ratio,
-                step.inverse_width,
-            )
-        else:
-            k = activation_kernel(k, step.activation)
-    return k
-
-
-def input_kernel(x1: np.ndarray, x2: np.ndarray | None = None) -> Kernel:
-    """Kernel of the raw inputs: ``x1 @ x2.T / d``; x1 (n1, d), x2 (n2, d)."""
+    symmetric = x2 is None
     x1 = np.asarray(x1, dtype=float)
-    d = x1.shape[1]
-    var1 = np.einsum("ij,ij->i", x1, x1) / d  # (n1,)
-    if x2 is None:
-        nngp = x1 @ x1.T / d  # (n1, n1)
-        np.fill_diagonal(nngp, var1)
-        return Kernel(nngp, np.zeros_like(nngp), var1, var1, True)
-    x2 = np.asarray(x2, dtype=float)
-    var2 = np.einsum("ij,ij->i", x2, x2) / d  # (n2,)
-    nngp = x1 @ x2.T / d  # (n1, n2)
-    return Kernel(nngp, np.zeros_like(nngp), var1, var2, False)
+    x2 = x1 if symmetric else np.asarray(x2, dtype=float)
+    p1 = point_recursion(x1, steps, parameterization)
+    p2 = p1 if symmetric else point_recursion(x2, steps, parameterization)
+    gram = x1 @ x2.T / x1.shape[1]  # (n1, n2)
+    if symmetric:
+        np.fill_diagonal(gram, p1.var_in)
+    variances = [(a[:, None], b[None, :]) for a, b in zip(p1.pre_activation, p2.pre_activation)]
+    nngp, ntk, _ = layer_recursion(gram, steps, parameterization, variances)
+    if symmetric:
+        symmetrize(nngp, p1.var)
+        symmetrize(ntk, p1.ntk)
+    return Kernel(nngp, ntk, p1.var, p2.var, symmetric, accuracy_warnings(steps, p1, p2))
 
 
-def dense_kernel(
-    k: Kernel,
-    W_std: float,
-    b_std: float,
-    parameterization: str = "ntk",
-    fan_in_ratio: float = 1.0,
-    inverse_width: float = 0.0,
-) -> Kernel:
-    """Affine layer ``z = W y + b`` in either parameterization.
+def symmetrize(m, diagonal) -> None:
+    """Mirror the upper triangle of the square ``m`` below it and set its diagonal, in place.
 
-    NTK: ``ntk <- nngp_new + W_std^2 ntk``. Standard, normalised by the hidden width n:
-    ``ntk <- fan_in_ratio * K_in + inverse_width + W_std^2 ntk`` with ``fan_in_ratio = n_in / n``
-    (1 for a hidden input, ``d / n`` for the network input) and ``inverse_width = 1 / n`` (the
-    bias term); both extra arguments are ignored in NTK parameterization.
+    The 1-D recursion's diagonal, exactly, and exact symmetry: (i, j) and (j, i) may round
+    differently (a quadrature's sums, vectorised ufuncs over differently laid-out arrays).
     """
-    w2, b2 = W_std * W_std, b_std * b_std
-    nngp = w2 * k.nngp + b2
-    var1 = w2 * k.var1 + b2
-    var2 = var1 if k.symmetric else w2 * k.var2 + b2
-    if parameterization == "ntk":
-        ntk = nngp + w2 * k.ntk
-    elif parameterization == "standard":
-        ntk = fan_in_ratio * k.nngp + inverse_width + w2 * k.ntk
-    else:
-        raise ValueError(f"unknown parameterization {parameterization!r}")
-    return Kernel(nngp, ntk, var1, var2, k.symmetric)
+    for i in range(1, m.shape[0]):
+        m[i, :i] = m[:i, i]
+    np.fill_diagonal(m, diagonal)
 
 
-def activation_kernel(k: Kernel, activation) -> Kernel:
-    """Elementwise nonlinearity: the dual activation and the NTK derivative factor."""
-    q11 = k.var1[:, None]  # (n1, 1)
-    q22 = k.var2[None, :]  # (1, n2)
-    q12 = clip_covariance(q11, q22, k.nngp)  # (n1, n2)
-    nngp, factor = _duals_blockwise(activation, q11, q22, q12)
-    var1 = activation.nngp(k.var1, k.var1, k.var1)
-    var2 = var1 if k.symmetric else activation.nngp(k.var2, k.var2, k.var2)
-    if k.symmetric:
-        # The diagonal from its own recursion, exactly (theta = 0, no rounding of q12).
-        np.fill_diagonal(nngp, var1)
-        np.fill_diagonal(factor, activation.factor(k.var1, k.var1, k.var1))
-    return replace(k, nngp=nngp, ntk=k.ntk * factor, var1=var1, var2=var2)
+def accuracy_warnings(steps, *points: PointRecursion) -> tuple[str, ...]:
+    """One line per activation step whose pre-activation variance exceeds its ``max_variance``.
 
+    Parameters
+    ----------
+    steps : sequence of DenseStep | ActivationStep
+    points : PointRecursion
+        The point recursions of every set of inputs the kernel is evaluated on.
 
-def _duals_blockwise(activation, q11, q22, q12):
-    """NNGP dual and NTK factor; quadrature activations in row blocks to bound memory."""
-    nodes = getattr(activation, "nodes", None)
-    if nodes is None:
-        return activation.nngp(q11, q22, q12), activation.factor(q11, q22, q12)
-    n1, n2 = q12.shape
-    rows = max(1, _QUADRATURE_BLOCK // max(1, n2 * nodes))
-    nngp, factor = np.empty_like(q12), np.empty_like(q12)
-    for start in range(0, n1, rows):
-        block = slice(start, start + rows)
-        nngp[block] = activation.nngp(q11[block], q22, q12[block])
-        factor[block] = activation.factor(q11[block], q22, q12[block])
-    return nngp, factor
+    Returns
+    -------
+    tuple of str, empty when every activation stays in the range where its duals hold their
+    stated accuracy (always, for the closed forms).
+    """
+    acts = [step.activation for step in steps if isinstance(step, ActivationStep)]
+    lines = []
+    for i, act in enumerate(acts):
+        limit = getattr(act, "max_variance", np.inf)
+        q = max(float(np.max(p.pre_activation[i], initial=0.0)) for p in points)
+        if q > limit:
+            lines.append(
+                f"activation {i + 1} ({act.name}): pre-activation variance reaches {q:.3g}, "
+                f"above {limit:g}, the range in which its numerically computed kernel holds "
+                "its documented accuracy; NNGP and NTK values may be inaccurate"
+            )
+    return tuple(lines)

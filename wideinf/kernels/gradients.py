@@ -206,8 +206,8 @@ def _point_recursion(arch, params, var):
         else:
             pre.append(var)
             activation = layer.activation
-            ntk = ntk * _on_diagonal(activation.factor, var, activation)
-            var = _on_diagonal(activation.nngp, var, activation)
+            var, factor = _on_diagonal(activation, var)
+            ntk = ntk * factor
     n = var.value.shape
     return pre, _as_dual(var), _broadcast(_as_dual(ntk), n)
 
@@ -226,9 +226,9 @@ def _block_recursion(arch, params, k_in, pre1, pre2, rows, cols, with_ntk=True):
         q12 = np.clip(nngp, -bound, bound)  # correlation in [-1, 1]
         activation = layer.activation
         try:
-            if with_ntk:  # before nngp is replaced: the factor at this layer's input
-                ntk = ntk * activation.factor(q11, q22, q12)  # (b, c)
-            nngp = activation.nngp(q11, q22, q12)  # (b, c)
+            nngp, factor = _duals(activation, q11, q22, q12)  # (b, c) each
+            if with_ntk:
+                ntk = ntk * factor
         except TypeError:
             raise _no_closed_form(activation) from None
     shape = np.shape(_as_dual(nngp).value)
@@ -237,24 +237,39 @@ def _block_recursion(arch, params, k_in, pre1, pre2, rows, cols, with_ntk=True):
     return _broadcast(_as_dual(nngp), shape), _broadcast(_as_dual(ntk), shape)
 
 
-def _on_diagonal(fn, var, activation):
-    """``fn(v, v, v)`` and its derivative by the chain rule through ``v``.
+def _duals(activation, q11, q22, q12):
+    """The activation's ``duals`` (NNGP dual, NTK factor) on Duals.
 
-    Evaluated with a unit tangent along v itself, so ``sqrt(v * v) - v`` is exactly 0 with
-    an exactly 0 tangent, and ``q11 q22 - q12^2`` stays on the diagonal; its derivative is then
-    multiplied by the tangent of v (the parameters' directions).
+    The identity's are ``(q12, 1)`` directly: its implementation copies with ``np.array``,
+    which a Dual cannot pass through without losing its tangents.
+    """
+    if activation.name == "identity":
+        return q12, 1.0
+    return activation.duals(q11, q22, q12)
+
+
+def _on_diagonal(activation, var):
+    """``activation.diagonal(v)`` (NNGP and factor at correlation 1) and its derivatives.
+
+    Evaluated with a unit tangent along v itself, so ``sqrt(v * v) - v`` is exactly 0 with an
+    exactly 0 tangent and ``q11 q22 - q12^2`` stays on the diagonal; the derivatives in v are
+    then multiplied by the tangents of v (the hyperparameters' directions).
     """
     n = var.value.shape
     unit = Dual(var.value, np.ones((1,) + n))
     try:
-        out = fn(unit, unit, unit)
+        outs = (unit, 1.0) if activation.name == "identity" else activation.diagonal(unit)
     except TypeError:
         raise _no_closed_form(activation) from None
-    if not isinstance(out, Dual):  # a constant (the identity's factor)
-        return Dual(np.broadcast_to(out, n), np.zeros((len(HYPERPARAMETERS),) + n))
-    slope = np.broadcast_to(out.tangent, (1,) + n)[0]  # (n,)
-    tangent = slope * np.broadcast_to(var.tangent, (len(HYPERPARAMETERS),) + n)
-    return Dual(np.broadcast_to(out.value, n), tangent)
+    chained = []
+    for out in outs:
+        if not isinstance(out, Dual):  # a constant (the identity's factor)
+            chained.append(Dual(np.broadcast_to(out, n), np.zeros((len(HYPERPARAMETERS),) + n)))
+            continue
+        slope = np.broadcast_to(out.tangent, (1,) + n)[0]  # (n,)
+        tangent = slope * np.broadcast_to(var.tangent, (len(HYPERPARAMETERS),) + n)
+        chained.append(Dual(np.broadcast_to(out.value, n), tangent))
+    return tuple(chained)
 
 
 def _no_closed_form(activation):

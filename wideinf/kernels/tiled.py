@@ -4,19 +4,21 @@ Given the per-point variances, the recursion is elementwise: entry (i, j) of eve
 depends only on entry (i, j) of the layer below and on the variances of points i and j. So
 
 1. the variances ``K(x, x)`` (and the NTK's diagonal) of every layer are computed first, by
-   the 1-D recursion on each point (:func:`point_recursion`);
+   the recursion on each point alone (:func:`wideinf.kernels.core.point_recursion`);
 2. the output is cut into square tiles of a few hundred rows; a tile's block of the input
    Gram matrix ``x1 @ x2.T / d`` is computed by BLAS into a cache-resident buffer (for wide
    inputs the whole Gram matrix is one BLAS call into the NNGP output, read back per tile);
-3. the tile is carried through *all* layers there (in-place ufuncs with ``out=`` into
-   per-thread buffers; :mod:`wideinf.kernels.tile_duals`) and written to the outputs;
+3. the tile is carried through *all* layers there, by the same recursion and the same
+   activation formulas as every other kernel (:func:`wideinf.kernels.core.layer_recursion`),
+   and written to the outputs;
 4. the tiles are shared among threads (numpy's ufuncs release the GIL); when ``x2`` is absent
    only the tiles on and above the diagonal are computed and mirrored below it.
 
-Peak memory is the two (n1, n2) outputs plus a few megabytes of buffers per thread. The
+Peak memory is the two (n1, n2) outputs plus a few megabytes of temporaries per thread
+(kept for reuse by the C library: :func:`_keep_freed_memory`). The
 arithmetic after the Gram matrix is that of the whole-matrix recursion
-:func:`wideinf.kernels.core.recursion`, operation for operation, so the two agree bit for bit
-up to the BLAS rounding of ``x1 @ x2.T`` (blocks of other shapes may round its last bit
+:func:`wideinf.kernels.core.recursion`, so the two agree bit for bit up to the BLAS rounding
+of ``x1 @ x2.T`` and of vectorised transcendental functions (blocks of other shapes may round its last bit
 differently; the differences seen are below 1e-14, ``tests/test_tiled.py`` asks 1e-12). The
 number of threads never changes a bit. The diagonal of a symmetric kernel is the 1-D
 recursion's, exactly, and the kernel is exactly symmetric.
@@ -32,20 +34,20 @@ networks with a ReLU loses up to about 1e-3, because the angle between two point
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
-from .core import ActivationStep, DenseStep, Kernel
-from .tile_duals import TEMPORARIES, tile_dual
+from .core import Kernel, accuracy_warnings, layer_recursion, point_recursion, symmetrize
 
-__all__ = ["tiled_kernel", "point_recursion", "PointRecursion", "DEFAULT_TILE"]
+__all__ = ["tiled_kernel", "DEFAULT_TILE"]
 
-# Rows (and columns) of a tile: 10 buffers of 192 x 192 float64 are 2.9 MB per thread.
-DEFAULT_TILE = 192
+# Rows (and columns) of a tile: a temporary of a 128 x 128 float64 tile is 128 KB, so the few
+# alive at once stay in the core's cache while numpy's per-call overhead stays small.
+DEFAULT_TILE = 128
 
 # OpenBLAS runs a matrix product on the calling thread below m n k = 65536 * 4; the Gram
 # matrix is computed tile by tile when that allows blocks of at least this many rows.
@@ -55,58 +57,31 @@ _GRAM_MIN_ROWS = 16
 # Below this many entries a kernel is computed in the calling thread only.
 _THREADING_MIN_ENTRIES = 200_000
 
+# glibc mallopt parameters and the values set by _keep_freed_memory.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_TRIM_BYTES, _MMAP_BYTES = 32 << 20, 4 << 20
 
-@dataclass(frozen=True)
-class PointRecursion:
-    """The 1-D recursion on each point: ``K(x, x)`` layer by layer and the NTK diagonal.
 
-    Attributes
-    ----------
-    var_in : ndarray, shape (n,)
-        ``|x|^2 / d``.
-    pre_activation : tuple of ndarray, each shape (n,)
-        The variance entering each activation step, in order.
-    var : ndarray, shape (n,)
-        ``K(x, x)`` of the output.
-    ntk : ndarray, shape (n,)
-        ``Theta(x, x)`` of the output (the diagonal of a symmetric kernel).
+@cache
+def _keep_freed_memory() -> bool:
+    """Let glibc reuse the memory of freed tile temporaries instead of returning it to the OS.
+
+    Each tile allocates its temporaries afresh (the activation formulas are plain numpy
+    expressions), some 30 to 60 arrays of 128 KB per tile. By default glibc serves arrays of
+    128 KB and more by mmap, and hands the freed top of a heap back to the OS (in the worker
+    threads' heaps by ``MADV_DONTNEED``), so the next tile page-faults the same memory in
+    again: about a quarter of the kernel's time with two threads (``benchmarks/RESULTS.md``).
+    Raising the trim threshold to 32 MB and the mmap threshold to 4 MB keeps that memory in the
+    process, at most 32 MB per thread, for the rest of its life. Called once, on the first tiled
+    kernel; a no-op (False) where the C library is not glibc.
     """
-
-    var_in: np.ndarray
-    pre_activation: tuple[np.ndarray, ...]
-    var: np.ndarray
-    ntk: np.ndarray
-
-
-def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:
-    """Run the recursion on the diagonal only: O(n) work for x (n, d).
-
-    The operations are those of :func:`wideinf.kernels.core.recursion` on its diagonal
-    entries (which it fills from exactly these 1-D arrays), so the values are identical.
-    """
-    d = x.shape[1]
-    var = np.einsum("ij,ij->i", x, x) / d  # (n,)
-    var_in = var
-    ntk = np.zeros_like(var)
-    pre = []
-    for step in steps:
-        if isinstance(step, DenseStep):
-            w2, b2 = step.W_std * step.W_std, step.b_std * step.b_std
-            new = w2 * var + b2
-            if parameterization == "ntk":
-                ntk = new + w2 * ntk
-            elif parameterization == "standard":
-                ntk = step.fan_in_ratio * var + step.inverse_width + w2 * ntk
-            else:
-                raise ValueError(f"unknown parameterization {parameterization!r}")
-            var = new
-        else:
-            act = step.activation
-            pre.append(var)
-            # (quadrature integrates in float64: round back to the working precision)
-            ntk = ntk * np.asarray(act.factor(var, var, var), dtype=x.dtype)
-            var = np.asarray(act.nngp(var, var, var), dtype=x.dtype)
-    return PointRecursion(var_in, tuple(pre), var, ntk)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
+        mmap = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
+    except (OSError, AttributeError):
+        return False
+    return bool(trim and mmap)
 
 
 def tiled_kernel(
@@ -152,13 +127,9 @@ def tiled_kernel(
     n1, n2, d = x1.shape[0], x2.shape[0], x1.shape[1]
     tile = max(1, int(tile))
 
+    _keep_freed_memory()
     p1 = point_recursion(x1, steps, parameterization)
     p2 = p1 if symmetric else point_recursion(x2, steps, parameterization)
-    duals = [tile_dual(s.activation) for s in steps if isinstance(s, ActivationStep)]
-    # Per activation step: the per-point terms of the rows and of the columns.
-    rows = [dual.point_terms(q) for dual, q in zip(duals, p1.pre_activation)]
-    cols = rows if symmetric else [dual.point_terms(q) for dual, q in zip(duals, p2.pre_activation)]
-
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype)
     # The input Gram matrix x1 @ x2.T (BLAS): per tile, in products small enough for OpenBLAS
@@ -171,8 +142,7 @@ def tiled_kernel(
     def run_tile(i0, j0, buf):
         i1, j1 = min(i0 + tile, n1), min(j0 + tile, n2)
         shape = (i1 - i0, j1 - j0)
-        size = shape[0] * shape[1]
-        q12, th, *tmp = (b[:size].reshape(shape) for b in buf)
+        q12 = buf[: shape[0] * shape[1]].reshape(shape)
         if tile_gram:
             for r0 in range(i0, i1, gram_rows):
                 r1 = min(r0 + gram_rows, i1)
@@ -183,19 +153,18 @@ def tiled_kernel(
         on_diagonal = symmetric and i0 == j0
         if on_diagonal:
             np.fill_diagonal(q12, p1.var_in[i0:i1])
-        _layers(steps, parameterization, duals, rows, cols, (i0, i1), (j0, j1), q12, th, tmp)
+        variances = [
+            (a[i0:i1, None], b[None, j0:j1])  # (ti, 1), (1, tj)
+            for a, b in zip(p1.pre_activation, p2.pre_activation)
+        ]
+        k, th, _ = layer_recursion(q12, steps, parameterization, variances)
         if on_diagonal:
-            # Exactly symmetric (the quadrature's sums may round differently for (i, j) and
-            # (j, i)), with the 1-D recursion's diagonal.
-            lower = _lower_indices(shape[0])
-            q12[lower] = q12.T[lower]
-            th[lower] = th.T[lower]
-            np.fill_diagonal(q12, p1.var[i0:i1])
-            np.fill_diagonal(th, p1.ntk[i0:i1])
-        nngp[i0:i1, j0:j1] = q12
+            symmetrize(k, p1.var[i0:i1])
+            symmetrize(th, p1.ntk[i0:i1])
+        nngp[i0:i1, j0:j1] = k
         ntk[i0:i1, j0:j1] = th
         if symmetric and i0 != j0:
-            nngp[j0:j1, i0:i1] = q12.T
+            nngp[j0:j1, i0:i1] = k.T
             ntk[j0:j1, i0:i1] = th.T
 
     tasks = [
@@ -207,58 +176,15 @@ def tiled_kernel(
         workers = 1
     size = min(tile, n1) * min(tile, n2)  # entries of the largest tile
     _run_parallel(tasks, run_tile, min(workers, len(tasks)), size, dtype)
-    var2 = p1.var if symmetric else p2.var
-    return Kernel(nngp, ntk, p1.var, var2, symmetric)
-
-
-def _layers(steps, parameterization, duals, rows, cols, ri, ci, q12, th, tmp):
-    """Carry one tile through every step: q12 (input Gram) -> NNGP, th -> NTK, in place."""
-    first = True
-    a = 0
-    for step in steps:
-        if isinstance(step, DenseStep):
-            w2, b2 = step.W_std * step.W_std, step.b_std * step.b_std
-            if parameterization == "standard":
-                # ntk <- fan_in_ratio K_in + inverse_width + W_std^2 ntk
-                if first:
-                    np.multiply(q12, step.fan_in_ratio, out=th)
-                    np.add(th, step.inverse_width, out=th)
-                else:
-                    t = tmp[0]
-                    np.multiply(th, w2, out=th)
-                    np.multiply(q12, step.fan_in_ratio, out=t)
-                    np.add(t, step.inverse_width, out=t)
-                    np.add(t, th, out=th)
-            np.multiply(q12, w2, out=q12)
-            np.add(q12, b2, out=q12)
-            if parameterization == "ntk":
-                # ntk <- nngp_new + W_std^2 ntk (the first layer's NTK is its NNGP)
-                if first:
-                    th[...] = q12
-                else:
-                    np.multiply(th, w2, out=th)
-                    np.add(q12, th, out=th)
-            first = False
-        else:
-            r = tuple(v[ri[0] : ri[1], None] for v in rows[a])  # each (ti, 1)
-            c = tuple(v[None, ci[0] : ci[1]] for v in cols[a])  # each (1, tj)
-            if first:  # an activation before any dense layer: the input NTK is 0
-                th[...] = 0
-                first = False
-            duals[a].apply(r, c, q12, th, tmp)
-            a += 1
-    if first:
-        th[...] = 0
+    warnings = accuracy_warnings(steps, p1, p2)
+    return Kernel(nngp, ntk, p1.var, p2.var, symmetric, warnings)
 
 
 def _run_parallel(tasks, fn, workers, size, dtype):
-    """Run ``fn(*task, buffers)`` for every task on ``workers`` threads (one is this thread)."""
-
-    def buffers():
-        return [np.empty(size, dtype) for _ in range(2 + TEMPORARIES)]
+    """Run ``fn(*task, buffer)`` for every task on ``workers`` threads (one is this thread)."""
 
     if workers <= 1:
-        buf = buffers()
+        buf = np.empty(size, dtype)
         for task in tasks:
             fn(*task, buf)
         return
@@ -267,7 +193,7 @@ def _run_parallel(tasks, fn, workers, size, dtype):
     errors: list[BaseException] = []
 
     def work():
-        buf = buffers()
+        buf = np.empty(size, dtype)  # this thread's Gram tile
         while not errors:
             with lock:
                 task = next(it, None)
@@ -289,12 +215,6 @@ def _run_parallel(tasks, fn, workers, size, dtype):
             t.join()
     if errors:
         raise errors[0]
-
-
-@lru_cache(maxsize=8)
-def _lower_indices(n: int):
-    """Indices of the strictly lower triangle of an (n, n) matrix."""
-    return np.tril_indices(n, -1)
 
 
 def _available_cores() -> int:

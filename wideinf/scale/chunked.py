@@ -100,7 +100,8 @@ def chunked_kernel(
 
     Returns
     -------
-    dict: the store's metadata (shape, chunk, dtype, blocks computed this run, ...).
+    dict: the store's metadata (shape, chunk, dtype, ...), the blocks computed and resumed
+    this run, and ``warnings`` (as :attr:`wideinf.kernels.Kernel.warnings`).
     """
     from .cluster import connect, require
 
@@ -140,7 +141,21 @@ def chunked_kernel(
 
             _run_blocks(client, arch, x1, x2, todo, chunk, dtype, partial, finished)
     store.finalize(partial, out)
-    return {**meta, "blocks_computed": len(todo), "blocks_resumed": len(done)}
+    return {
+        **meta,
+        "blocks_computed": len(todo),
+        "blocks_resumed": len(done),
+        "warnings": list(_accuracy_warnings(arch, x1, x2)),
+    }
+
+
+def _accuracy_warnings(arch, x1, x2) -> tuple[str, ...]:
+    """The kernel's accuracy warnings, from the O(N) recursion on the points alone."""
+    from ..kernels.core import accuracy_warnings, point_recursion
+
+    steps = arch.kernel_steps(x1.shape[1])
+    points = [point_recursion(x, steps, arch.parameterization) for x in (x1, x2) if x is not None]
+    return accuracy_warnings(steps, *points)
 
 
 def _run_blocks(client, arch, x1, x2, todo, chunk, dtype, partial, on_block):
