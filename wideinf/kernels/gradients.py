@@ -4,8 +4,8 @@ Forward mode: the whole-matrix kernel recursion below is run on :class:`~wideinf
 numbers, with ``W_std`` and ``b_std`` as the two input directions, so every layer carries the
 kernel and its two derivatives, ``(K, dK/dlog W_std, dK/dlog b_std)``, for the NNGP and the NTK
 alike. A dense layer differentiates ``W_std^2 K + b_std^2`` by the product rule; an activation
-layer evaluates the activation's own closed forms ``nngp(q11, q22, q12)`` and
-``factor(q11, q22, q12)`` on Duals, which differentiates them as written (their derivative in
+layer evaluates the activation's own closed forms, ``duals(q11, q22, q12)`` (and ``diagonal(q)``
+for K(x, x)), on Duals, which differentiates them as written (their derivative in
 ``q12`` reproduces Price's theorem, ``d E[phi(u) phi(v)] / d q12 = E[phi'(u) phi'(v)]``, which the
 tests check). Derivatives are taken with respect to the logarithms, the coordinates in which
 the hyperparameters are fitted (a positive parameter, a well-scaled optimisation).
