@@ -7,6 +7,7 @@ one-line message with exit code 2.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,11 @@ def _is_number(token: str) -> bool:
     return True
 
 
+def _is_column_name(token: str) -> bool:
+    """True for a table column's name: not an option, not a YAML file."""
+    return not token.startswith("-") and not token.lower().endswith((".yaml", ".yml"))
+
+
 def fail_cleanly(func):
     """Turn wideinf errors, Ctrl-C and memory errors into one line and a non-zero exit."""
 
@@ -93,6 +99,15 @@ format_option = click.option(
 )
 
 
+float32_option = click.option(
+    "--float32",
+    "float32",
+    is_flag=True,
+    help="Compute and store the kernels in float32: faster, half the memory. Measured error "
+    "against float64, largest difference relative to the largest entry: up to 5e-7 on "
+    "scattered points; on nearly parallel points (a dense 1-D grid) up to 5e-6 for the NNGP "
+    "and 8e-4 for the NTK of networks with a ReLU.",
+)
 out_option = click.option(
     "--out", type=click.Path(file_okay=False), default="figures", show_default=True,
     help="Folder for the figures and result files.",
@@ -217,15 +232,7 @@ for _spec in EXPERIMENTS.values():
     help="Output: .npz (in memory) or .zarr (chunked on disk, past memory), "
     "with arrays nngp and ntk, each (n1, n2).",
 )
-@click.option(
-    "--float32",
-    "float32",
-    is_flag=True,
-    help="Compute and store in float32: faster, half the memory. Measured error against "
-    "float64, largest difference relative to the largest entry: up to 5e-7 on scattered "
-    "points; on nearly parallel points (a dense 1-D grid) up to 5e-6 for the NNGP and 8e-4 "
-    "for the NTK of networks with a ReLU.",
-)
+@float32_option
 @click.option(
     "--chunk",
     type=click.IntRange(1),
@@ -268,6 +275,60 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
     click.echo(
         f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
     )
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+# fmt: off
+@main.command("predict")
+@click.argument("arch", type=click.Path(dir_okay=False))
+@click.option("--train", required=True, type=click.Path(dir_okay=False),
+              help="Training table: CSV with a header row, .npy or .npz.")
+@click.option("--test", required=True, type=click.Path(dir_okay=False), help="Test table.")
+@click.option("--target", required=True, help="The target column of the training table.")
+@click.option("--out", default="predictions.csv", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Output CSV, one row per test row; a YAML of the same name goes beside it.")
+@click.option("--kernel", type=click.Choice(["nngp", "ntk", "ntk-gp"]), default="nngp",
+              show_default=True, help="NNGP posterior, NTK ensemble (trained networks), or NTK-GP.")
+@click.option("--time", "time_", type=click.FloatRange(min=0), default=math.inf,
+              help="Training time t of the NTK ensemble (steps x learning rate; default inf).")
+@click.option("--diag-reg", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Added to the train-train matrix's diagonal, relative to its mean diagonal.")
+@click.option("--task", type=click.Choice(["regression", "classification"]),
+              help="Default: inferred from the target column (and printed).")
+@click.option("--fit", "fit", cls=MultiValueOption, type=click.Choice(["W_std", "b_std", "noise"]),
+              help="Fit these by marginal likelihood first, e.g. --fit W_std b_std noise.")
+@click.option("--features", "features", cls=MultiValueOption, accepts=_is_column_name,
+              help="Feature columns, e.g. --features age height (default: all but the target).")
+@click.option("--no-standardize", "no_std", is_flag=True,
+              help="Use features (and regression targets) as given, not standardized.")
+# fmt: on
+@float32_option
+@fail_cleanly
+def predict_command(
+    arch, train, test, target, out, kernel, time_, diag_reg, task, fit, features,
+    no_std, float32,
+):  # fmt: skip
+    """Predictions of an infinitely wide network trained on your own table.
+
+    ARCH is a YAML file with a top-level `architecture:` block. Regression writes the mean,
+    sd and 95% band of f per test row; classification (one-hot targets -0.1/0.9) the
+    predicted class and per-class scores. OUT.yaml records the hyperparameters, the log
+    marginal likelihood (NNGP and NTK-GP), the fit to the training data and timings.
+
+    \b
+    Example:
+      wideinf predict arch.yaml --train train.csv --test test.csv --target y --out pred.csv
+      wideinf predict arch.yaml --train train.csv --test test.csv --target label \\
+          --kernel ntk --fit W_std b_std --out pred.csv
+    """
+    from .predict_command import PredictOptions, run_predict
+
+    fit, features = tuple(fit or ()), tuple(features or ())
+    options = PredictOptions(kernel, time_, diag_reg, task, fit, float32, features, not no_std)
+    run_predict(arch, train, test, target, out, options, echo=click.echo)
 
 
 # ----------------------------------------------------------------------------- batch commands

@@ -39,6 +39,7 @@ __all__ = [
     "gp_posterior",
     "ntk_ensemble",
     "ntk_train_loss",
+    "factorize",
     "RCOND_MIN",
 ]
 
@@ -53,7 +54,7 @@ class Prediction:
 
     Attributes
     ----------
-    mean : ndarray, shape (M,) or (T, M)
+    mean : ndarray, shape (M,) or (T, M), or (M, C) / (T, M, C) for C target columns
         Mean of the latent function f (no observation noise); (T, M) with one row per time.
     cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M), or None
         Covariance of f, or only its diagonal (the variances) when the test-test block was
@@ -68,16 +69,16 @@ class Prediction:
 
     @property
     def var(self) -> np.ndarray:
-        """Variances of f, shape like ``mean``."""
+        """Variances of f, shape (M,) or (T, M) (shared by all target columns)."""
         if self.cov is None:
             raise ValueError("this prediction has a mean only (no test-test kernel was given)")
-        if self.cov.ndim == self.mean.ndim:
+        if self.cov.ndim == (1 if self.times is None else 2):
             return self.cov
         return np.diagonal(self.cov, axis1=-2, axis2=-1)
 
     @property
     def std(self) -> np.ndarray:
-        """Standard deviations of f, shape like ``mean`` (rounding below zero clipped)."""
+        """Standard deviations of f, shape (M,) or (T, M) (rounding below zero clipped)."""
         return np.sqrt(np.clip(self.var, 0.0, None))
 
 
@@ -100,6 +101,7 @@ def gp_posterior(
     diag_reg_relative: bool = True,
     name: str = "NNGP",
     advice: str | None = None,
+    factor=None,
 ) -> Prediction:
     """GP posterior of f at test points: the NNGP posterior (K) or the NTK-GP (Theta).
 
@@ -118,8 +120,8 @@ def gp_posterior(
     k_test : ndarray, shape (M, M) or (M,), or None
         Test-test kernel k**, or only its diagonal: then only variances are returned; None
         for the mean alone.
-    y : ndarray, shape (N,)
-        Training targets.
+    y : ndarray, shape (N,) or (N, C)
+        Training targets (C columns share the covariance).
     diag_reg : float, default 0
         Diagonal regularizer (see :func:`regularizer`).
     diag_reg_relative : bool, default True
@@ -128,11 +130,13 @@ def gp_posterior(
         Kernel name used in error messages.
     advice : str, optional
         What an error message tells the user to change (default: increase ``diag_reg``).
+    factor : optional
+        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
 
     Returns
     -------
     Prediction
-        ``mean`` (M,), ``cov`` (M, M), (M,) or None.
+        ``mean`` (M,) or (M, C), ``cov`` (M, M), (M,) or None.
 
     Raises
     ------
@@ -143,8 +147,9 @@ def gp_posterior(
     mean_only = k_test is None
     k_test = np.zeros(len(k_cross)) if mean_only else k_test
     k_train, k_cross, k_test, y = _check_shapes(k_train, k_cross, k_test, y)
-    factor = _cholesky(k_train, diag_reg, diag_reg_relative, name, advice)
-    mean = k_cross @ scipy.linalg.cho_solve(factor, y)  # (M,)
+    if factor is None:
+        factor = factorize(k_train, diag_reg, diag_reg_relative, name, advice)
+    mean = k_cross @ scipy.linalg.cho_solve(factor, y)  # (M,) or (M, C)
     if mean_only:
         return Prediction(mean, None)
     alpha = scipy.linalg.cho_solve(factor, k_cross.T)  # (N, M) = (kXX + lambda)^-1 kX*
@@ -167,6 +172,7 @@ def ntk_ensemble(
     *,
     diag_reg: float = 0.0,
     diag_reg_relative: bool = True,
+    factor=None,
 ) -> Prediction:
     """Mean and covariance of infinitely wide networks trained by gradient flow for times t.
 
@@ -192,17 +198,19 @@ def ntk_ensemble(
         K*X.
     nngp_test : ndarray, shape (M, M) or (M,)
         K**, or only its diagonal: then only variances are returned.
-    y : ndarray, shape (N,)
+    y : ndarray, shape (N,) or (N, C)
         Training targets.
     times : sequence of float, default (inf,)
         Gradient-flow times t >= 0 (steps x learning rate); ``inf`` for the end of training.
     diag_reg, diag_reg_relative
         Regularizer of ThetaXX (see :func:`regularizer`).
+    factor : optional
+        ``factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")``, when already computed.
 
     Returns
     -------
     Prediction
-        ``mean`` (T, M), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
+        ``mean`` (T, M) or (T, M, C), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
 
     Raises
     ------
@@ -220,14 +228,15 @@ def ntk_ensemble(
     a_t = np.empty((times.size, m, n))  # (T, M, N)
     infinite = np.isinf(times)
     if infinite.any():
-        factor = _cholesky(ntk_train, diag_reg, diag_reg_relative, "NTK")
+        if factor is None:
+            factor = factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")
         a_t[infinite] = scipy.linalg.cho_solve(factor, ntk_cross.T).T  # (M, N)
     if (~infinite).any():
         w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
         cross_v = ntk_cross @ v  # (M, N)
         for i in np.flatnonzero(~infinite):
             a_t[i] = (cross_v * _flow_gain(w, times[i] / n)) @ v.T  # (M, N)
-    mean = a_t @ y  # (T, M)
+    mean = a_t @ y  # (T, M) or (T, M, C)
     a_k = a_t @ nngp_train  # (T, M, N) = A_t KXX
     if nngp_test.ndim == 1:
         quad = np.einsum("tmn,tmn->tm", a_k, a_t)  # diag(A KXX A^T)
@@ -259,7 +268,8 @@ def ntk_train_loss(
     ----------
     ntk_train, nngp_train : ndarray, shape (N, N)
         ThetaXX (regularized as in :func:`ntk_ensemble`) and KXX.
-    y : ndarray, shape (N,)
+    y : ndarray, shape (N,) or (N, C)
+        (C columns: the loss summed over them.)
     times : sequence of float, shape (T,)
         Times t >= 0; inf allowed (then the loss is 0).
 
@@ -273,11 +283,12 @@ def ntk_train_loss(
     n = y.shape[0]
     w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
     k_eig = v.T @ nngp_train @ v  # (N, N), KXX in the eigenbasis of Theta
-    y_eig = v.T @ y  # (N,)
+    y_eig = (v.T @ y).reshape(n, -1)  # (N, C)
     out = np.empty(times.size)  # (T,)
     for i, t in enumerate(times):
         decay = np.exp(-w * t / n) if math.isfinite(t) else (w <= 0).astype(float)  # (N,)
-        out[i] = (decay**2 @ np.diagonal(k_eig) + (decay * y_eig) @ (decay * y_eig)) / (2 * n)
+        fit = decay[:, None] * y_eig  # (N, C)
+        out[i] = (y_eig.shape[1] * decay**2 @ np.diagonal(k_eig) + np.sum(fit * fit)) / (2 * n)
     return out
 
 
@@ -297,9 +308,9 @@ def _check_shapes(k_train, k_cross, k_test, y):
     k_cross = np.asarray(k_cross, dtype=np.float64)
     k_test = np.asarray(k_test, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    n = y.shape[0] if y.ndim == 1 else -1
-    if y.ndim != 1 or n == 0:
-        raise ConfigError(f"y: expected shape (N,) with N >= 1, got {y.shape}")
+    n = y.shape[0] if y.ndim in (1, 2) else -1
+    if y.ndim not in (1, 2) or n == 0:
+        raise ConfigError(f"y: expected shape (N,) or (N, C) with N >= 1, got {y.shape}")
     if k_train.shape != (n, n):
         raise ConfigError(f"train-train kernel: expected shape ({n}, {n}), got {k_train.shape}")
     if k_cross.ndim != 2 or k_cross.shape[1] != n:
@@ -327,18 +338,31 @@ def _advice(diag_reg, relative) -> str:
     return f"increase diag_reg (now {diag_reg:g}, {kind}), e.g. diag_reg: 1e-4"
 
 
-def _cholesky(matrix, diag_reg, relative, name, advice=None):
-    """Cholesky factor of ``matrix + lambda I`` with a condition check (cho_solve format)."""
+def factorize(
+    matrix, diag_reg: float = 0.0, relative: bool = True, name: str = "NNGP", advice=None
+):
+    """Cholesky factor of ``matrix + lambda I`` (cho_solve format), with a condition check.
+
+    One factor serves :func:`gp_posterior`, :func:`ntk_ensemble` and
+    :func:`wideinf.evidence.log_marginal_likelihood` (their ``factor=``). ``advice``: what an error message
+    tells the user to change (default: increase ``diag_reg``).
+
+    Raises
+    ------
+    NumericalError
+        If the matrix is not positive definite or its reciprocal condition number is below
+        :data:`RCOND_MIN`.
+    """
     reg = _regularized(matrix, diag_reg, relative)
     advice = advice or _advice(diag_reg, relative)
+    anorm = float(np.abs(reg).sum(axis=0).max())  # before the factor overwrites reg
     try:
-        factor = scipy.linalg.cho_factor(reg, lower=True, check_finite=False)
+        factor = scipy.linalg.cho_factor(reg, lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError:
         raise NumericalError(
             f"the {name} train-train matrix is not positive definite (duplicate or nearly "
             f"identical training inputs?); {advice}"
         ) from None
-    anorm = float(np.abs(reg).sum(axis=0).max())
     rcond, info = scipy.linalg.lapack.dpocon(factor[0], anorm, uplo="L")
     if info != 0 or not rcond >= RCOND_MIN:
         raise NumericalError(
