@@ -83,10 +83,7 @@ class Config(ExperimentConfig):
         (1.0, -1.0), min_len=2, max_len=2, help="the two fixed inputs of the bottom row"
     )
     pair_limit: float | None = setting(
-        None,
-        gt=0.0,
-        le=1e6,
-        help="bottom-row axes are [-pair_limit, pair_limit]^2; null: about 5 NNGP sd",
+        None, gt=0.0, le=1e6, help="bottom-row axes span +-pair_limit; null: about 5 NNGP sd"
     )
     n_lines: int = setting(30, ge=0, le=1000, help="sampled functions drawn in each top panel")
     density_points: int = setting(
