@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..architecture import Architecture
-from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
+from ..config import ArchitectureConfig, ExperimentConfig, Width, key_path, setting
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
@@ -93,28 +93,20 @@ class Config(ExperimentConfig):
     def validate(self, where: str = "config"):
         if not self.x_min < self.x_max:
             raise ConfigError(
-                f"{_at(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
+                f"{key_path(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
             )
         if self.pair_inputs[0] == self.pair_inputs[1]:
             raise ConfigError(
-                f"{_at(where, 'pair_inputs')}: need two different inputs, "
+                f"{key_path(where, 'pair_inputs')}: need two different inputs, "
                 f"got {list(self.pair_inputs)}"
             )
         labels = [width_label(w) for w in self.widths]
         for i, label in enumerate(labels):
             if label in labels[:i]:
-                raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
-        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, _at(where, "widths"))
-
-
-def _at(where: str, key: str) -> str:
-    """Where a key is: ``file.yaml: key`` at the top of a file, ``block.key`` below it."""
-    where = where.rstrip()
-    if where.endswith(":"):
-        return f"{where} {key}"
-    if where.endswith((".yaml", ".yml")):
-        return f"{where}: {key}"
-    return f"{where}.{key}" if where else key
+                raise ConfigError(f"{key_path(where, f'widths[{i}]')}: {label[1:]} appears twice")
+        check_network_size(
+            self.architecture, 1, self.widths, _NETWORK_BYTES, key_path(where, "widths")
+        )
 
 
 def width_label(width: float) -> str:
@@ -337,7 +329,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "nngp_K22": float(pair_cov_exact[1, 1]),
     }
     warnings = []
-    kurt, kurt_se, covs, cov_ses = [], [], [], []
+    per_width = {"excess_kurtosis": [], "excess_kurtosis_se": [], "pair_cov": [], "pair_cov_se": []}
     base = int(rng.integers(2**63))
     for width in widths:
         label = width_label(width)
@@ -358,25 +350,21 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
         g2, g2_se = excess_kurtosis(pairs)  # (2,), (2,)
         cov, cov_se = sample_covariance(pairs)  # (2, 2), (2, 2)
-        kurt.append(g2)
-        kurt_se.append(g2_se)
-        covs.append(cov)
-        cov_ses.append(cov_se)
+        for values, value in zip(per_width.values(), (g2, g2_se, cov, cov_se), strict=True):
+            values.append(value)
         z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
         outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])
             summary[f"excess_kurtosis_se_{label}_{i + 1}"] = float(g2_se[i])
-        summary[f"cov_{label}_11"] = float(cov[0, 0])
-        summary[f"cov_{label}_12"] = float(cov[0, 1])
-        summary[f"cov_{label}_22"] = float(cov[1, 1])
+        for i, j in ((0, 0), (0, 1), (1, 1)):
+            summary[f"cov_{label}_{i + 1}{j + 1}"] = float(cov[i, j])
         summary[f"cov_max_z_{label}"] = float(np.nanmax(z)) if np.isfinite(z).any() else math.nan
         summary[f"outside_fraction_{label}"] = float(outside)
 
-    arrays["excess_kurtosis"] = np.array(kurt)  # (W, 2)
-    arrays["excess_kurtosis_se"] = np.array(kurt_se)  # (W, 2)
-    arrays["pair_cov"] = np.array(covs)  # (W, 2, 2)
-    arrays["pair_cov_se"] = np.array(cov_ses)  # (W, 2, 2)
+    arrays.update(
+        {key: np.array(values) for key, values in per_width.items()}
+    )  # (W, 2) or (W, 2, 2)
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 
