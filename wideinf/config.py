@@ -24,7 +24,6 @@ __all__ = [
     "Width",
     "setting",
     "build",
-    "key_path",
     "to_plain",
     "load_yaml",
     "parse_width",
@@ -166,14 +165,11 @@ def _did_you_mean(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def key_path(where: str, key) -> str:
-    """Where a key is: ``file.yaml: key`` at the top of a file, ``block.key`` below it."""
-    where = where.rstrip()
+def _join(where: str, key) -> str:
+    """``file.yaml: key`` at the top of a file, ``block.key`` below it."""
     if not where:
         return str(key)
-    if where.endswith(":"):
-        return f"{where} {key}"
-    return f"{where}: {key}" if where.endswith((".yaml", ".yml")) else f"{where}.{key}"
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
 
 
 def build(cls, data: dict, where: str = "config"):
@@ -190,7 +186,7 @@ def build(cls, data: dict, where: str = "config"):
         if key not in fields:
             hint = _did_you_mean(str(key), fields)
             raise ConfigError(f"{loc}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
-        sub = key_path(where, key)
+        sub = _join(where, key)
         values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
     try:
         obj = cls(**values)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..architecture import Architecture
-from ..config import ArchitectureConfig, ExperimentConfig, Width, key_path, setting
+from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
@@ -93,20 +93,28 @@ class Config(ExperimentConfig):
     def validate(self, where: str = "config"):
         if not self.x_min < self.x_max:
             raise ConfigError(
-                f"{key_path(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
+                f"{_at(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
             )
         if self.pair_inputs[0] == self.pair_inputs[1]:
             raise ConfigError(
-                f"{key_path(where, 'pair_inputs')}: need two different inputs, "
+                f"{_at(where, 'pair_inputs')}: need two different inputs, "
                 f"got {list(self.pair_inputs)}"
             )
         labels = [width_label(w) for w in self.widths]
         for i, label in enumerate(labels):
             if label in labels[:i]:
-                raise ConfigError(f"{key_path(where, f'widths[{i}]')}: {label[1:]} appears twice")
-        check_network_size(
-            self.architecture, 1, self.widths, _NETWORK_BYTES, key_path(where, "widths")
-        )
+                raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
+        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, _at(where, "widths"))
+
+
+def _at(where: str, key: str) -> str:
+    """Where a key is: ``file.yaml: key`` at the top of a file, ``block.key`` below it."""
+    where = where.rstrip()
+    if where.endswith(":"):
+        return f"{where} {key}"
+    if where.endswith((".yaml", ".yml")):
+        return f"{where}: {key}"
+    return f"{where}.{key}" if where else key
 
 
 def width_label(width: float) -> str:
