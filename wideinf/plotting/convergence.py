@@ -142,15 +142,8 @@ def _scaling(result, config):
         )
     fine = np.linspace(xg[0], xg[-1], 300)
     ax.plot(fine, np.sin(fine), color="0.6", lw=1, ls=":", label="target sin(x)")
-    ax.scatter(
-        a["x_train"],
-        a["y_train"],
-        color="C1",
-        edgecolor="black",
-        zorder=5,
-        s=28,
-        label="train points",
-    )
+    ax.scatter(a["x_train"], a["y_train"], color="C1", edgecolor="black", zorder=5, s=28,
+               label="train points")  # fmt: skip
     ax.set_xlabel("x")
     ax.set_ylabel("f(x) after training")
     ax.set_title(SCALING_TITLES[3], fontsize=11)
