@@ -111,15 +111,9 @@ class Architecture:
 
     # ------------------------------------------------------------------ infinite view
     def kernel(
-        self,
-        x1,
-        x2=None,
-        width: float = math.inf,
-        dtype=np.float64,
-        *,
-        method: str = "tiled",
+        self, x1, x2=None, width: float = math.inf, dtype=np.float64, *, method: str = "tiled",
         workers: int | None = None,
-    ) -> Kernel:
+    ) -> Kernel:  # fmt: skip
         """Exact NNGP and NTK of the network's output.
 
         Parameters

@@ -293,43 +293,46 @@ class LayerConfig:
     def to_raw(self):
         return {self.kind: dict(self.params)} if self.params else self.kind
 
+    @classmethod
+    def from_raw(cls, raw, where: str) -> LayerConfig:
+        """Parse ``name`` or ``{name: {parameter: value}}``, checking names and values."""
+        from .activations import ACTIVATION_NAMES, activation_parameters
 
-def _parse_layer(raw, where: str) -> LayerConfig:
-    from .activations import ACTIVATION_NAMES, activation_parameters
-
-    if isinstance(raw, str):
-        name, params = raw, {}
-    elif isinstance(raw, dict) and len(raw) == 1:
-        name, params = next(iter(raw.items()))
-        params = {} if params is None else params
-        if not isinstance(params, dict):
-            raise ConfigError(f"{where}: parameters of {name!r} must be a mapping, got {params!r}")
-    else:
-        raise ConfigError(
-            f"{where}: expected a layer name or a one-key mapping like {{dense: {{W_std: 2.0}}}}, "
-            f"got {raw!r}"
-        )
-    if not isinstance(name, str):
-        raise ConfigError(f"{where}: layer name must be a string, got {name!r}")
-    valid = ("dense",) + ACTIVATION_NAMES
-    if name not in valid:
-        hint = _did_you_mean(name, valid)
-        raise ConfigError(f"{where}: unknown layer {name!r}{hint}; valid: {', '.join(valid)}")
-    allowed = _DENSE_PARAMS if name == "dense" else tuple(activation_parameters(name))
-    checked = []
-    for key, value in params.items():
-        if key not in allowed:
-            hint = _did_you_mean(str(key), allowed)
-            raise ConfigError(
-                f"{where}.{name}: unknown parameter {key!r}{hint}; valid: {', '.join(allowed) or 'none'}"
-            )
-        sub = f"{where}.{name}.{key}"
-        if key == "nodes":
-            value = _convert(value, int, sub, {"ge": 2, "le": 400})
+        if isinstance(raw, str):
+            name, params = raw, {}
+        elif isinstance(raw, dict) and len(raw) == 1:
+            name, params = next(iter(raw.items()))
+            params = {} if params is None else params
+            if not isinstance(params, dict):
+                raise ConfigError(
+                    f"{where}: parameters of {name!r} must be a mapping, got {params!r}"
+                )
         else:
-            value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
-        checked.append((key, value))
-    return LayerConfig(name, tuple(checked))
+            raise ConfigError(
+                f"{where}: expected a layer name or a one-key mapping like {{dense: {{W_std: 2.0}}}}, "
+                f"got {raw!r}"
+            )
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: layer name must be a string, got {name!r}")
+        valid = ("dense",) + ACTIVATION_NAMES
+        if name not in valid:
+            hint = _did_you_mean(name, valid)
+            raise ConfigError(f"{where}: unknown layer {name!r}{hint}; valid: {', '.join(valid)}")
+        allowed = _DENSE_PARAMS if name == "dense" else tuple(activation_parameters(name))
+        checked = []
+        for key, value in params.items():
+            if key not in allowed:
+                hint = _did_you_mean(str(key), allowed)
+                raise ConfigError(
+                    f"{where}.{name}: unknown parameter {key!r}{hint}; valid: {', '.join(allowed) or 'none'}"
+                )
+            sub = f"{where}.{name}.{key}"
+            if key == "nodes":
+                value = _convert(value, int, sub, {"ge": 2, "le": 400})
+            else:
+                value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
+            checked.append((key, value))
+        return cls(name, tuple(checked))
 
 
 @dataclass(frozen=True)
@@ -345,17 +348,9 @@ class ArchitectureConfig:
     def from_raw(cls, raw, where: str = "architecture") -> ArchitectureConfig:
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping with a 'layers' list, got {raw!r}")
-        raw = dict(raw)
-        layers = raw.pop("layers", None)
-        if layers is None:
+        if raw.get("layers") is None:
             raise ConfigError(f"{where}: missing key 'layers', e.g. layers: [dense, relu, dense]")
-        if isinstance(layers, (str, bytes)) or not isinstance(layers, (list, tuple)):
-            raise ConfigError(f"{where}.layers: expected a list, got {layers!r}")
-        parsed = tuple(_parse_layer(item, f"{where}.layers[{i}]") for i, item in enumerate(layers))
-        base = build(_ArchitectureScalars, raw, where)
-        cfg = cls(parsed, base.W_std, base.b_std, base.parameterization)
-        cfg.validate(where)
-        return cfg
+        return build(cls, raw, where)
 
     def validate(self, where: str = "architecture"):
         kinds = [layer.kind for layer in self.layers]
@@ -381,13 +376,6 @@ class ArchitectureConfig:
             "b_std": self.b_std,
             "parameterization": self.parameterization,
         }
-
-
-@dataclass(frozen=True)
-class _ArchitectureScalars:
-    W_std: float = setting(1.0, ge=0.0, le=1e3)
-    b_std: float = setting(0.0, ge=0.0, le=1e3)
-    parameterization: Literal["ntk", "standard"] = "ntk"
 
 
 # ----------------------------------------------------------------------------- experiments

@@ -388,14 +388,8 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
     :meth:`Architecture.kernel(x, width=n)`, which has a single n: the hidden widths must then
     be equal (layer l's weights contribute ``n_{l-1} / n`` times the limit's term otherwise).
 
-    Parameters
-    ----------
-    x1 : array, shape (N1, d)
-    x2 : array, shape (N2, d), optional (defaults to x1; the result is then symmetric)
-
-    Returns
-    -------
-    ndarray, shape (S, N1, N2)
+    Parameters and result as :func:`empirical_nngp`: x1 of shape (N1, d), x2 of shape (N2, d)
+    or None (then x1, and the result is symmetric); returns an ndarray of shape (S, N1, N2).
     """
     blocks = _check(arch, params)
     if arch.parameterization == "standard" and len(set(params.widths)) > 1:

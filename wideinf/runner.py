@@ -74,13 +74,17 @@ def load_config(path, *, quick: bool = False, sets=(), seed=None, expect: str | 
         raise ConfigError(
             f"{path}: is a config for '{experiment}', not '{expect}'; run it with `wideinf {experiment}`"
         )
-    spec = spec_for(experiment)
     raw["experiment"] = experiment
     raw.setdefault("name", path.stem)
     raw.setdefault("config_dir", str(path.resolve().parent))
+    return _build_config(experiment, raw, f"{path}:")
+
+
+def _build_config(experiment: str, raw: dict, where: str):
+    """``(spec, config)``: ``raw`` validated against the experiment's ``Config``."""
+    spec = spec_for(experiment)
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
-    config = build(module.Config, raw, f"{path}:")
-    return spec, config
+    return spec, build(module.Config, raw, where)
 
 
 @dataclass
@@ -169,9 +173,7 @@ def redraw(npz_path, out_dir=None, formats=("png", "svg")) -> list[Path]:
     meta = load_yaml(meta_path)
     if "experiment" not in meta or "config" not in meta:
         raise ConfigError(f"{meta_path}: not a wideinf result description (no experiment/config)")
-    spec = spec_for(meta["experiment"])
-    module = importlib.import_module(f"wideinf.experiments.{spec.module}")
-    config = build(module.Config, meta["config"], f"{meta_path}: config:")
+    spec, config = _build_config(meta["experiment"], meta["config"], f"{meta_path}: config:")
     result = Result(arrays, meta.get("summary") or {}, meta.get("warnings") or [])
     staged = StagedFiles(out_dir or npz_path.parent)
     try:

@@ -145,20 +145,10 @@ def _check_settings(learning_rate, steps, record_every, tol) -> None:
 
 
 def train(
-    arch,
-    params,
-    x,
-    y,
-    learning_rate: float,
-    steps: int,
-    *,
-    readout_only: bool = False,
-    tol: float | None = None,
-    x_eval=None,
-    record_every: int = 1,
-    quiet: bool = False,
+    arch, params, x, y, learning_rate: float, steps: int, *, readout_only: bool = False,
+    tol: float | None = None, x_eval=None, record_every: int = 1, quiet: bool = False,
     record_outputs: bool = False,
-) -> TrainResult:
+) -> TrainResult:  # fmt: skip
     """Full-batch gradient descent on ``(1/2N) sum_i (f(x_i) - y_i)^2`` for every network.
 
     Parameters

@@ -99,7 +99,7 @@ class Config(ExperimentConfig):
     grid_range: tuple[float, ...] = setting(
         (),
         max_len=2,
-        help="[low, high] of the curves' inputs; empty: data.x_range, or the data's span",
+        help="[low, high] of the curves' inputs; empty: data.x_range or the data's span",
     )
     ensemble: EnsembleConfig = setting(EnsembleConfig(), help="finite networks trained by GD")
 
@@ -202,15 +202,8 @@ def infinite_width_predictions(
     out = {
         "nngp": gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, **reg),
         "ntk": ntk_ensemble(
-            b.ntk_train,
-            b.ntk_cross,
-            b.nngp_train,
-            b.nngp_cross,
-            b.nngp_diag,
-            y_train,
-            times,
-            **reg,
-        ),  # fmt: skip
+            b.ntk_train, b.ntk_cross, b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, times, **reg
+        ),
     }
     if ntk_gp:
         out["ntk_gp"] = gp_posterior(
@@ -254,20 +247,16 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         eta = ens.learning_rate or step_size(blocks.ntk_train)
         t_ens = ens.steps * eta
         times.append(t_ens)
-        stable = 2 * data.n_train / float(np.linalg.eigvalsh(blocks.ntk_train)[-1])
+        stable = step_size(blocks.ntk_train, 2.0)
         if eta >= stable:
             warnings.append(
                 f"ensemble.learning_rate {eta:g} is above the stable limit 2N/lambda_max = "
                 f"{stable:.3g} of the infinite-width dynamics"
             )
     preds = infinite_width_predictions(
-        blocks,
-        data.y_train,
-        times,
-        diag_reg=config.diag_reg,
-        diag_reg_relative=config.diag_reg_relative,
-        ntk_gp=config.ntk_gp,
-    )
+        blocks, data.y_train, times, diag_reg=config.diag_reg,
+        diag_reg_relative=config.diag_reg_relative, ntk_gp=config.ntk_gp,
+    )  # fmt: skip
     nngp, ntk = preds["nngp"], preds["ntk"]
     ntk_mean, ntk_std = ntk.mean, ntk.std  # (T_all, G + m)
 
@@ -296,10 +285,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "diag_reg_relative": config.diag_reg_relative,
         "ntk_band": config.ntk_band,
     }
-    methods = {
-        "nngp": (nngp.mean, nngp.std),
-        "ntk": (ntk_mean[0], ntk_band_std),
-    }
+    methods = {"nngp": (nngp.mean, nngp.std), "ntk": (ntk_mean[0], ntk_band_std)}
     if config.ntk_gp:
         gp = preds["ntk_gp"]
         arrays["ntkgp_mean"], arrays["ntkgp_std"] = gp.mean[:g], gp.std[:g]

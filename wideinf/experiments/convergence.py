@@ -151,15 +151,12 @@ def check_widths(arch_cfg, d_in: int, widths, where: str) -> None:
 
 def _fit(arrays, key, widths, values, rng):
     """Store ``slope_key``, ``intercept_key``, ``se_key`` of the medians over networks."""
-    values = np.asarray(values)
-    if values.ndim == 3:  # (W, S, L): one fit per layer
-        fits = [fit_power_law(widths, values[:, :, j], rng) for j in range(values.shape[2])]
-        for name in ("slope", "intercept", "se"):
-            arrays[f"{name}_{key}"] = np.array([getattr(f, name) for f in fits])
-        return
-    fit = fit_power_law(widths, values, rng)
+    values = np.asarray(values)  # (W, S), or (W, S, L): one fit per layer
+    columns = [values] if values.ndim == 2 else [values[:, :, j] for j in range(values.shape[2])]
+    fits = [fit_power_law(widths, v, rng) for v in columns]
     for name in ("slope", "intercept", "se"):
-        arrays[f"{name}_{key}"] = np.float64(getattr(fit, name))
+        got = np.array([getattr(f, name) for f in fits], dtype=np.float64)
+        arrays[f"{name}_{key}"] = got if values.ndim == 3 else got[0]
 
 
 _SCALING_WS = (

@@ -291,17 +291,10 @@ def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, bas
         target = target + nets.forward(arch, params, x_train)  # (S, N)
     lr = step_size(_tangent_kernel(arch, params, x_train, training), training.lr_factor)
     out = train(
-        arch,
-        params,
-        x_train,
-        target,
-        lr,
-        training.max_steps,
-        readout_only=training.layers == "readout",
-        tol=training.loss_tol,
-        record_every=training.max_steps,
-        quiet=True,
-    )
+        arch, params, x_train, target, lr, training.max_steps,
+        readout_only=training.layers == "readout", tol=training.loss_tol,
+        record_every=training.max_steps, quiet=True,
+    )  # fmt: skip
     f_grid = _evaluate(arch, out.params, grid_x, width, config.seeds)  # (S, G)
     if training.init_output == "centered":
         f_grid = f_grid - _evaluate(arch, params, grid_x, width, config.seeds)

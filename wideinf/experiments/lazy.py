@@ -84,16 +84,9 @@ def relative_change(new, old) -> np.ndarray:
 
 
 def descend(
-    arch,
-    params: Params,
-    x,
-    y,
-    learning_rate: float,
-    steps: int,
-    *,
-    x_record,
+    arch, params: Params, x, y, learning_rate: float, steps: int, *, x_record,
     record_every: int = 1,
-) -> LazyTrace:
+) -> LazyTrace:  # fmt: skip
     """:func:`wideinf.training.train` recording the outputs at ``x_record``, and the weights' change.
 
     Parameters

@@ -83,10 +83,7 @@ class Config(ExperimentConfig):
         (1.0, -1.0), min_len=2, max_len=2, help="the two fixed inputs of the bottom row"
     )
     pair_limit: float | None = setting(
-        None,
-        gt=0.0,
-        le=1e6,
-        help="bottom-row axes are [-pair_limit, pair_limit]^2; null: about 5 NNGP sd",
+        None, gt=0.0, le=1e6, help="bottom-row axes span +-pair_limit; null: about 5 NNGP sd"
     )
     n_lines: int = setting(30, ge=0, le=1000, help="sampled functions drawn in each top panel")
     density_points: int = setting(
@@ -340,7 +337,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "nngp_K22": float(pair_cov_exact[1, 1]),
     }
     warnings = []
-    kurt, kurt_se, covs, cov_ses = [], [], [], []
+    per_width = {"excess_kurtosis": [], "excess_kurtosis_se": [], "pair_cov": [], "pair_cov_se": []}
     base = int(rng.integers(2**63))
     for width in widths:
         label = width_label(width)
@@ -361,25 +358,21 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
         g2, g2_se = excess_kurtosis(pairs)  # (2,), (2,)
         cov, cov_se = sample_covariance(pairs)  # (2, 2), (2, 2)
-        kurt.append(g2)
-        kurt_se.append(g2_se)
-        covs.append(cov)
-        cov_ses.append(cov_se)
+        for values, value in zip(per_width.values(), (g2, g2_se, cov, cov_se), strict=True):
+            values.append(value)
         z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
         outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])
             summary[f"excess_kurtosis_se_{label}_{i + 1}"] = float(g2_se[i])
-        summary[f"cov_{label}_11"] = float(cov[0, 0])
-        summary[f"cov_{label}_12"] = float(cov[0, 1])
-        summary[f"cov_{label}_22"] = float(cov[1, 1])
+        for i, j in ((0, 0), (0, 1), (1, 1)):
+            summary[f"cov_{label}_{i + 1}{j + 1}"] = float(cov[i, j])
         summary[f"cov_max_z_{label}"] = float(np.nanmax(z)) if np.isfinite(z).any() else math.nan
         summary[f"outside_fraction_{label}"] = float(outside)
 
-    arrays["excess_kurtosis"] = np.array(kurt)  # (W, 2)
-    arrays["excess_kurtosis_se"] = np.array(kurt_se)  # (W, 2)
-    arrays["pair_cov"] = np.array(covs)  # (W, 2, 2)
-    arrays["pair_cov_se"] = np.array(cov_ses)  # (W, 2, 2)
+    arrays.update(
+        {key: np.array(values) for key, values in per_width.items()}
+    )  # (W, 2) or (W, 2, 2)
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 

@@ -30,17 +30,9 @@ _Z_BAND_FRACTION = 0.1  # ... where the NTK sd is at least this fraction of its 
 
 
 def train_ensemble(
-    arch: Architecture,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_eval: np.ndarray,
-    *,
-    size: int,
-    width: int,
-    learning_rate: float,
-    steps: int,
-    rng: np.random.Generator,
-):
+    arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *,
+    size: int, width: int, learning_rate: float, steps: int, rng: np.random.Generator,
+):  # fmt: skip
     """Train ``size`` independently initialised networks; outputs at ``x_eval`` (S, M).
 
     ``learning_rate`` is in the kernel's units (time ``t = steps * learning_rate``); in standard

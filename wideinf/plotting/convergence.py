@@ -63,12 +63,16 @@ def _slope_text(a, key, j=None) -> str:
     return f"slope {_fit(a, 'slope', key, j):+.2f} $\\pm$ {_fit(a, 'se', key, j):.2f}"
 
 
-def _log_axes(ax, widths):
+def _log_panel(ax, widths, ylabel, title):
+    """Log-log axes against the width, labels and the legend: the last call on a panel."""
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlim(widths[0] / 1.3, widths[-1] * 1.3)
     ax.set_xlabel("hidden width n")
     ax.grid(True, which="major", color="0.9", lw=0.6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.legend(fontsize=8, loc="lower left")
 
 
 def _reference_legend(ax):
@@ -101,10 +105,9 @@ def _scaling(result, config):
                 band=False,
             )  # fmt: skip
     _reference_legend(ax)
-    _log_axes(ax, widths)
-    ax.set_ylabel("relative error $\\|\\hat K - K\\|_F \\,/\\, \\|K\\|_F$")
-    ax.set_title(SCALING_TITLES[0], fontsize=11)
-    ax.legend(fontsize=8, loc="lower left")
+    _log_panel(
+        ax, widths, "relative error $\\|\\hat K - K\\|_F \\,/\\, \\|K\\|_F$", SCALING_TITLES[0]
+    )
 
     ax = axes[0, 1]
     for key, color, name in (
@@ -114,10 +117,7 @@ def _scaling(result, config):
         _band(ax, widths, a[key], color, f"{name}\n({_slope_text(a, key)})")
         _fitted(ax, a, key, color)
     _reference_legend(ax)
-    _log_axes(ax, widths)
-    ax.set_ylabel("relative NTK change;  output gap")
-    ax.set_title(SCALING_TITLES[1], fontsize=11)
-    ax.legend(fontsize=8, loc="lower left")
+    _log_panel(ax, widths, "relative NTK change;  output gap", SCALING_TITLES[1])
 
     ax = axes[1, 0]
     wc = a["weight_change"]  # (W, S, L)
@@ -130,10 +130,7 @@ def _scaling(result, config):
         _fitted(ax, a, "weight_change", color, j, -1.0 if 0 < j < n_layers - 1 else -0.5)
     ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
     ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
-    _log_axes(ax, widths)
-    ax.set_ylabel("$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$")
-    ax.set_title(SCALING_TITLES[2], fontsize=11)
-    ax.legend(fontsize=8, loc="lower left")
+    _log_panel(ax, widths, "$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$", SCALING_TITLES[2])
 
     ax = axes[1, 1]
     xg = a["x_grid"]
@@ -145,15 +142,8 @@ def _scaling(result, config):
         )
     fine = np.linspace(xg[0], xg[-1], 300)
     ax.plot(fine, np.sin(fine), color="0.6", lw=1, ls=":", label="target sin(x)")
-    ax.scatter(
-        a["x_train"],
-        a["y_train"],
-        color="C1",
-        edgecolor="black",
-        zorder=5,
-        s=28,
-        label="train points",
-    )
+    ax.scatter(a["x_train"], a["y_train"], color="C1", edgecolor="black", zorder=5, s=28,
+               label="train points")  # fmt: skip
     ax.set_xlabel("x")
     ax.set_ylabel("f(x) after training")
     ax.set_title(SCALING_TITLES[3], fontsize=11)
