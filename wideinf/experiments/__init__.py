@@ -99,6 +99,13 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             "wideinf convergence experiments/kernel_convergence.yaml --quick",
             (CliOption("--widths", "widths", "hidden widths, e.g. 64 256 1024", multiple=True),),
         ),
+        ExperimentSpec(
+            "benchmark",
+            "benchmark",
+            "benchmark_small_data.yaml",
+            "Real data: infinite-width NNGP/NTK vs finite MLPs vs standard learners.",
+            "wideinf benchmark experiments/benchmark_small_data.yaml --quick",
+        ),
     )
 }
 
