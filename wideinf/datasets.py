@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +112,13 @@ def load(name: str) -> RealData:
     raise ConfigError(f"unknown data set {name!r}{hint}; valid: {', '.join(NAMES)}")
 
 
+@functools.lru_cache(maxsize=1)
 def _mnist1d() -> RealData:
     """MNIST-1D from its templates with the package's default arguments (offline).
 
     ``make_dataset`` seeds numpy's and Python's global generators; their states are restored
-    afterwards so that loading the data changes no other random stream.
+    afterwards so that loading the data changes no other random stream. Kept after the first
+    call (it takes seconds, and is the same every time); the arrays are read-only.
     """
     import random
 
@@ -126,13 +129,21 @@ def _mnist1d() -> RealData:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
+    arrays = [
+        np.array(data[key], dtype=dtype)  # x (4000, 40), y (4000,), x_test (1000, 40), y_test
+        for key, dtype in (
+            ("x", np.float64),
+            ("y", np.int64),
+            ("x_test", np.float64),
+            ("y_test", np.int64),
+        )
+    ]
+    for arr in arrays:
+        arr.flags.writeable = False
     return RealData(
         "mnist1d",
         "classification",
-        np.asarray(data["x"], dtype=np.float64),  # (4000, 40)
-        np.asarray(data["y"], dtype=np.int64),
-        np.asarray(data["x_test"], dtype=np.float64),  # (1000, 40)
-        np.asarray(data["y_test"], dtype=np.int64),
+        *arrays,
         tuple(str(c) for c in range(10)),
         "Greydanus 2020, MNIST-1D (make_dataset, default arguments)",
     )

@@ -23,9 +23,10 @@ networks, and for standard-parameterized ones the limit in which only the readou
 
 from __future__ import annotations
 
+import difflib
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -36,8 +37,9 @@ from ..errors import ConfigError
 from ..progress import progress
 from . import Result
 from . import benchmark_methods as bm
+from .benchmark_protocol import Split, as_outputs, make_split, score, select
 
-__all__ = ["Config", "METHODS", "LABELS", "Split", "make_split", "select", "score", "run", "report"]
+__all__ = ["Config", "METHODS", "LABELS", "evaluate", "load_all", "run", "report"]
 
 METHODS = (
     "nngp", "ntk", "mlp_ntk", "mlp_standard", "logistic", "svm_rbf", "random_forest", "gp_rbf",
@@ -112,7 +114,11 @@ class Config(ExperimentConfig):
         for key, values, valid in (("datasets", self.datasets, NAMES), ("methods", self.methods, METHODS)):  # fmt: skip
             for v in values:
                 if v not in valid:
-                    raise ConfigError(f"{where}.{key}: unknown {v!r}; valid: {', '.join(valid)}")
+                    close = difflib.get_close_matches(str(v), valid, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ConfigError(
+                        f"{where}.{key}: unknown {v!r}{hint}; valid: {', '.join(valid)}"
+                    )
             if len(set(values)) != len(values):
                 raise ConfigError(f"{where}.{key}: contains a repeated name")
         if not self.datasets and not self.csv.file:
@@ -129,100 +135,6 @@ class Config(ExperimentConfig):
             )
 
 
-# ----------------------------------------------------------------------------- the protocol
-
-
-@dataclass(frozen=True)
-class Split:
-    """Rows of one split: standardized inputs and targets, train / validation / test."""
-
-    x_train: np.ndarray  # (N, d)
-    y_train: np.ndarray  # (N,)
-    x_val: np.ndarray  # (V, d)
-    y_val: np.ndarray  # (V,)
-    x_test: np.ndarray  # (M, d)
-    y_test: np.ndarray  # (M,)
-    classification: bool
-    n_classes: int = 0
-    y_shift: float = 0.0  # regression targets are (y - shift) / scale for the methods
-    y_scale: float = 1.0
-    train_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-
-    def targets(self, rows: int | None = None) -> np.ndarray:
-        """Targets of the first ``rows`` training rows: one-hot (N, C) or standardized (N, 1)."""
-        y = self.y_train[:rows]
-        if self.classification:
-            return np.eye(self.n_classes)[y]
-        return ((y - self.y_shift) / self.y_scale)[:, None]
-
-
-def make_split(data: RealData, val_fraction, test_fraction, max_train, rng) -> Split:
-    """One random split of ``data`` (stratified by class); see the module docstring.
-
-    Raises ConfigError if a class has too few rows to appear in every part.
-    """
-    classification = data.task == "classification"
-    fixed = data.x_test is not None
-    parts = 2 if fixed else 3
-    groups = [np.flatnonzero(data.y == c) for c in range(data.n_classes)] if classification else [np.arange(len(data.y))]  # fmt: skip
-    train, val, test = [], [], []
-    for c, rows in enumerate(groups):
-        if len(rows) < parts:
-            name = data.classes[c] if classification else "-"
-            raise ConfigError(
-                f"{data.name}: class {name!r} has {len(rows)} row(s); every class needs at least "
-                f"{parts} (one per {'train/validation' if fixed else 'train/validation/test'} part)"
-            )
-        rows = rng.permutation(rows)
-        n_val = max(1, round(val_fraction * len(rows)))
-        n_test = 0 if fixed else max(1, round(test_fraction * len(rows)))
-        n_val = min(n_val, len(rows) - n_test - 1)
-        val.append(rows[:n_val])
-        test.append(rows[n_val : n_val + n_test])
-        train.append(rows[n_val + n_test :])
-    train_rows = rng.permutation(np.concatenate(train))
-    if max_train:
-        train_rows = train_rows[:max_train]
-    val_rows = np.sort(np.concatenate(val))
-    x_test = data.x_test if fixed else data.x[np.sort(np.concatenate(test))]
-    y_test = data.y_test if fixed else data.y[np.sort(np.concatenate(test))]
-    x_train = data.x[train_rows]
-    mean, sd = x_train.mean(axis=0), x_train.std(axis=0)  # (d,)
-    sd = np.where(sd > 0, sd, 1.0)  # constant columns (e.g. digits' border pixels) stay 0
-    shift = scale = None
-    if not classification:
-        shift, scale = float(data.y[train_rows].mean()), float(data.y[train_rows].std() or 1.0)
-    return Split(
-        (x_train - mean) / sd, data.y[train_rows], (data.x[val_rows] - mean) / sd,
-        data.y[val_rows], (x_test - mean) / sd, y_test, classification, data.n_classes,
-        shift or 0.0, scale or 1.0, train_rows,
-    )  # fmt: skip
-
-
-def score(pred: np.ndarray, y: np.ndarray, classification: bool) -> float:
-    """Accuracy (fraction of labels equal) or RMSE; NaN predictions give NaN."""
-    if classification:
-        return float(np.mean(pred == y))
-    return float(np.sqrt(np.mean((pred - y) ** 2)))
-
-
-def select(val_predictions: np.ndarray, y_val: np.ndarray, classification: bool) -> int:
-    """Index of the best grid point on the validation rows (first one on a tie; NaN never)."""
-    scores = np.array([score(p, y_val, classification) for p in val_predictions])  # (G,)
-    if not classification:
-        scores = -scores
-    scores = np.where(np.isfinite(scores), scores, -np.inf)
-    return int(np.argmax(scores))
-
-
-def _as_outputs(values: np.ndarray, split: Split) -> np.ndarray:
-    """Method outputs (..., M, C) -> labels (argmax) or regression values on the data's scale."""
-    if split.classification:
-        labels = np.argmax(values, axis=-1)
-        return np.where(np.isnan(values).any(axis=-1), -1, labels)
-    return values[..., 0] * split.y_scale + split.y_shift
-
-
 # ----------------------------------------------------------------------------- the methods
 
 
@@ -237,7 +149,7 @@ def _kernel_grids(config: Config, split: Split, x_eval) -> dict[str, bm.Grid]:
                 arch = bm.relu_mlp(depth, w, b)
                 out = bm.infinite_width_predict(arch, split.x_train, split.targets(), x_eval, g.diag_reg)  # fmt: skip
                 for kind in preds:
-                    preds[kind].append(_as_outputs(out[kind], split))  # (R, M)
+                    preds[kind].append(as_outputs(out[kind], split))  # (R, M)
                 labels += [f"depth={depth} W_std={w:.3g} b_std={b:g} diag_reg={r:g}" for r in g.diag_reg]  # fmt: skip
     return {kind: bm.Grid(np.concatenate(p), tuple(labels)) for kind, p in preds.items()}
 
@@ -259,7 +171,7 @@ def _finite_grids(config: Config, split: Split, x_eval, seed_key) -> dict[str, d
                 arch, width, x_tr, targets, x_eval, f.steps, f.record_every, f.lr_factor,
                 f.center, rng,
             )  # fmt: skip
-            preds.append(_as_outputs(outputs, split))  # (T, M)
+            preds.append(as_outputs(outputs, split))  # (T, M)
             labels += [f"width={width} step={s}" for s in steps]
             finals.append(preds[-1][-1])
             times.append(eta * f.steps)
@@ -267,7 +179,7 @@ def _finite_grids(config: Config, split: Split, x_eval, seed_key) -> dict[str, d
         out[method] = {
             "grid": bm.Grid(np.concatenate(preds), tuple(labels)),
             "final": np.stack(finals),  # (W, M) outputs at the last step
-            "limit": _as_outputs(limit["ntk"][0], split),  # (M,)
+            "limit": as_outputs(limit["ntk"][0], split),  # (M,)
             "time": float(np.mean(times)),
         }
     return out
@@ -291,12 +203,15 @@ def evaluate(config: Config, data: RealData, split: Split, seed_key) -> tuple[di
         grids.update(_kernel_grids(config, split, x_eval))
     finite = _finite_grids(config, split, x_eval, seed_key)
     grids.update({m: v["grid"] for m, v in finite.items()})
-    y_tr = split.y_train if split.classification else split.y_train
+    # scikit-learn sees class labels, or the standardized regression targets (SVR's epsilon
+    # and the GP's noise are on that scale); its predictions go back to the data's scale.
+    y_fit = split.y_train if split.classification else split.targets()[:, 0]
     for method in bm.SKLEARN_METHODS:
         if method in config.methods:
-            grids[method] = bm.sklearn_grid(
-                method, split.classification, split.x_train, y_tr, x_eval, seed_key[0]
-            )
+            grid = bm.sklearn_grid(method, split.classification, split.x_train, y_fit, x_eval, seed_key[0])  # fmt: skip
+            if grid is not None and not split.classification:
+                grid = bm.Grid(as_outputs(grid.predictions[..., None], split), grid.labels)
+            grids[method] = grid
     grids["majority"] = _majority(split, len(x_eval))
     results = {}
     for method in config.methods:

@@ -225,8 +225,8 @@ def sklearn_grid(method: str, classification: bool, x_train, y_train, x_eval, se
 
     Grids: logistic regression ``C`` in 0.01 .. 100 (classification only); RBF SVM ``C`` in
     {1, 10, 100} x ``gamma`` in {0.3, 1, 3} / d (inputs are standardized, so 1/d is
-    scikit-learn's ``"scale"``); random forest of 300 trees with ``max_features`` in
-    {sqrt(d), d/2} x ``min_samples_leaf`` in {1, 5}; GP regression with an isotropic RBF
+    scikit-learn's ``"scale"``); random forest of 100 trees with ``max_features`` in
+    {sqrt(d), d/2} x ``min_samples_leaf`` in {1, 3}; GP regression with an isotropic RBF
     kernel plus white noise, hyperparameters by marginal likelihood (regression only).
 
     Returns
@@ -258,8 +258,8 @@ def sklearn_grid(method: str, classification: bool, x_train, y_train, x_eval, se
             ensemble.RandomForestClassifier if classification else ensemble.RandomForestRegressor
         )
         for feats in ("sqrt", 0.5):
-            for leaf in (1, 5):
-                model = forest(n_estimators=300, max_features=feats, min_samples_leaf=leaf,
+            for leaf in (1, 3):
+                model = forest(n_estimators=100, max_features=feats, min_samples_leaf=leaf,
                                random_state=seed, n_jobs=1)  # fmt: skip
                 fits.append((f"max_features={feats} min_leaf={leaf}", model))
     elif method == "gp_rbf":
