@@ -39,8 +39,6 @@ _PARAM_COLORS = {"ntk": "C1", "standard": "C2"}
 
 def plot(result, config) -> dict:
     """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.benchmark.run``)."""
-    from ..experiments.benchmark import LABELS
-
     a = result.arrays
     names, methods = list(a["datasets"]), list(a["methods"])
     study = bool(len(a["study_params"])) and np.isfinite(a["study_accuracy"]).any()
@@ -59,26 +57,34 @@ def plot(result, config) -> dict:
                     s.mean(), ypos[j], xerr=s.std(ddof=1), fmt="o", ms=5, capsize=2,
                     color=COLORS.get(method, "k"),
                 )  # fmt: skip
-        ax.set_yticks(ypos, [LABELS.get(m, m) for m in methods] if i == 0 else [])
+        ax.set_yticks(ypos, [_label(m, config) for m in methods] if i == 0 else [])
         ax.set_ylim(-0.6, len(methods) - 0.4)
         regression = a["tasks"][i] == "regression"
         ax.set_xlabel("test RMSE (lower is better)" if regression else "test accuracy")
         n = (int(a["n_train"][i]), int(a["n_val"][i]), int(a["n_test"][i]))
         ax.set_title(f"{name}\ntrain/val/test {n[0]}/{n[1]}/{n[2]}", fontsize=9.5)
         ax.grid(True, axis="x", alpha=0.3)
-    fig.text(0.01, 0.955, "(a) Test score per data set and method", fontsize=11, weight="bold")
+    fig.text(0.01, 0.975, "(a) Test score per data set and method", fontsize=11, weight="bold")
     if study:
         _width_panels(fig, grid, a, len(names))
     fig.suptitle(
         "Do infinitely wide networks generalise poorly on real tasks? "
         "Infinite-width predictors vs finite networks vs standard learners",
         fontsize=12.5,
+        y=1.0,
     )
     fig.text(
         0.01, 0.0, textwrap.fill(_caption(a, config), 230), ha="left", va="top",
         fontsize=CAPTION_FONTSIZE,
     )  # fmt: skip
     return {"": fig}
+
+
+def _label(method: str, config) -> str:
+    from ..experiments.benchmark import LABELS
+
+    capped = method.startswith("mlp_") and config.finite.max_train
+    return LABELS.get(method, method) + (" *" if capped else "")
 
 
 def _width_panels(fig, grid, a, n_cols):
@@ -119,13 +125,21 @@ def _width_panels(fig, grid, a, n_cols):
         ax.set_xlabel(f"hidden width (networks trained on {rows})")
         ax.set_title(title, fontsize=11)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7.5, loc="best", framealpha=0.85)
 
 
 def _caption(a, config) -> str:
-    f = config.finite
-    k = config.kernels
-    time = np.nanmean(a["study_time"]) if a["study_time"].size else float("nan")
+    f, k = config.finite, config.kernels
+    time = np.nanmean(a["study_time"]) if np.isfinite(a["study_time"]).any() else float("nan")
+    w_std = ", ".join(f"{w:.4g}" for w in k.W_std)
+    finite = (
+        f"Finite MLPs: depth {f.depth}, widths {list(f.widths)}, one network per class, "
+        f"full-batch gradient descent on the mean squared error for {f.steps} steps at rate "
+        f"{f.lr_factor:g} N / lambda_max(NTK), "
+        + ("each network's initial function subtracted (centred), " if f.center else "")
+        + "width and step chosen on validation"
+        + (f"; * trained on at most {f.max_train} training rows (their cost). " if f.max_train else ". ")
+    )  # fmt: skip
     return (
         f"Protocol: {config.n_splits} random train/validation/test splits with fixed seeds "
         f"(validation {config.val_fraction:g}, test {config.test_fraction:g} of the rows, "
@@ -133,15 +147,11 @@ def _caption(a, config) -> str:
         "rows), the same splits for every method. Every method chooses its hyperparameters "
         "on the validation rows only and is scored once on the test rows: mean +- sd over "
         "the splits. Inputs standardized with the training rows; classes as one-hot targets. "
-        f"NNGP/NTK: ReLU MLPs, a grid over depth {list(k.depth)}, W_std {list(k.W_std)}, "
+        f"NNGP/NTK: ReLU MLPs, a grid over depth {list(k.depth)}, W_std [{w_std}], "
         f"b_std {list(k.b_std)}, relative diag_reg {list(k.diag_reg)} (no marginal "
-        "likelihood). Finite MLPs: depth "
-        f"{f.depth}, widths {list(f.widths)}, one network per class, full-batch gradient "
-        f"descent on the mean squared error for {f.steps} steps at {f.lr_factor:g} N / "
-        "lambda_max(NTK), "
-        + ("each network's initial function subtracted (centred), " if f.center else "")
-        + f"width and step chosen on validation; at most {f.max_train or 'all'} training rows. "
-        "scikit-learn: logistic regression, RBF SVM, random forest over small grids; GP "
+        "likelihood). "
+        + finite
+        + "scikit-learn: logistic regression, RBF SVM, random forest over small grids; GP "
         "regression with an RBF kernel by marginal likelihood (regression only). "
         f"(b, c) The finite networks at their last step (t = {time:.3g}) against their exact "
         "limit at the same t on the same rows: the NTK mean for NTK parameterization, the "
