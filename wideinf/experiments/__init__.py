@@ -114,6 +114,13 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             "Signal propagation with depth: order-to-chaos phase diagram, depth scales, accuracy.",
             "wideinf depth experiments/depth_phase.yaml --quick",
         ),
+        ExperimentSpec(
+            "benchmark",
+            "benchmark",
+            "benchmark_small_data.yaml",
+            "Real data: infinite-width NNGP/NTK vs finite MLPs vs standard learners.",
+            "wideinf benchmark experiments/benchmark_small_data.yaml --quick",
+        ),
     )
 }
 
