@@ -102,13 +102,16 @@ def bench_workers(n, workdir: Path):
 
 def bench_regression(ns, workdir: Path, keep: bool, in_memory_below: int = 8000):
     """MNIST-1D test accuracy of the NNGP mean against N, CG on the store above a size."""
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     arch = Architecture.from_dict(ARCH)
     n_max = max(ns)
     x_all, y_all, x_test, y_test = mnist1d(n_max, 1000)
-    print("| N | solver | iterations | residual | solve (s) | kernels (s) | test accuracy |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print(
+        "| N | solver | iterations | residual | solve (s) | kernels (s) | peak RSS/worker (GB) "
+        "| test accuracy |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
@@ -143,9 +146,11 @@ def bench_regression(ns, workdir: Path, keep: bool, in_memory_below: int = 8000)
                     shutil.rmtree(cross)
             t_solve = time.perf_counter() - t0
             accuracy = float(np.mean(np.argmax(mean, axis=1) == y_test))
+            with Client(address) as client:
+                rss = peak_worker_rss(client)
             print(
                 f"| {n} | {solver} | {info.iterations} | {info.residual.max():.1e} | "
-                f"{t_solve:.1f} | {t_kernel:.1f} | {accuracy:.3f} |",
+                f"{t_solve:.1f} | {t_kernel:.1f} | {rss:.2f} | {accuracy:.3f} |",
                 flush=True,
             )
 
