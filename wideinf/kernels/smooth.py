@@ -1,0 +1,265 @@
+"""Exact duals of any elementwise activation: a Mehler series, and 2-D quadrature near rho = +-1.
+
+For (u, v) ~ N(0, [[q1, q1 q2 rho], ...]) (variances q1, q2, correlation rho), Mehler's formula
+(the Hermite expansion of the bivariate normal density; O'Donnell 2014, Analysis of Boolean
+Functions, ch. 11; Daniely et al. 2016, arXiv:1602.05897, section 4) gives
+
+    E[phi(u) phi(v)] = sum_k a_k(q1) a_k(q2) rho^k,    a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)
+
+and the NTK factor E[phi'(u) phi'(v)] is the same series with the coefficients b_k of phi'.
+The coefficients are computed once per point (:func:`~wideinf.kernels.smooth_rules.hermite_coefficients`),
+so a pair costs a polynomial in rho. Truncating after k = K errs by at most (Cauchy-Schwarz)
+
+    |rho|^(K+1) sqrt(T_K(q1) T_K(q2)),    T_K(q) = E[phi(sqrt(q) z)^2] - sum_{k <= K} a_k(q)^2,
+
+so the number of terms is chosen per tile from the tails T_K of its rows and columns, to make
+this bound at most ``tol`` times the Cauchy-Schwarz scale ``sqrt(E[phi(u)^2] E[phi(v)^2])``.
+Where even ``terms`` terms cannot (|rho| near 1 with a large variance), the pair is integrated
+by a 2-D composite Gauss-Legendre rule instead
+(:func:`~wideinf.kernels.smooth_rules.conditional_expectation`); on the diagonal (same variance,
+rho = 1) the value is the per-point E[phi^2]. Error analysis: ``docs/smooth-activations.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .smooth_rules import conditional_expectation, hermite_coefficients
+
+__all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
+
+DEFAULT_TERMS = 64
+# Truncation bound relative to sqrt(E[phi(u)^2] E[phi(v)^2]): far below the 1e-9 target, so
+# rounding (about 1e-15 of the scale per term) dominates the error.
+DEFAULT_TOL = 1e-14
+
+# Pairs per block when :meth:`SmoothDual.nngp` / ``factor`` get arbitrary broadcast arrays.
+_PAIR_BLOCK = 65_536
+
+
+class PointTerms(tuple):
+    """Per-point terms (each (n, ...)): ``q, a, b, ta, tb, ea, eb``.
+
+    ``a``, ``b`` (n, K+1): Hermite coefficients of phi and phi'; ``ta``, ``tb`` (n, K+1):
+    sqrt of the relative tails ``T_k / E``; ``ea``, ``eb`` (n,): E[phi(u)^2], E[phi'(u)^2].
+    """
+
+
+class SmoothDual:
+    """NNGP dual and NTK factor of an elementwise activation, to ``tol`` of their scale.
+
+    Parameters
+    ----------
+    phi, dphi : callable
+        The activation and its derivative, elementwise on float64 arrays.
+    kink : bool, default False
+        True when phi' (or phi'') jumps at 0 (elu, selu, softsign): the 2-D rule then splits
+        its inner integral there. Kinks elsewhere than 0 are not supported.
+    terms : int, default DEFAULT_TERMS
+        Hermite coefficients per point (k = 0 .. terms - 1).
+    tol : float, default DEFAULT_TOL
+
+    Examples
+    --------
+    >>> d = SmoothDual(np.tanh, lambda x: 1 - np.tanh(x) ** 2)
+    >>> round(float(d.nngp(1.0, 1.0, 1.0)), 12)  # E[tanh(z)^2]
+    0.394294524869
+    """
+
+    def __init__(
+        self, phi, dphi, *, kink: bool = False, terms: int = DEFAULT_TERMS, tol=DEFAULT_TOL
+    ):
+        self.phi, self.dphi, self.kink = phi, dphi, bool(kink)
+        self.terms, self.tol = int(terms), float(tol)
+        self.parity_a = _parity(phi)
+        self.parity_b = _parity(dphi)
+
+    # ------------------------------------------------------------------ per point
+    def point_terms(self, q) -> PointTerms:
+        """Coefficients and tails of every point, from its variance ``q`` (n,)."""
+        q = np.maximum(np.asarray(q, dtype=float).ravel(), 0.0)
+        out = [q]
+        coefs, tails, seconds = [], [], []
+        for f, parity in ((self.phi, self.parity_a), (self.dphi, self.parity_b)):
+            a, second, rest = hermite_coefficients(f, q, self.terms)
+            if parity == 1:  # f - f(0) odd: exact zeros at even k >= 2 (and k = 0 if f(0) = 0)
+                a[:, 2::2] = 0.0
+                if float(f(np.zeros(1))[0]) == 0.0:
+                    a[:, 0] = 0.0
+            elif parity == 0:  # f even: exact zeros at odd k
+                a[:, 1::2] = 0.0
+            # T_K = rest + sum_{K < k < terms} a_k^2: sums of squares, no cancellation
+            squares = a * a
+            tail = rest[:, None] + (np.cumsum(squares[:, ::-1], axis=1)[:, ::-1] - squares)
+            scale = np.where(second > 0, second, 1.0)[:, None]
+            coefs.append(a)
+            tails.append(np.sqrt(tail / scale))
+            seconds.append(second)
+        return PointTerms(out + coefs + tails + seconds)
+
+    # ------------------------------------------------------------------ on a tile
+    def tile(self, rows, cols, q12):
+        """NNGP dual and NTK factor on a tile.
+
+        Parameters
+        ----------
+        rows, cols : PointTerms
+            :meth:`point_terms` of the tile's rows (ti points) and columns (tj points).
+        q12 : ndarray, shape (ti, tj)
+            Covariances, within ``[-sqrt(q11 q22), sqrt(q11 q22)]``.
+
+        Returns
+        -------
+        nngp, factor : ndarray, shape (ti, tj)
+        """
+        q1, q2 = rows[0][:, None], cols[0][None, :]  # (ti, 1), (1, tj)
+        denom = np.sqrt(q1 * q2)
+        rho = np.divide(q12, denom, out=np.zeros(np.shape(q12)), where=denom > 0)
+        np.clip(rho, -1.0, 1.0, out=rho)
+        absr = np.abs(rho)
+        nngp, factor = np.empty_like(rho), np.empty_like(rho)
+        slow = np.zeros(rho.shape, bool)
+        r2 = rho * rho
+        tmp = np.empty_like(rho)
+        for out, a_r, a_c, t_r, t_c, parity in (
+            (nngp, rows[1], cols[1], rows[3], cols[3], self.parity_a),
+            (factor, rows[2], cols[2], rows[4], cols[4], self.parity_b),
+        ):
+            m_r, m_c = t_r.max(axis=0), t_c.max(axis=0)  # (K+1,) worst tails of the tile
+            cut = _radius(m_r[-1] * m_c[-1], self.terms, self.tol)
+            beyond = absr > cut
+            slow |= beyond
+            rmax = float(np.max(absr, where=~beyond, initial=0.0))
+            k = _terms_needed(rmax, m_r * m_c, self.tol)
+            _mehler(a_r.T[:, :, None], a_c.T[:, None, :], rho, r2, k, parity, out, tmp)
+        if slow.any():
+            i, j = np.nonzero(slow)
+            nngp[i, j], factor[i, j] = self._pairs_slow(rows, cols, i, j, rho[i, j])
+        return nngp, factor
+
+    def _pairs_slow(self, rows, cols, i, j, rho):
+        """The 2-D rule for pairs (i, j) (p,), or the per-point second moments on the diagonal."""
+        q1, q2 = rows[0][i], cols[0][j]
+        same = (q1 == q2) & (rho == 1.0)
+        nngp, factor = rows[5][i].copy(), rows[6][i].copy()
+        other = ~same
+        if other.any():
+            hi, lo = np.maximum(q1, q2)[other], np.minimum(q1, q2)[other]
+            fa, fb = conditional_expectation((self.phi, self.dphi), hi, lo, rho[other], self.kink)
+            nngp[other], factor[other] = fa, fb
+        return nngp, factor
+
+    # ------------------------------------------------------------------ any shapes
+    def nngp(self, q11, q22, q12):
+        """E[phi(u) phi(v)], elementwise over broadcastable arrays."""
+        return self._evaluate(q11, q22, q12)[0]
+
+    def factor(self, q11, q22, q12):
+        """E[phi'(u) phi'(v)], elementwise over broadcastable arrays."""
+        return self._evaluate(q11, q22, q12)[1]
+
+    def _evaluate(self, q11, q22, q12):
+        """Both duals: each pair is a 1 x 1 tile of its own two points (blocks of pairs)."""
+        q11, q22, q12 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q11, q22, q12)))
+        shape = q12.shape
+        q11, q22, q12 = q11.ravel(), q22.ravel(), q12.ravel()
+        r = np.sqrt(np.maximum(q11, 0) * np.maximum(q22, 0))
+        q12 = np.clip(q12, -r, r)
+        values, inverse = np.unique(np.concatenate([q11, q22]), return_inverse=True)
+        terms = self.point_terms(values)
+        nngp, factor = np.empty(q12.size), np.empty(q12.size)
+        for start in range(0, q12.size, _PAIR_BLOCK):
+            sel = slice(start, start + _PAIR_BLOCK)
+            ri, ci = inverse[: q11.size][sel], inverse[q11.size :][sel]
+            n, f = self._pairs(terms, ri, ci, q12[sel])
+            nngp[sel], factor[sel] = n, f
+        return nngp.reshape(shape), factor.reshape(shape)
+
+    def _pairs(self, terms, ri, ci, q12):
+        """Duals of the pairs (terms[ri], terms[ci]) with covariances q12 (p,)."""
+        rows = PointTerms(t[ri] for t in terms)
+        cols = PointTerms(t[ci] for t in terms)
+        q1, q2 = rows[0], cols[0]
+        denom = np.sqrt(q1 * q2)
+        rho = np.clip(np.divide(q12, denom, out=np.zeros_like(q12), where=denom > 0), -1, 1)
+        nngp, factor = np.empty_like(rho), np.empty_like(rho)
+        slow = np.zeros(rho.shape, bool)
+        r2, tmp, absr = rho * rho, np.empty_like(rho), np.abs(rho)
+        for out, a_r, a_c, t_r, t_c, parity in (
+            (nngp, rows[1], cols[1], rows[3], cols[3], self.parity_a),
+            (factor, rows[2], cols[2], rows[4], cols[4], self.parity_b),
+        ):
+            # Per pair: the radius where `terms` terms meet tol, and the terms needed below it.
+            bound = t_r * t_c  # (p, K+1)
+            cut = _radius(bound[:, -1], self.terms, self.tol)
+            slow |= absr > cut
+            k = _terms_needed(
+                float(np.max(absr, where=absr <= cut, initial=0.0)), bound.max(0), self.tol
+            )
+            _mehler(a_r.T, a_c.T, rho, r2, k, parity, out, tmp)
+        if slow.any():
+            idx = np.nonzero(slow)[0]
+            nngp[idx], factor[idx] = self._pairs_slow(rows, cols, idx, idx, rho[idx])
+        return nngp, factor
+
+
+def _radius(bound_last, terms: int, tol: float):
+    """Largest |rho| with ``|rho|^terms * bound_last <= tol`` (elementwise; may exceed 1)."""
+    with np.errstate(divide="ignore"):
+        return np.power(tol / np.maximum(bound_last, 1e-300), 1.0 / terms)
+
+
+def _terms_needed(rmax: float, bound, tol: float) -> int:
+    """Smallest K with ``rmax^(K+1) bound[K] <= tol``; bound (K+1,) of the tile's tails."""
+    powers = rmax ** np.arange(1, len(bound) + 1)
+    ok = np.nonzero(powers * bound <= tol)[0]
+    return int(ok[0]) if len(ok) else len(bound) - 1
+
+
+def _mehler(a_r, a_c, rho, r2, k_max, parity, out, tmp):
+    """``out = sum_{k <= k_max} a_r[k] a_c[k] rho^k``, by Horner in rho^2 on even and odd k.
+
+    ``a_r``, ``a_c``: (K+1, ...) broadcastable against rho; ``parity`` 1 (only odd k, and k = 0
+    when phi(0) != 0), 0 (only even k) or None. Zero terms are skipped.
+    """
+    parts = []
+    for first in (0, 1):
+        ks = list(range(first, k_max + 1, 2))
+        if parity is not None and first != parity:  # only k = 0 can be nonzero here
+            ks = [0] if first == 0 and np.any(a_r[0]) and np.any(a_c[0]) else []
+        if not ks:
+            continue
+        acc = np.multiply(a_r[ks[-1]], a_c[ks[-1]], out=np.empty_like(rho))
+        for k in reversed(ks[:-1]):
+            np.multiply(acc, r2, out=acc)
+            np.multiply(a_r[k], a_c[k], out=tmp)
+            np.add(acc, tmp, out=acc)
+        if first == 1:
+            np.multiply(acc, rho, out=acc)
+        parts.append(acc)
+    if not parts:
+        out[...] = 0.0
+    elif len(parts) == 1:
+        out[...] = parts[0]
+    else:
+        np.add(parts[0], parts[1], out=out)
+
+
+_PROBE = np.concatenate([np.linspace(0.01, 12.0, 241), [0.3183, 1.7, 25.0, 80.0]])
+
+
+def _parity(f):
+    """1 if ``f - f(0)`` is odd, 0 if f is even, else None (to rounding, on probe points).
+
+    The coefficients that the symmetry makes zero are then set to exactly zero (they would
+    otherwise be rounding noise of about 1e-16 of the scale) and skipped in the series.
+    """
+    x = _PROBE
+    f0 = float(f(np.zeros(1))[0])
+    fx, fm = f(x), f(-x)
+    slack = 4 * np.finfo(float).eps * (np.abs(fx) + abs(f0) + 1e-300)
+    if np.all(np.abs((fm - f0) + (fx - f0)) <= slack):
+        return 1
+    if np.all(np.abs(fm - fx) <= slack):
+        return 0
+    return None
