@@ -4,8 +4,9 @@ Each activation is a frozen dataclass with
 ``phi(x)``, ``dphi(x)``: the function and its derivative, elementwise on arrays;
 ``nngp(q11, q22, q12)``: E[phi(u) phi(v)] for (u, v) ~ N(0, [[q11, q12], [q12, q22]]);
 ``factor(q11, q22, q12)``: E[phi'(u) phi'(v)], the factor by which the NTK is multiplied.
-Closed forms live in :mod:`wideinf.kernels.duals`; any other activation is integrated by
-Gauss-Hermite quadrature (:mod:`wideinf.kernels.quadrature`).
+Closed forms live in :mod:`wideinf.kernels.duals`; the smooth activations of
+:mod:`wideinf.kernels.smooth_activations` (tanh, sigmoid, softplus, swish, mish, elu, selu,
+softsign) get theirs from a Mehler series (:mod:`wideinf.kernels.smooth`), to about 1e-14.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .kernels import duals
-from .kernels.quadrature import DEFAULT_NODES, expectation_2d
+from .kernels.smooth_activations import SMOOTH, SmoothActivation, smooth_activation
 
 __all__ = [
     "Activation",
@@ -177,65 +178,10 @@ def _erf(x):
     return erf(x)
 
 
-def _sigmoid(x):
-    from scipy.special import expit
-
-    return expit(x)
-
-
-def _dsigmoid(x):
-    s = _sigmoid(x)
-    return s * (1 - s)
-
-
-def _dtanh(x):
-    t = np.tanh(x)
-    t *= t
-    return np.subtract(1.0, t, out=t)
-
-
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
-def _swish(x):
-    return x * _sigmoid(x)
-
-
-def _dswish(x):
-    s = _sigmoid(x)
-    return s + x * s * (1 - s)
-
-
-# name -> (phi, dphi); integrated by Gauss-Hermite quadrature. Only smooth activations: a kink
-# in phi' (elu, softsign) makes the rule converge algebraically, to percent-level errors.
-NUMERICAL = {
-    "tanh": (np.tanh, _dtanh),
-    "sigmoid": (_sigmoid, _dsigmoid),
-    "softplus": (_softplus, _sigmoid),
-    "swish": (_swish, _dswish),
-    "silu": (_swish, _dswish),
-}
-
-
-@dataclass(frozen=True)
-class Numerical(Activation):
-    """Any elementwise activation from :data:`NUMERICAL`, its duals by 2-D Gauss-Hermite."""
-
-    name: str = "tanh"
-    nodes: int = DEFAULT_NODES
-
-    def phi(self, x):
-        return NUMERICAL[self.name][0](x)
-
-    def dphi(self, x):
-        return NUMERICAL[self.name][1](x)
-
-    def nngp(self, q11, q22, q12):
-        return expectation_2d(self.phi, self.phi, q11, q22, q12, self.nodes)
-
-    def factor(self, q11, q22, q12):
-        return expectation_2d(self.dphi, self.dphi, q11, q22, q12, self.nodes)
+# name -> (phi, dphi, {parameter: default}, kink at 0): duals by the Mehler series of
+# wideinf.kernels.smooth, with a 2-D rule near correlation +-1.
+NUMERICAL = SMOOTH
+Numerical = SmoothActivation
 
 
 # name -> (constructor, {parameter: default}); each constructor takes the parameters by name.
@@ -258,7 +204,7 @@ def activation_parameters(name: str) -> dict:
     """The parameters an activation accepts, with their defaults."""
     if name in CLOSED_FORM:
         return dict(CLOSED_FORM[name][1])
-    return {"nodes": DEFAULT_NODES}
+    return dict(NUMERICAL[name][2])
 
 
 def make_activation(name: str, **params) -> Activation:
@@ -275,4 +221,4 @@ def make_activation(name: str, **params) -> Activation:
     values = {**allowed, **params}
     if name in CLOSED_FORM:
         return CLOSED_FORM[name][0](**values)
-    return Numerical(name, int(values["nodes"]))
+    return smooth_activation(name, **values)

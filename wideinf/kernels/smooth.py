@@ -22,19 +22,27 @@ rho = 1) the value is the per-point E[phi^2]. Error analysis: ``docs/smooth-acti
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from .smooth_rules import conditional_expectation, hermite_coefficients
+from .smooth_rules import conditional_expectation, interpolated_coefficients
 
 __all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
 
-DEFAULT_TERMS = 64
+DEFAULT_TERMS = 256
+# Terms of the series on a whole tile; the few entries with larger |rho| get more, gathered.
+TILE_TERMS = 48
+TERM_STEPS = (96, 160)
 # Truncation bound relative to sqrt(E[phi(u)^2] E[phi(v)^2]): far below the 1e-9 target, so
 # rounding (about 1e-15 of the scale per term) dominates the error.
 DEFAULT_TOL = 1e-14
 
+# Sets of variances whose point terms are kept.
+_CACHE_SIZE = 4
+
 # Pairs per block when :meth:`SmoothDual.nngp` / ``factor`` get arbitrary broadcast arrays.
-_PAIR_BLOCK = 65_536
+_PAIR_BLOCK = 8_192
 
 
 class PointTerms(tuple):
@@ -73,15 +81,34 @@ class SmoothDual:
         self.terms, self.tol = int(terms), float(tol)
         self.parity_a = _parity(phi)
         self.parity_b = _parity(dphi)
+        self._cache: dict = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ per point
     def point_terms(self, q) -> PointTerms:
-        """Coefficients and tails of every point, from its variance ``q`` (n,)."""
+        """Coefficients and tails of every point, from its variance ``q`` (n,).
+
+        Computed once per distinct variance; the last few results are kept, since a layer asks
+        for the same variances three times (its NNGP and NTK diagonals, then its tiles).
+        """
         q = np.maximum(np.asarray(q, dtype=float).ravel(), 0.0)
+        values, inverse = np.unique(q, return_inverse=True)
+        key = values.tobytes()
+        with self._lock:
+            terms = self._cache.pop(key, None)
+        if terms is None:
+            terms = self._unique_point_terms(values)
+        with self._lock:
+            self._cache[key] = terms
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+        return PointTerms(t[inverse] for t in terms)
+
+    def _unique_point_terms(self, q) -> PointTerms:
         out = [q]
         coefs, tails, seconds = [], [], []
         for f, parity in ((self.phi, self.parity_a), (self.dphi, self.parity_b)):
-            a, second, rest = hermite_coefficients(f, q, self.terms)
+            a, second, rest = interpolated_coefficients(f, q, self.terms)
             if parity == 1:  # f - f(0) odd: exact zeros at even k >= 2 (and k = 0 if f(0) = 0)
                 a[:, 2::2] = 0.0
                 if float(f(np.zeros(1))[0]) == 0.0:
@@ -112,30 +139,57 @@ class SmoothDual:
         -------
         nngp, factor : ndarray, shape (ti, tj)
         """
-        q1, q2 = rows[0][:, None], cols[0][None, :]  # (ti, 1), (1, tj)
+        return self._duals(rows, cols, q12, outer=True)
+
+    def _duals(self, rows, cols, q12, outer: bool):
+        """Both duals; ``outer``: rows x cols tile, else aligned pairs (rows[k][p], cols[k][p])."""
+        q1, q2 = (rows[0][:, None], cols[0][None, :]) if outer else (rows[0], cols[0])
         denom = np.sqrt(q1 * q2)
         rho = np.divide(q12, denom, out=np.zeros(np.shape(q12)), where=denom > 0)
         np.clip(rho, -1.0, 1.0, out=rho)
-        absr = np.abs(rho)
-        nngp, factor = np.empty_like(rho), np.empty_like(rho)
+        absr, r2 = np.abs(rho), rho * rho
+        outs = (np.empty_like(rho), np.empty_like(rho))
         slow = np.zeros(rho.shape, bool)
-        r2 = rho * rho
-        tmp = np.empty_like(rho)
-        for out, a_r, a_c, t_r, t_c, parity in (
-            (nngp, rows[1], cols[1], rows[3], cols[3], self.parity_a),
-            (factor, rows[2], cols[2], rows[4], cols[4], self.parity_b),
-        ):
-            m_r, m_c = t_r.max(axis=0), t_c.max(axis=0)  # (K+1,) worst tails of the tile
-            cut = _radius(m_r[-1] * m_c[-1], self.terms, self.tol)
-            beyond = absr > cut
-            slow |= beyond
-            rmax = float(np.max(absr, where=~beyond, initial=0.0))
-            k = _terms_needed(rmax, m_r * m_c, self.tol)
-            _mehler(a_r.T[:, :, None], a_c.T[:, None, :], rho, r2, k, parity, out, tmp)
+        for out, ai, ti, parity in ((outs[0], 1, 3, self.parity_a), (outs[1], 2, 4, self.parity_b)):
+            bound = rows[ti].max(axis=0) * cols[ti].max(axis=0)  # (K+1,) worst tails
+            done = self._tiers(rows[ai], cols[ai], bound, rho, r2, absr, parity, out, outer)
+            slow |= ~done
         if slow.any():
-            i, j = np.nonzero(slow)
-            nngp[i, j], factor[i, j] = self._pairs_slow(rows, cols, i, j, rho[i, j])
-        return nngp, factor
+            i, j = np.nonzero(slow) if outer else (np.nonzero(slow)[0],) * 2
+            outs[0][slow], outs[1][slow] = self._pairs_slow(rows, cols, i, j, rho[slow])
+        return outs
+
+    def _tiers(self, a_r, a_c, bound, rho, r2, absr, parity, out, outer):
+        """The series where it meets ``tol``; returns the mask of the entries it filled.
+
+        First the whole array with at most :data:`TILE_TERMS` terms (the entries with
+        |rho| up to that many terms' radius); then, gathered, the entries in the next
+        radii with more terms (:data:`TERM_STEPS`).
+        """
+        tol = self.tol
+        steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
+        cuts = [_radius(bound[k - 1], k, tol) for k in steps]
+        low = absr <= cuts[0]
+        rmax = float(np.max(absr, where=low, initial=0.0))
+        k = _terms_needed(rmax, bound[: steps[0]], tol)
+        if outer:
+            _mehler(a_r.T[:, :, None], a_c.T[:, None, :], rho, r2, k, parity, out)
+        else:
+            _mehler(a_r.T, a_c.T, rho, r2, k, parity, out)
+        done = low
+        for lo_cut, hi_cut, terms in zip(cuts[:-1], cuts[1:], steps[1:]):
+            band = (absr > lo_cut) & (absr <= hi_cut)
+            if not band.any():
+                continue
+            idx = np.nonzero(band)
+            i, j = idx if outer else (idx[0], idx[0])
+            rb = rho[band]
+            k = _terms_needed(float(np.abs(rb).max()), bound[:terms], tol)
+            vals = np.empty_like(rb)
+            _mehler(a_r[i, : k + 1].T, a_c[j, : k + 1].T, rb, rb * rb, k, parity, vals)
+            out[band] = vals
+            done = done | band
+        return done
 
     def _pairs_slow(self, rows, cols, i, j, rho):
         """The 2-D rule for pairs (i, j) (p,), or the per-point second moments on the diagonal."""
@@ -179,28 +233,7 @@ class SmoothDual:
         """Duals of the pairs (terms[ri], terms[ci]) with covariances q12 (p,)."""
         rows = PointTerms(t[ri] for t in terms)
         cols = PointTerms(t[ci] for t in terms)
-        q1, q2 = rows[0], cols[0]
-        denom = np.sqrt(q1 * q2)
-        rho = np.clip(np.divide(q12, denom, out=np.zeros_like(q12), where=denom > 0), -1, 1)
-        nngp, factor = np.empty_like(rho), np.empty_like(rho)
-        slow = np.zeros(rho.shape, bool)
-        r2, tmp, absr = rho * rho, np.empty_like(rho), np.abs(rho)
-        for out, a_r, a_c, t_r, t_c, parity in (
-            (nngp, rows[1], cols[1], rows[3], cols[3], self.parity_a),
-            (factor, rows[2], cols[2], rows[4], cols[4], self.parity_b),
-        ):
-            # Per pair: the radius where `terms` terms meet tol, and the terms needed below it.
-            bound = t_r * t_c  # (p, K+1)
-            cut = _radius(bound[:, -1], self.terms, self.tol)
-            slow |= absr > cut
-            k = _terms_needed(
-                float(np.max(absr, where=absr <= cut, initial=0.0)), bound.max(0), self.tol
-            )
-            _mehler(a_r.T, a_c.T, rho, r2, k, parity, out, tmp)
-        if slow.any():
-            idx = np.nonzero(slow)[0]
-            nngp[idx], factor[idx] = self._pairs_slow(rows, cols, idx, idx, rho[idx])
-        return nngp, factor
+        return self._duals(rows, cols, q12, outer=False)
 
 
 def _radius(bound_last, terms: int, tol: float):
@@ -216,7 +249,7 @@ def _terms_needed(rmax: float, bound, tol: float) -> int:
     return int(ok[0]) if len(ok) else len(bound) - 1
 
 
-def _mehler(a_r, a_c, rho, r2, k_max, parity, out, tmp):
+def _mehler(a_r, a_c, rho, r2, k_max, parity, out):
     """``out = sum_{k <= k_max} a_r[k] a_c[k] rho^k``, by Horner in rho^2 on even and odd k.
 
     ``a_r``, ``a_c``: (K+1, ...) broadcastable against rho; ``parity`` 1 (only odd k, and k = 0
@@ -230,6 +263,7 @@ def _mehler(a_r, a_c, rho, r2, k_max, parity, out, tmp):
         if not ks:
             continue
         acc = np.multiply(a_r[ks[-1]], a_c[ks[-1]], out=np.empty_like(rho))
+        tmp = np.empty_like(rho)
         for k in reversed(ks[:-1]):
             np.multiply(acc, r2, out=acc)
             np.multiply(a_r[k], a_c[k], out=tmp)

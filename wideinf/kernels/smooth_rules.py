@@ -19,6 +19,7 @@ __all__ = [
     "graded_rule",
     "coefficient_rule",
     "hermite_coefficients",
+    "interpolated_coefficients",
     "conditional_expectation",
 ]
 
@@ -26,11 +27,22 @@ __all__ = [
 # real axis (tanh's poles; every other shipped activation has more room) the panel error is
 # below rho^(-2n) with rho = pi + sqrt(1 + pi^2) = 6.4: 4e-20 for n = 12 (Trefethen, ATAP 19.3).
 PANEL_NODES = 12
-
-# Truncation of z ~ N(0, 1): beyond 13 the weight phi(z) He_k(z) / sqrt(k!) is below 1e-17 for
-# every k <= 96 (checked in tests); beyond 10 phi(z) (1 + |z|)^2 is below 1e-20.
-COEFFICIENT_RANGE = 13.0
+# The Hermite coefficient rule: 16 nodes on panels of width h with h sqrt(2K) <= 5.6, so the
+# oscillation of He_K (frequency sqrt(2K)) costs at most (e 5.6 / 64)^32 ~ 1e-20 per panel.
+COEFFICIENT_NODES = 16
+# Beyond z = 10 phi(z) (1 + |z|)^2 is below 1e-20.
 EXPECTATION_RANGE = 10.0
+
+
+def coefficient_range(terms: int) -> float:
+    """Truncation of z for He_k, k < terms: 6 past the last turning point sqrt(4k + 2)."""
+    return float(np.ceil(np.sqrt(4 * terms + 2) + 6))
+
+
+def coefficient_width(terms: int) -> float:
+    """Panel width with width * sqrt(2 terms) <= 5.6, at most 1/2."""
+    return float(min(0.5, 5.6 / np.sqrt(2 * terms)))
+
 
 # Elements (x nodes x nodes) per block of :func:`conditional_expectation` (16 MB of float64).
 _BLOCK = 2_000_000
@@ -94,7 +106,7 @@ def coefficient_rule(width: float, terms: int):
         polynomials ``P_{k+1} = (z P_k - sqrt(k) P_{k-1}) / sqrt(k + 1)``; its columns are
         orthonormal to quadrature accuracy, and bounded by 1 (no overflow at large z).
     """
-    z, w = panel_rule(width, COEFFICIENT_RANGE)
+    z, w = panel_rule(width, coefficient_range(terms), COEFFICIENT_NODES)
     root_weight = np.sqrt(w * np.exp(-z * z / 2) / np.sqrt(2 * np.pi))
     table = np.empty((len(z), terms))
     prev, cur = np.zeros_like(z), np.ones_like(z)
@@ -129,7 +141,7 @@ def hermite_coefficients(f, q, terms: int):
     root = np.sqrt(q)
     a = np.empty((len(q), terms))
     second, rest = np.empty(len(q)), np.empty(len(q))
-    widths = _level_width(root, 0.5)  # z-panels <= 1/2 wide and <= 1 wide in x
+    widths = _level_width(root, coefficient_width(terms))  # and <= 1 wide in x
     for width in np.unique(widths):
         idx = np.nonzero(widths == width)[0]
         z, root_weight, table = coefficient_rule(float(width), terms)
@@ -211,3 +223,71 @@ def _conditional_block(functions, q1, q2, rho, sigma, z, inner_width, kink):
     gy = wy * np.exp(-y * y / 2) / np.sqrt(2 * np.pi)
     v = m[:, :, None] + s * y
     return [f(u) * np.einsum("pzy,pzy->pz", f(v), gy) for f in functions]
+
+
+# Below this many points (or this variance ratio) the coefficients are computed point by point.
+_INTERPOLATE_MIN_POINTS = 24
+# Coefficients are analytic in s = log q for |Im s| < pi (phi(e^(s/2) z) stays integrable
+# against the Gaussian while Re e^(s/2) > 0); the node count assumes 0.8 pi, and is checked.
+_STRIP = 0.8 * np.pi
+_INTERPOLATION_TOL = 1e-14
+
+
+def interpolated_coefficients(f, q, terms: int):
+    """:func:`hermite_coefficients` of many points, by interpolation in log q.
+
+    The coefficients (and E[f^2], and the tail) are computed exactly at n Chebyshev points of
+    ``log q`` over the range of the positive variances and interpolated to every point by the
+    barycentric formula (Berrut & Trefethen 2004). n is chosen for an analytic strip of half
+    width 0.8 pi (Chebyshev error ~ rho^-n, rho = b + sqrt(1 + b^2), b = 0.8 pi / half-length;
+    Trefethen, ATAP Thm 8.2), and the result is checked against the exact values at the two
+    points between the first and the middle nodes: if either differs by more than 1e-14 of
+    sqrt(E[f^2]), n doubles (at most 256 nodes), else every point is computed exactly.
+    Zero variances are computed exactly.
+    """
+    q = np.asarray(q, dtype=float)
+    pos = q > 0
+    if pos.sum() <= _INTERPOLATE_MIN_POINTS or q[pos].max() <= q[pos].min() * (1 + 1e-9):
+        return hermite_coefficients(f, q, terms)
+    s = np.log(q[pos])
+    lo, hi = s.min(), s.max()
+    half = (hi - lo) / 2
+    b = _STRIP / half
+    n = int(np.clip(np.ceil(37 / np.log(b + np.sqrt(1 + b * b))) + 2, 8, 256))
+    while n <= 256 and n < pos.sum():
+        nodes = lo + half * (1 - np.cos(np.pi * np.arange(n) / (n - 1)))  # (n,) ascending
+        exact = hermite_coefficients(f, np.exp(nodes), terms)
+        probe = np.array([(nodes[0] + nodes[1]) / 2, (nodes[n // 2] + nodes[n // 2 + 1]) / 2])
+        check = hermite_coefficients(f, np.exp(probe), terms)
+        got = [_barycentric(nodes, probe) @ v for v in exact]
+        scale = np.sqrt(np.maximum(check[1], 1e-300))
+        err = np.max(np.abs(got[0] - check[0]), axis=1) / scale
+        if np.all(err <= _INTERPOLATION_TOL):
+            weights = _barycentric(nodes, s)  # (p, n)
+            out = [np.empty((len(q),) + v.shape[1:]) for v in exact]
+            for o, v in zip(out, exact):
+                o[pos] = weights @ v
+            rest = hermite_coefficients(f, q[~pos], terms)
+            for o, v in zip(out, rest):
+                o[~pos] = v
+            out[1][pos] = np.maximum(out[1][pos], 0.0)
+            out[2][pos] = np.maximum(out[2][pos], 0.0)
+            return tuple(out)
+        n *= 2
+    return hermite_coefficients(f, q, terms)
+
+
+def _barycentric(nodes, x):
+    """Barycentric interpolation matrix (len(x), n) at Chebyshev extreme points ``nodes``."""
+    n = len(nodes)
+    w = (-1.0) ** np.arange(n)
+    w[0] /= 2
+    w[-1] /= 2
+    diff = x[:, None] - nodes[None, :]  # (p, n)
+    hit = diff == 0
+    diff[hit] = 1.0
+    m = w / diff
+    m /= m.sum(axis=1, keepdims=True)
+    rows = hit.any(axis=1)
+    m[rows] = hit[rows].astype(float)
+    return m

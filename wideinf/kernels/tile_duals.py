@@ -11,16 +11,15 @@ recursion; ``tests/test_tiled.py`` checks this against the reference.
 
 Closed forms: AB-ReLU (Cho & Saul 2009), erf (Williams 1997), GeLU (Tsuchida et al. 2020,
 arXiv:2002.08517), Gabor (Han et al. 2022, arXiv:2209.04121), ``a sin(b z + c)``. The
-Gauss-Hermite activations integrate ``phi`` and ``phi'`` together on shared nodes
-(:func:`wideinf.kernels.quadrature.paired_expectations`), in row blocks that bound the memory;
-any other activation (identity) calls its own ``nngp`` / ``factor`` on the tile.
+smooth activations evaluate their Mehler series on the tile from per-point coefficients
+(:meth:`wideinf.kernels.smooth.SmoothDual.tile`); any other activation (identity) calls its
+own ``nngp`` / ``factor`` on the tile.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .quadrature import paired_expectations
 
 __all__ = ["TileDual", "tile_dual", "TEMPORARIES"]
 
@@ -271,32 +270,28 @@ class SineTile(TileDual):
         np.multiply(q12, a * a / 2, out=q12)
 
 
-class NumericalTile(TileDual):
-    """Gauss-Hermite activations: ``phi`` and ``phi'`` integrated together on shared nodes.
+class SmoothTile(TileDual):
+    """Smooth activations: per-point Hermite coefficients, a Mehler series on the tile.
 
-    :func:`wideinf.kernels.quadrature.paired_expectations` computes what the activation's own
-    ``nngp`` and ``factor`` (:func:`~wideinf.kernels.quadrature.expectation_2d`) compute,
-    sharing the node arguments between the two, in row blocks that bound the memory.
+    See :meth:`wideinf.kernels.smooth.SmoothDual.tile`.
     """
 
+    def point_terms(self, q):
+        return self.activation.dual.point_terms(q)
+
     def apply(self, rows, cols, q12, ntk, tmp):
-        act = self.activation
-        q11, q22 = rows[0], cols[0]
-        _clip(q11, q22, q12, tmp[0], tmp[1], tmp[2])
-        ti, tj = q12.shape
-        step = max(1, _QUADRATURE_BLOCK // max(1, tj * int(act.nodes)))
-        for start in range(0, ti, step):
-            block = slice(start, start + step)
-            nngp, factor = paired_expectations(
-                (act.phi, act.dphi), q11[block], q22, q12[block], act.nodes
-            )
-            q12[block] = nngp
-            ntk[block] *= factor
+        _clip(rows[0], cols[0], q12, tmp[0], tmp[1], tmp[2])
+        r = tuple(v[:, 0] for v in rows)  # each (ti,) or (ti, K)
+        c = tuple(v[0] for v in cols)  # each (tj,) or (tj, K)
+        nngp, factor = self.activation.dual.tile(r, c, q12)
+        q12[...] = nngp
+        ntk *= factor
 
 
 def tile_dual(activation) -> TileDual:
     """The tile evaluator for ``activation``: a closed form when there is one, else generic."""
-    from ..activations import ABReLU, Erf, Gabor, Gelu, Numerical, Sine
+    from ..activations import ABReLU, Erf, Gabor, Gelu, Sine
+    from .smooth_activations import SmoothActivation
 
     kind = {
         ABReLU: ABReLUTile,
@@ -304,6 +299,6 @@ def tile_dual(activation) -> TileDual:
         Gelu: GeluTile,
         Gabor: GaborTile,
         Sine: SineTile,
-        Numerical: NumericalTile,
+        SmoothActivation: SmoothTile,
     }
     return kind.get(type(activation), TileDual)(activation)
