@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 __all__ = ["TileDual", "tile_dual", "TEMPORARIES"]
 
 TWO_PI = 2 * np.pi
