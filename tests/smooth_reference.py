@@ -32,6 +32,8 @@ def _dmish(x):
 
 
 FUNCTIONS = {
+    "relu": (lambda x: max(x, 0.0), lambda x: 1.0 if x > 0 else 0.0),
+    "erf": (math.erf, lambda x: 2 / math.sqrt(math.pi) * math.exp(-x * x)),
     "tanh": (math.tanh, lambda x: 1 / math.cosh(x) ** 2 if abs(x) < 300 else 0.0),
     "sigmoid": (_sig, lambda x: _sig(x) * _sig(-x)),
     "softplus": (_sp, _sig),

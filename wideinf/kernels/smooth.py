@@ -109,10 +109,9 @@ class SmoothDual:
         coefs, tails, seconds = [], [], []
         for f, parity in ((self.phi, self.parity_a), (self.dphi, self.parity_b)):
             a, second, rest = interpolated_coefficients(f, q, self.terms)
-            if parity == 1:  # f - f(0) odd: exact zeros at even k >= 2 (and k = 0 if f(0) = 0)
+            if parity == 1:  # f - f(0) odd: a_0 = E[f(u)] = f(0), exact zeros at even k >= 2
                 a[:, 2::2] = 0.0
-                if float(f(np.zeros(1))[0]) == 0.0:
-                    a[:, 0] = 0.0
+                a[:, 0] = float(f(np.zeros(1))[0])
             elif parity == 0:  # f even: exact zeros at odd k
                 a[:, 1::2] = 0.0
             # T_K = rest + sum_{K < k < terms} a_k^2: sums of squares, no cancellation
