@@ -7,23 +7,11 @@ independent standard normals (the Cholesky factor of the 2x2 covariance). Then
     E[f(u) g(v)] ~= sum_a sum_b w_a w_b f(u_a) g(v_ab)
 
 with the probabilists' Gauss-Hermite nodes ``z`` and weights ``w`` (normalised to sum to 1).
-An n-node rule is exact when f(u) g(v) is a polynomial of degree < 2n in (z1, z2); for
-smooth activations it converges quickly while the variances are small, and slowly once the
-integrand varies on a scale finer than the node spacing (phi' of tanh at large variance is a
-narrow bump). Measured with 64 nodes against 240, as the largest error relative to
-``sqrt(E[f(u)^2] E[f(v)^2])`` over variances in [0.1, q] and correlations in [-0.99, 0.99]:
-
-=========  ==============  ===============  ================
-f          q <= 1          q <= 3           q <= 10
-=========  ==============  ===============  ================
-tanh       4e-9 / 1e-7     2e-5 / 5e-4      2e-3 / 5e-2
-sigmoid    2e-15 / 1e-15   4e-11 / 5e-9     2e-6 / 2e-4
-softplus   1e-15 / 2e-15   6e-13 / 4e-11    4e-8 / 2e-6
-swish      8e-16 / 8e-16   1e-10 / 4e-9     1e-6 / 6e-5
-=========  ==============  ===============  ================
-
-(phi / phi', i.e. the NNGP dual / the NTK factor.) Activations with a kink in phi' (elu,
-softsign) converge only algebraically, which is why they are not offered.
+An n-node rule is exact when f(u) g(v) is a polynomial of degree < 2n in (z1, z2), and
+converges slowly once the integrand varies on a scale finer than the node spacing (tanh'
+at large variance is a narrow bump) or has a kink. No activation uses it: the closed forms
+are tested against it, and the smooth activations (tanh, sigmoid, ...) get exact duals from
+:mod:`wideinf.kernels.smooth` (see ``docs/smooth-activations.md``).
 """
 
 from __future__ import annotations

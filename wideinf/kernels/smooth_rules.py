@@ -133,9 +133,9 @@ def hermite_coefficients(f, q, terms: int):
     second : ndarray, shape (n,)
         ``E[f(u)^2]`` for u ~ N(0, q), by the same rule.
     rest : ndarray, shape (n,)
-        ``E[(f(u) - sum_{k < terms} a_k He_k(z) / sqrt(k!))^2] = sum_{k >= terms} a_k^2``,
-        from the residual on the nodes (so it has no cancellation: it is accurate even when
-        it is 1e-30 of E[f^2], where ``E[f^2] - sum a_k^2`` would be rounding noise).
+        An upper bound of ``sum_{k >= terms} a_k^2 = E[f^2] - sum_{k < terms} a_k^2``
+        (Parseval), rounded up by ``2 terms eps E[f^2]``: the tail of the tail, used only
+        beyond the last coefficient (shorter tails are sums of squares, exact to rounding).
     """
     q = np.asarray(q, dtype=float)
     root = np.sqrt(q)
@@ -149,8 +149,10 @@ def hermite_coefficients(f, q, terms: int):
         a[idx] = values @ table
         # einsum, not BLAS: a point's value must not depend on the other points in the call
         second[idx] = np.einsum("pm,pm->p", values, values)
-        residual = values - a[idx] @ table.T
-        rest[idx] = np.einsum("pm,pm->p", residual, residual)
+    # Parseval: rest = E[f^2] - sum a_k^2, rounded up by the rounding error of that sum
+    # (about terms * eps * E[f^2]): an upper bound, never rounding noise below the truth.
+    slack = 2 * terms * np.finfo(float).eps * second
+    rest = np.maximum(second - np.einsum("pk,pk->p", a, a), 0.0) + slack
     return a, second, rest
 
 
