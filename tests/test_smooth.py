@@ -41,7 +41,7 @@ def _check(key, pairs, correlations):
             q12 = rho * math.sqrt(q1 * q2)
             for got, g in ((act.nngp(q1, q2, q12), f), (act.factor(q1, q2, q12), df)):
                 ref, err = expectation(g, q1, q2, rho)
-                assert err < 1e-12
+                assert err < 1e-12 + 1e-13 * abs(ref)  # the reference's own estimate
                 assert abs(got - ref) <= 1e-9 * abs(ref) + 1e-12, (key, q1, q2, rho, got, ref)
 
 
