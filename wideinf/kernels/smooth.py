@@ -30,8 +30,8 @@ __all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
 
 DEFAULT_TERMS = 256
 # Terms of the series on a whole tile; the few entries with larger |rho| get more, gathered.
-TILE_TERMS = 48
-TERM_STEPS = (96, 160)
+TILE_TERMS = 32
+TERM_STEPS = (48, 96, 160)
 # Truncation bound relative to sqrt(E[phi(u)^2] E[phi(v)^2]): far below the 1e-9 target, so
 # rounding (about 1e-15 of the scale per term) dominates the error.
 DEFAULT_TOL = 1e-14
@@ -66,10 +66,10 @@ class PointTerms:
     def __getitem__(self, index):
         return PointTerms(*(getattr(self, f)[index] for f in self.FIELDS))
 
-    def at(self, entries):
-        """The terms of some entries of the broadcast shape, ``entries`` from ``np.nonzero``."""
+    def index(self, entries) -> tuple:
+        """The index of the points of some entries of the broadcast shape (from ``np.nonzero``)."""
         entries = entries[len(entries) - self.q.ndim :]  # broadcasting aligns trailing axes
-        return self[tuple(ix if n > 1 else 0 * ix for ix, n in zip(entries, self.q.shape))]
+        return tuple(ix if n > 1 else 0 * ix for ix, n in zip(entries, self.q.shape))
 
     @property
     def shape(self):
@@ -160,68 +160,78 @@ class SmoothDual:
     def _duals(self, rows, cols, q12):
         """Both duals of the broadcast shape of ``rows.q``, ``cols.q`` and ``q12``."""
         q1, q2 = rows.q, cols.q
+        shape = np.broadcast_shapes(q1.shape, q2.shape, np.shape(q12))
         denom = np.sqrt(q1 * q2)
-        rho = np.divide(q12, denom, out=np.zeros(np.broadcast(q1, q2, q12).shape), where=denom > 0)
+        rho = np.divide(q12, denom, out=np.zeros(shape), where=denom > 0)
         np.clip(rho, -1.0, 1.0, out=rho)
         absr, r2 = np.abs(rho), rho * rho
-        outs = (np.empty_like(rho), np.empty_like(rho))
-        slow = np.zeros(rho.shape, bool)
+        rmax = float(absr.max(initial=0.0))
+        outs = (np.empty(shape), np.empty(shape))
+        left = []  # flat indices of the entries beyond the series' reach
         for out, coef, tail, parity in (
             (outs[0], "a", "ta", self.parity_a),
             (outs[1], "b", "tb", self.parity_b),
         ):
             k = getattr(rows, tail).shape[-1]
-            bound = getattr(rows, tail).reshape(-1, k).max(axis=0) * getattr(cols, tail).reshape(
-                -1, k
-            ).max(axis=0)  # (K,) the worst tails of the block
-            done = self._tiers(rows, cols, coef, bound, rho, r2, absr, parity, out)
-            slow |= ~done
-        # a point with itself: the per-point second moments, exactly
-        same = (q1 == q2) & (rho == 1.0)
-        if same.any():
-            same = np.broadcast_to(same, rho.shape)
-            outs[0][same] = np.broadcast_to(rows.ea, rho.shape)[same]
-            outs[1][same] = np.broadcast_to(rows.eb, rho.shape)[same]
-            slow &= ~same
-        if slow.any():
-            entries = np.nonzero(slow)
-            outs[0][slow], outs[1][slow] = self._pairs_slow(
-                rows.at(entries), cols.at(entries), rho[slow]
-            )
+            worst_r = getattr(rows, tail).reshape(-1, k).max(axis=0)
+            worst_c = getattr(cols, tail).reshape(-1, k).max(axis=0)
+            bound = worst_r * worst_c  # (K,) the worst tails of the block
+            left.append(self._tiers(rows, cols, coef, bound, rho, r2, absr, rmax, parity, out))
+        slow = np.union1d(*left)
+        if rmax == 1.0:  # a point with itself: its second moments, exactly
+            same = np.flatnonzero(np.broadcast_to(q1 == q2, shape) & (rho == 1.0))
+            entries = np.unravel_index(same, shape)
+            outs[0].reshape(-1)[same] = rows.ea[rows.index(entries)]
+            outs[1].reshape(-1)[same] = rows.eb[rows.index(entries)]
+            slow = np.setdiff1d(slow, same)
+        if slow.size:
+            entries = np.unravel_index(slow, shape)
+            q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
+            fa, fb = self._pairs_slow(q1s, q2s, rho.reshape(-1)[slow])
+            outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
         return outs
 
-    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, parity, out):
-        """The series where it meets ``tol``; returns the mask of the entries it filled.
+    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out):
+        """The series where it meets ``tol``; returns the flat indices of the entries beyond it.
 
-        First the whole array with at most :data:`TILE_TERMS` terms (the entries with
-        |rho| up to that many terms' radius); then, gathered, the entries in the next
-        radii with more terms (:data:`TERM_STEPS`).
+        First the whole array with at most :data:`TILE_TERMS` terms (right for the entries
+        with |rho| up to that many terms' radius, most of them); then, gathered, the entries
+        in the next radii with more terms (:data:`TERM_STEPS`).
         """
         tol = self.tol
         steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
         cuts = [_radius(bound[k - 1], k, tol) for k in steps]
-        low = absr <= cuts[0]
-        rmax = float(np.max(absr, where=low, initial=0.0))
-        k = _terms_needed(rmax, bound[: steps[0]], tol)
-        _mehler(getattr(rows, coef), getattr(cols, coef), rho, r2, k, parity, out)
-        done = low
+        k = _terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
+        a_r, a_c = getattr(rows, coef), getattr(cols, coef)
+        constant = bool(np.any(a_r[..., 0]) and np.any(a_c[..., 0]))
+        # k-major copies (k + 1, ti, 1), (k + 1, 1, tj): each term's factors contiguous
+        r_k = np.ascontiguousarray(np.moveaxis(a_r[..., : k + 1], -1, 0))
+        c_k = np.ascontiguousarray(np.moveaxis(a_c[..., : k + 1], -1, 0))
+        _mehler(
+            lambda i, tmp: np.multiply(r_k[i], c_k[i], out=tmp), rho, r2, k, parity, constant, out
+        )
+        if rmax <= cuts[0]:
+            return np.empty(0, np.intp)
+        far = np.flatnonzero(absr > cuts[0])  # (p,) flat indices, gathered
+        rho_far = rho.reshape(-1)[far]
+        abs_far = np.abs(rho_far)
         for lo_cut, hi_cut, terms in zip(cuts[:-1], cuts[1:], steps[1:]):
-            band = (absr > lo_cut) & (absr <= hi_cut)
-            if not band.any():
+            sel = np.flatnonzero((abs_far > lo_cut) & (abs_far <= hi_cut))
+            if not sel.size:
                 continue
-            entries = np.nonzero(band)
-            rb = rho[band]
-            k = _terms_needed(float(np.abs(rb).max()), bound[:terms], tol)
+            entries = np.unravel_index(far[sel], rho.shape)
+            rb = rho_far[sel]
+            k = _terms_needed(float(abs_far[sel].max()), bound[:terms], tol)
+            first = (slice(0, k + 1),)  # the band's coefficient products, k-major (k + 1, p)
+            products = a_r[rows.index(entries) + first] * a_c[cols.index(entries) + first]
+            products = np.ascontiguousarray(products.T)
             vals = np.empty_like(rb)
-            a_r, a_c = getattr(rows.at(entries), coef), getattr(cols.at(entries), coef)
-            _mehler(a_r, a_c, rb, rb * rb, k, parity, vals)
-            out[band] = vals
-            done = done | band
-        return done
+            _mehler(lambda i, tmp, p=products: p[i], rb, rb * rb, k, parity, constant, vals)
+            out.reshape(-1)[far[sel]] = vals
+        return far[abs_far > cuts[-1]]
 
-    def _pairs_slow(self, rows, cols, rho):
-        """The 2-D rule for pairs of points (p,) with correlations rho (p,)."""
-        q1, q2 = rows.q, cols.q
+    def _pairs_slow(self, q1, q2, rho):
+        """The 2-D rule for pairs of variances q1, q2 (p,) with correlations rho (p,)."""
         hi, lo = np.maximum(q1, q2), np.minimum(q1, q2)
         fa, fb = conditional_expectation((self.phi, self.dphi), hi, lo, rho, self.kink)
         return fa, fb
@@ -261,25 +271,25 @@ def _terms_needed(rmax: float, bound, tol: float) -> int:
     return int(ok[0]) if len(ok) else len(bound) - 1
 
 
-def _mehler(a_r, a_c, rho, r2, k_max, parity, out):
-    """``out = sum_{k <= k_max} a_r[..., k] a_c[..., k] rho^k``, by Horner in rho^2 on even and odd k.
+def _mehler(products, rho, r2, k_max, parity, constant, out):
+    """``out = sum_{k <= k_max} c_k rho^k``, by Horner in rho^2 on even and odd k.
 
-    ``a_r``, ``a_c``: (..., K) with leading axes broadcastable against rho; ``parity`` 1 (only odd k, and k = 0
-    when phi(0) != 0), 0 (only even k) or None. Zero terms are skipped.
+    ``products(k, tmp)`` gives ``c_k = a_k(q1) a_k(q2)`` broadcast to rho's shape (written into
+    ``tmp`` or returned); ``parity`` 1 (only odd k, and k = 0 when ``constant``), 0 (only even
+    k) or None. Zero terms are skipped.
     """
     parts = []
+    tmp = np.empty_like(rho)
     for first in (0, 1):
         ks = list(range(first, k_max + 1, 2))
         if parity is not None and first != parity:  # only k = 0 can be nonzero here
-            ks = [0] if first == 0 and np.any(a_r[..., 0]) and np.any(a_c[..., 0]) else []
+            ks = [0] if first == 0 and constant else []
         if not ks:
             continue
-        acc = np.multiply(a_r[..., ks[-1]], a_c[..., ks[-1]], out=np.empty_like(rho))
-        tmp = np.empty_like(rho)
+        acc = np.array(products(ks[-1], tmp), copy=True)
         for k in reversed(ks[:-1]):
             np.multiply(acc, r2, out=acc)
-            np.multiply(a_r[..., k], a_c[..., k], out=tmp)
-            np.add(acc, tmp, out=acc)
+            np.add(acc, products(k, tmp), out=acc)
         if first == 1:
             np.multiply(acc, rho, out=acc)
         parts.append(acc)
