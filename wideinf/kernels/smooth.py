@@ -64,7 +64,10 @@ class PointTerms:
         self.q, self.a, self.b, self.ta, self.tb, self.ea, self.eb = q, a, b, ta, tb, ea, eb
 
     def __getitem__(self, index):
-        return PointTerms(*(getattr(self, f)[index] for f in self.FIELDS))
+        index = index if isinstance(index, tuple) else (index,)
+        fields = (getattr(self, f) for f in self.FIELDS)
+        # full slices over each field's own trailing axes, so ``...`` means the point axes
+        return PointTerms(*(f[index + (slice(None),) * (f.ndim - self.q.ndim)] for f in fields))
 
     def index(self, entries) -> tuple:
         """The index of the points of some entries of the broadcast shape (from ``np.nonzero``)."""
