@@ -22,6 +22,8 @@ rho = 1) the value is the per-point E[phi^2]. Error analysis: ``docs/smooth-acti
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .smooth_rules import conditional_expectation, interpolated_coefficients
@@ -35,6 +37,9 @@ TERM_STEPS = (48, 96, 160)
 # Truncation bound relative to sqrt(E[phi(u)^2] E[phi(v)^2]): far below the 1e-9 target, so
 # rounding (about 1e-15 of the scale per term) dominates the error.
 DEFAULT_TOL = 1e-14
+
+# Sets of variances whose terms :meth:`SmoothDual._recent_terms` keeps.
+_RECENT = 8
 
 # Pairs per block when :meth:`SmoothDual.nngp` / ``factor`` get arbitrary broadcast arrays.
 _PAIR_BLOCK = 8_192
@@ -107,6 +112,8 @@ class SmoothDual:
         self.terms, self.tol = int(terms), float(tol)
         self.parity_a = _parity(phi)
         self.parity_b = _parity(dphi)
+        self._recent: dict = {}  # unique variances (bytes) -> their terms, for _evaluate
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ per point
     def point_terms(self, q) -> PointTerms:
@@ -239,6 +246,23 @@ class SmoothDual:
         fa, fb = conditional_expectation((self.phi, self.dphi), hi, lo, rho, self.kink)
         return fa, fb
 
+    def _recent_terms(self, values) -> PointTerms:
+        """:meth:`_unique_point_terms`, kept for the last few sets of variances.
+
+        Callers that pass variances rather than terms (fixed-point iterations, scalar
+        queries) often ask again for the same variances; the kernel recursion never comes here.
+        """
+        key = values.tobytes()
+        with self._lock:
+            terms = self._recent.pop(key, None)
+        if terms is None:
+            terms = self._unique_point_terms(values)
+        with self._lock:
+            self._recent[key] = terms
+            while len(self._recent) > _RECENT:
+                self._recent.pop(next(iter(self._recent)))
+        return terms
+
     def _evaluate(self, q11, q22, q12):
         """Both duals of broadcast arrays, in blocks of pairs (each pair its own two points)."""
         q11, q22, q12 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q11, q22, q12)))
@@ -248,7 +272,7 @@ class SmoothDual:
         q12 = np.clip(q12, -r, r)
         values, inverse = np.unique(np.concatenate([q11, q22]), return_inverse=True)
         inverse = inverse.ravel()
-        terms = self._unique_point_terms(np.maximum(values, 0.0))
+        terms = self._recent_terms(np.maximum(values, 0.0))
         nngp, factor = np.empty(q12.size), np.empty(q12.size)
         for start in range(0, q12.size, _PAIR_BLOCK):
             sel = slice(start, start + _PAIR_BLOCK)
