@@ -399,11 +399,10 @@ class Softsign(Smooth):
         return x / (1 + np.abs(x))
 
     def dphi(self, x):
-        d = 1 + np.abs(x)
-        return 1 / (d * d)
+        return 1 / (1 + np.abs(x)) ** 2
 
 
-# name -> (constructor, {parameter: default}), as CLOSED_FORM.
+# name -> (constructor, {parameter: default}) of the Mehler-series activations; as CLOSED_FORM.
 SMOOTH = {
     "tanh": (Tanh, {}),
     "sigmoid": (Sigmoid, {}),
@@ -415,8 +414,6 @@ SMOOTH = {
     "selu": (lambda: ELU(SELU_ALPHA, SELU_SCALE, "selu"), {}),
     "softsign": (Softsign, {}),
 }
-
-
 # name -> (constructor, {parameter: default}); each constructor takes the parameters by name.
 CLOSED_FORM = {
     "relu": (lambda: ABReLU(0.0, 1.0, "relu"), {}),
