@@ -37,15 +37,14 @@ NETWORKS = {
     "erf": ["dense", "erf", "dense", "erf", "dense"],
     "gelu": ["dense", "gelu", "dense", "gelu", "dense"],
     "gabor-relu": ["dense", "gabor", "dense", "relu", "dense"],
-    "tanh (quadrature)": ["dense", "tanh", "dense", "tanh", "dense"],
+    "tanh (series)": ["dense", "tanh", "dense", "tanh", "dense"],
 }
 W_STD, B_STD, DIM = 1.5, 0.05, 16
 
 SIZES = (1000, 2000, 4000, 8000)
-QUADRATURE_SIZES = (250, 500, 1000)
 # The reference is skipped above these sizes: at N = 8000 it holds about 4 GB of N x N
-# temporaries; the quadrature reference takes about a minute at N = 1000.
-REFERENCE_MAX = {"tanh (quadrature)": 500}
+# temporaries.
+REFERENCE_MAX = {}
 REFERENCE_MAX_DEFAULT = 4000
 
 ACCEPTANCE = (
@@ -77,7 +76,7 @@ def worker(network: str, n: int, method: str, repeats: int, budget: float) -> No
 
     arch = Architecture.from_dict(_architecture(network))
     x = np.random.default_rng(0).standard_normal((n, DIM))
-    arch.kernel(x[:20], method=method)  # warm-up: lazy imports, quadrature nodes
+    arch.kernel(x[:20], method=method)  # warm-up: lazy imports, coefficient rules
     baseline = _maxrss_mb()
     times, cpu = [], []
     while len(times) < repeats:
@@ -168,7 +167,7 @@ def float32_errors(n: int) -> list[tuple[str, str, float, float]]:
     }
     for label, x in sets.items():
         for network in NETWORKS:
-            xx = x[:300] if "quadrature" in network else x
+            xx = x
             arch = Architecture.from_dict(_architecture(network))
             k64, k32 = arch.kernel(xx), arch.kernel(xx, dtype=np.float32)
             err = [
@@ -177,15 +176,12 @@ def float32_errors(n: int) -> list[tuple[str, str, float, float]]:
                 )
                 for m in ("nngp", "ntk")
             ]
-            rows.append(
-                (label if "quadrature" not in network else label + " (first 300)", network, *err)
-            )
+            rows.append((label, network, *err))
     return rows
 
 
 def compare_revisions(rev: str, n: int, repeats: int, budget: float, rounds: int) -> list[str]:
-    """The tiled kernel of git revision ``rev`` against this tree's, every network at N (the
-    quadrature one at its smallest size).
+    """The tiled kernel of git revision ``rev`` against this tree's, every network at N.
 
     Before and after alternate, one fresh process each, ``rounds`` times; each keeps its best
     median wall time and its least CPU time per call (the CPU time is the steadier measure on
@@ -203,7 +199,7 @@ def compare_revisions(rev: str, n: int, repeats: int, budget: float, rounds: int
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         for network in NETWORKS:
-            size = min(n, QUADRATURE_SIZES[0]) if "quadrature" in network else n
+            size = n
             best = {}
             for _ in range(rounds):
                 for label, source in (("before", Path(tmp)), ("after", ROOT)):
@@ -244,7 +240,7 @@ def main() -> None:
     parser.add_argument("--worker", nargs=4, metavar=("NETWORK", "N", "METHOD", "REPEATS"))
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="N = 1000 (quadrature 250) only")
+    parser.add_argument("--quick", action="store_true", help="N = 1000 only")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
         "--against", metavar="REV", help="also time git revision REV's tiled kernel against this"
@@ -287,7 +283,6 @@ def main() -> None:
             print(f"updated {args.out}")
             return
     sizes = SIZES[:1] if args.quick else SIZES
-    qsizes = QUADRATURE_SIZES[:1] if args.quick else QUADRATURE_SIZES
     header = (
         "| network | N | tiled (s) | reference (s) | speed-up | tiled peak (MB) "
         "| reference peak (MB) | outputs (MB) |"
@@ -296,7 +291,7 @@ def main() -> None:
     print(header)
     results = {}
     for network in NETWORKS:
-        for n in qsizes if "quadrature" in network else sizes:
+        for n in sizes:
             tiled = measure(network, n, "tiled", args.repeats, args.budget)
             limit = REFERENCE_MAX.get(network, REFERENCE_MAX_DEFAULT)
             ref = (
@@ -391,10 +386,9 @@ def main() -> None:
         f"{args.repeats} calls (fewer for calls that take long); peak is the process's maximum "
         "resident set size (a process that has imported wideinf and made its points holds "
         f"about {min(r['baseline_mb'] for pair in results.values() for r in pair if r):.0f} MB "
-        "before the first call). The tanh network "
-        "integrates by 64-node Gauss-Hermite quadrature, hence the smaller N; the reference is "
-        f"skipped above N = {REFERENCE_MAX_DEFAULT} (at 8000 it would hold about 4 GB) and, for "
-        f"tanh, above N = {REFERENCE_MAX['tanh (quadrature)']} (about a minute per call).",
+        "before the first call). The tanh network's duals are a Mehler series "
+        "(docs/smooth-activations.md); the reference is "
+        f"skipped above N = {REFERENCE_MAX_DEFAULT} (at 8000 it would hold about 4 GB).",
         "",
         *env,
         f"- load average at end: {end_load}",

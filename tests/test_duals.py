@@ -7,10 +7,10 @@ value crosses zero, e.g. odd activations at zero correlation).
 
 import numpy as np
 import pytest
+from gauss_hermite import expectation_1d, expectation_2d
 from scipy import integrate, special
 
 from wideinf.activations import CLOSED_FORM, make_activation
-from wideinf.kernels.quadrature import expectation_1d, expectation_2d
 
 VARIANCES = [1e-6, 0.05, 1.0, 3.0]
 CORRELATIONS = [-1.0, -0.8, -0.2, 0.0, 0.3, 0.9, 0.999999, 1.0]
@@ -122,31 +122,9 @@ def test_every_closed_form_is_covered():
     assert covered == set(CLOSED_FORM)
 
 
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "swish"])
-def test_quadrature_activations_converge(name):
-    # The stated accuracy of the default node count, at variances up to 3: see quadrature.py.
-    act = make_activation(name)
-    for q11, q22, q12 in _grid():
-        scale = _scale(act.phi, act.phi, q11, q22)
-        ref = expectation_2d(act.phi, act.phi, q11, q22, q12, 240)
-        assert abs(act.nngp(q11, q22, q12) - ref) <= 1e-4 * scale + 1e-300
-
-
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "softplus", "swish"])
-def test_quadrature_ntk_factor_within_stated_accuracy(name):
-    # quadrature.py: the NTK factor within 1e-3 of its scale for variances <= 3 (tanh, the
-    # worst, reaches 8.4e-4 on this grid), against a 240-node rule.
-    act = make_activation(name)
-    assert act.max_variance == 3.0
-    for q11, q22, q12 in _grid():
-        scale = _scale(act.dphi, act.dphi, q11, q22)
-        ref = expectation_2d(act.dphi, act.dphi, q11, q22, q12, 240)
-        assert abs(act.factor(q11, q22, q12) - ref) <= 1e-3 * scale + 1e-300
-
-
 @pytest.mark.parametrize("name", [*CLOSED_FORM, "tanh"])
 def test_views_are_the_one_formula(name):
-    # nngp, factor and diagonal are views of duals; the closed forms have no accuracy limit.
+    # nngp, factor and diagonal are views of duals (tanh: its Mehler series, tests/test_smooth.py).
     act = make_activation(name)
     q11, q22 = np.array([[0.3], [1.7]]), np.array([[0.9, 2.2, 0.05]])  # (2, 1), (1, 3)
     q12 = np.array([[0.2, -0.5, 0.1], [-1.0, 0.95, 0.0]]) * np.sqrt(q11 * q22)
@@ -158,8 +136,10 @@ def test_views_are_the_one_formula(name):
     diag = act.diagonal(q)
     np.testing.assert_array_equal(diag[0], act.nngp(q, q, q))
     np.testing.assert_array_equal(diag[1], act.factor(q, q, q))
-    if name in CLOSED_FORM:
-        assert act.max_variance == np.inf
+    # and given the per-point data of the kernel recursion instead of the variances
+    p11, p22 = act.points(np.ravel(q11))[:, None], act.points(np.ravel(q22))[None, :]
+    for got, want in zip(act.duals(p11, p22, q12), (nngp, factor)):
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
 
 
 @pytest.mark.parametrize("name", [*CLOSED_FORM, "tanh"])
@@ -188,13 +168,13 @@ def test_float32_in_float32_out():
 
 
 def test_kernels_do_not_import_activations():
-    # One direction of dependencies: activations use kernels' quadrature; the kernel core
+    # One direction of dependencies: activations use kernels' series; the kernel core
     # takes any object with duals() and never imports the activations.
     import subprocess
     import sys
 
     code = (
-        "import sys, wideinf.kernels.tiled, wideinf.kernels.core, wideinf.kernels.quadrature\n"
+        "import sys, wideinf.kernels.tiled, wideinf.kernels.core, wideinf.kernels.smooth\n"
         "print('wideinf.activations' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 from wideinf import Architecture
-from wideinf.activations import CLOSED_FORM, make_activation
+from wideinf.activations import CLOSED_FORM
 from wideinf.kernels.core import point_recursion, recursion
-from wideinf.kernels.quadrature import expectation_2d, paired_expectations
 from wideinf.kernels.tiled import tiled_kernel
 
-# Every closed form, with non-default parameters where it has them, and the quadrature ones.
+# Every closed form, with non-default parameters where it has them, and smooth ones (series).
 ACTIVATIONS = [
     "relu",
     {"leaky_relu": {"alpha": 0.2}},
@@ -25,7 +24,6 @@ ACTIVATIONS = [
     "tanh",
     "softplus",
 ]
-QUADRATURE = {"tanh", "softplus"}
 
 
 def _name(act):
@@ -69,7 +67,7 @@ def test_every_closed_form_is_covered():
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=_name)
 def test_tiled_equals_reference(act, parameterization, width, rng):
     arch = _arch(act, parameterization)
-    n1, n2 = (9, 7) if _name(act) in QUADRATURE else (23, 17)
+    n1, n2 = 23, 17
     x1, x2 = _points(rng, n1), _points(rng, n2)
     steps = arch.kernel_steps(3, width)
     for tile in (4, 7):  # tiles that do not divide the sizes
@@ -192,25 +190,6 @@ def test_float32_within_documented_error(act, rng):
     k32, k64 = arch.kernel(grid, dtype=np.float32), arch.kernel(grid)
     assert np.abs(k32.nngp - k64.nngp).max() <= 1e-5 * np.abs(k64.nngp).max()
     assert np.abs(k32.ntk - k64.ntk).max() <= 2e-3 * np.abs(k64.ntk).max()
-
-
-def test_paired_quadrature_is_expectation_2d(rng):
-    # The activations' quadrature computes what expectation_2d computes, sharing nodes between
-    # phi and phi' (in chunks of pairs: 1600 pairs is more than one); the rule is symmetric in
-    # the two variances.
-    act = make_activation("softplus")
-    q11 = rng.uniform(0.0, 4.0, size=(40, 1))
-    q22 = rng.uniform(0.1, 4.0, size=(1, 40))
-    q12 = rng.uniform(-1, 1, size=(40, 40)) * np.sqrt(q11 * q22)
-    nngp, factor = paired_expectations((act.phi, act.dphi), q11, q22, q12, 24)
-    np.testing.assert_allclose(
-        nngp, expectation_2d(act.phi, act.phi, q11, q22, q12, 24), rtol=1e-14
-    )
-    np.testing.assert_allclose(
-        factor, expectation_2d(act.dphi, act.dphi, q11, q22, q12, 24), rtol=1e-14
-    )
-    swapped = expectation_2d(act.phi, act.phi, q22.T, q11.T, q12.T, 24)
-    np.testing.assert_array_equal(swapped, expectation_2d(act.phi, act.phi, q11, q22, q12, 24).T)
 
 
 def test_kernel_command_does_not_load_matplotlib(tmp_path):

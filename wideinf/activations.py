@@ -8,29 +8,30 @@ Each activation is a small frozen dataclass, as a layer is in Neural Tangents' s
   (u, v) ~ N(0, [[q11, q12], [q12, q22]]), the NNGP dual and the factor by which the NTK is
   multiplied (the infinite network of :mod:`wideinf.kernels`). This is the one place each
   formula lives; ``nngp``, ``factor`` and ``diagonal`` are views of it;
-- ``max_variance``: the pre-activation variance up to which ``duals`` holds its documented
-  accuracy (infinite for a closed form). The kernel recursion reports larger variances in
-  :attr:`wideinf.kernels.Kernel.warnings`.
+- ``points(q)``: what ``duals`` needs of each point alone, computed once per layer by the
+  kernel recursion and sliced like ``q`` (the variances themselves for a closed form; the
+  Hermite coefficients for a :class:`Smooth` activation).
 
 ``duals`` takes broadcastable arrays (the tiled kernel passes q11 (ti, 1), q22 (1, tj),
-q12 (ti, tj)) and keeps the dtype of its arguments. Rounding can put ``|q12|`` slightly above
-``sqrt(q11 q22)`` (correlation 1 + 1e-16, e.g. duplicate points): each formula gives the
-correlation-1 value there (clamping ``q11 q22 - q12^2`` at 0, :func:`_det`, or clipping its
-correlation) or is smooth there. Special cases go through the general case: relu, leaky_relu and
-abs are :class:`ABReLU`; cos is :class:`Sine` with a phase. Any other smooth activation is
-integrated by Gauss-Hermite quadrature (:class:`Numerical`). Adding an activation: a class
-here and an entry in :data:`CLOSED_FORM` (or :data:`NUMERICAL`), plus its tests.
+q12 (ti, tj), or slices of ``points``) and keeps the dtype of its arguments (the series computes
+in float64). Rounding can put ``|q12|`` slightly above ``sqrt(q11 q22)`` (correlation
+1 + 1e-16, e.g. duplicate points): each formula gives the correlation-1 value there (clamping
+``q11 q22 - q12^2`` at 0, :func:`_det`, or clipping its correlation) or is smooth there.
+Special cases go through the general case: relu, leaky_relu and abs are :class:`ABReLU`; cos is
+:class:`Sine` with a phase; selu is :class:`ELU` with a scale. Activations without a closed
+form (tanh, sigmoid, ...) are :class:`Smooth`: exact to about 1e-14 by a Mehler series. Adding
+an activation: a class here and an entry in :data:`CLOSED_FORM` (or :data:`SMOOTH`), plus tests.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
 from .errors import ConfigError
-from .kernels.quadrature import DEFAULT_NODES, paired_expectations
+from .kernels.smooth import SmoothDual
 
 __all__ = [
     "Activation",
@@ -40,9 +41,16 @@ __all__ = [
     "Gabor",
     "Sine",
     "Identity",
-    "Numerical",
+    "Smooth",
+    "Tanh",
+    "Sigmoid",
+    "Softplus",
+    "Swish",
+    "Mish",
+    "ELU",
+    "Softsign",
     "CLOSED_FORM",
-    "NUMERICAL",
+    "SMOOTH",
     "ACTIVATION_NAMES",
     "activation_parameters",
     "make_activation",
@@ -55,7 +63,6 @@ class Activation:
     """Interface shared by every activation (see the module docstring)."""
 
     name: str = "activation"
-    max_variance: float = math.inf
 
     def phi(self, x):
         raise NotImplementedError
@@ -66,6 +73,10 @@ class Activation:
     def duals(self, q11, q22, q12):
         """``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])``, each of the broadcast shape."""
         raise NotImplementedError
+
+    def points(self, q):
+        """Per-point data that ``duals`` accepts in place of the variances ``q``: here ``q``."""
+        return q
 
     def nngp(self, q11, q22, q12):
         """E[phi(u) phi(v)]: the NNGP dual."""
@@ -258,71 +269,151 @@ def _erf(x):
 
 
 def _sigmoid(x):
-    from scipy.special import expit
+    from scipy.special import expit  # lazily, as _erf
 
     return expit(x)
-
-
-def _dsigmoid(x):
-    s = _sigmoid(x)
-    return s * (1 - s)
-
-
-def _dtanh(x):
-    t = np.tanh(x)
-    return 1.0 - t * t
 
 
 def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-def _swish(x):
-    return x * _sigmoid(x)
+@cache
+def _series(act) -> SmoothDual:
+    """The Mehler series of an activation: its rules and symmetries set up once."""
+    return SmoothDual(act.phi, act.dphi, kink=act.kink)
 
 
-def _dswish(x):
-    s = _sigmoid(x)
-    return s + x * s * (1 - s)
+class Smooth(Activation):
+    """No closed form: ``E[phi(u) phi(v)] = sum_k a_k(q11) a_k(q22) rho^k`` (Mehler), with
+    ``a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)`` (O'Donnell 2014, ch. 11; Daniely et al.
+    2016), the factor the same with phi', and a 2-D rule near rho = +-1 at large variance:
+    :class:`wideinf.kernels.smooth.SmoothDual`, within about 1e-14 of ``sqrt(E[phi(u)^2]
+    E[phi(v)^2])`` (``docs/smooth-activations.md``). ``kink``: phi' or phi'' jumps at 0.
+    :meth:`points` computes the coefficients of a layer's points once; :meth:`duals` takes
+    slices of them in place of the variances, so a tile costs only the series.
+    """
 
+    kink = False
 
-# name -> (phi, dphi); integrated by Gauss-Hermite quadrature. Only smooth activations: a kink
-# in phi' (elu, softsign) makes the rule converge algebraically, to percent-level errors.
-NUMERICAL = {
-    "tanh": (np.tanh, _dtanh),
-    "sigmoid": (_sigmoid, _dsigmoid),
-    "softplus": (_softplus, _sigmoid),
-    "swish": (_swish, _dswish),
-    "silu": (_swish, _dswish),
-}
+    def points(self, q):
+        return _series(self).point_terms(q)
+
+    def duals(self, q11, q22, q12):
+        return _series(self).duals(q11, q22, q12)
+
+    def diagonal(self, q):
+        return _series(self).diagonal(q)
 
 
 @dataclass(frozen=True)
-class Numerical(Activation):
-    """Any elementwise activation from :data:`NUMERICAL`, its duals by 2-D Gauss-Hermite.
-
-    phi and phi' are integrated together on shared nodes
-    (:func:`wideinf.kernels.quadrature.paired_expectations`), in float64. The default 64-node
-    rule keeps the NTK factor of tanh within 1e-3 of the scale ``sqrt(E[phi'(u)^2]
-    E[phi'(v)^2])`` while the pre-activation variances stay at or below ``max_variance = 3``,
-    within 5e-2 up to 10 (:mod:`wideinf.kernels.quadrature`); beyond 3 the kernel warns.
-    """
+class Tanh(Smooth):
+    """``phi(z) = tanh z``, ``phi' = 1 - tanh^2``."""
 
     name: str = "tanh"
-    nodes: int = DEFAULT_NODES
-    max_variance = 3.0  # class constant, not a field: the range the stated accuracy covers
-
-    def phi(self, x):
-        return NUMERICAL[self.name][0](x)
+    phi = staticmethod(np.tanh)
 
     def dphi(self, x):
-        return NUMERICAL[self.name][1](x)
-
-    def duals(self, q11, q22, q12):
-        nngp, factor = paired_expectations((self.phi, self.dphi), q11, q22, q12, self.nodes)
-        return nngp, factor
+        t = np.tanh(x)
+        return 1.0 - t * t
 
 
+@dataclass(frozen=True)
+class Sigmoid(Smooth):
+    """``phi(z) = 1 / (1 + exp(-z))``, ``phi' = phi (1 - phi)``."""
+
+    name: str = "sigmoid"
+    phi = staticmethod(_sigmoid)
+
+    def dphi(self, x):
+        s = _sigmoid(x)
+        return s * (1 - s)
+
+
+@dataclass(frozen=True)
+class Softplus(Smooth):
+    """``phi(z) = log(1 + exp z)``, ``phi' = sigmoid``."""
+
+    name: str = "softplus"
+    phi, dphi = staticmethod(_softplus), staticmethod(_sigmoid)
+
+
+@dataclass(frozen=True)
+class Swish(Smooth):
+    """``phi(z) = z sigmoid(z)`` (swish, also called silu), ``phi' = s + z s (1 - s)``."""
+
+    name: str = "swish"
+
+    def phi(self, x):
+        return x * _sigmoid(x)
+
+    def dphi(self, x):
+        s = _sigmoid(x)
+        return s + x * s * (1 - s)
+
+
+@dataclass(frozen=True)
+class Mish(Smooth):
+    """``phi(z) = z tanh(softplus z)`` (Misra 2019), ``phi' = t + z sigmoid(z) (1 - t^2)``."""
+
+    name: str = "mish"
+
+    def phi(self, x):
+        return x * np.tanh(_softplus(x))
+
+    def dphi(self, x):
+        t = np.tanh(_softplus(x))
+        return t + x * _sigmoid(x) * (1 - t * t)
+
+
+# Klambauer et al. 2017 (arXiv:1706.02515), eq. 14.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@dataclass(frozen=True)
+class ELU(Smooth):
+    """``phi(z) = scale (z if z > 0 else alpha (exp z - 1))``: elu (scale 1), selu (Klambauer
+    et al. 2017: :data:`SELU_ALPHA`, :data:`SELU_SCALE`). phi' or phi'' jumps at 0: ``kink``."""
+
+    alpha: float = 1.0
+    scale: float = 1.0
+    name: str = "elu"
+    kink = True
+
+    def phi(self, x):
+        return self.scale * np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0.0)))
+
+    def dphi(self, x):
+        return self.scale * np.where(x > 0, 1.0, self.alpha * np.exp(np.minimum(x, 0.0)))
+
+
+@dataclass(frozen=True)
+class Softsign(Smooth):
+    """``phi(z) = z / (1 + |z|)``, ``phi' = 1 / (1 + |z|)^2`` (a kink in phi' at 0)."""
+
+    name: str = "softsign"
+    kink = True
+
+    def phi(self, x):
+        return x / (1 + np.abs(x))
+
+    def dphi(self, x):
+        return 1 / (1 + np.abs(x)) ** 2
+
+
+# name -> (constructor, {parameter: default}) of the Mehler-series activations; as CLOSED_FORM.
+SMOOTH = {
+    "tanh": (Tanh, {}),
+    "sigmoid": (Sigmoid, {}),
+    "softplus": (Softplus, {}),
+    "swish": (Swish, {}),
+    "silu": (lambda: Swish("silu"), {}),
+    "mish": (Mish, {}),
+    "elu": (lambda alpha: ELU(alpha, 1.0, "elu"), {"alpha": 1.0}),
+    "selu": (lambda: ELU(SELU_ALPHA, SELU_SCALE, "selu"), {}),
+    "softsign": (Softsign, {}),
+}
 # name -> (constructor, {parameter: default}); each constructor takes the parameters by name.
 CLOSED_FORM = {
     "relu": (lambda: ABReLU(0.0, 1.0, "relu"), {}),
@@ -336,14 +427,12 @@ CLOSED_FORM = {
     "identity": (Identity, {}),
 }
 
-ACTIVATION_NAMES = tuple(CLOSED_FORM) + tuple(NUMERICAL)
+ACTIVATION_NAMES = tuple(CLOSED_FORM) + tuple(SMOOTH)
 
 
 def activation_parameters(name: str) -> dict:
     """The parameters an activation accepts, with their defaults."""
-    if name in CLOSED_FORM:
-        return dict(CLOSED_FORM[name][1])
-    return {"nodes": DEFAULT_NODES}
+    return dict({**CLOSED_FORM, **SMOOTH}[name][1])
 
 
 def make_activation(name: str, **params) -> Activation:
@@ -358,6 +447,4 @@ def make_activation(name: str, **params) -> Activation:
             f"valid: {', '.join(allowed) or 'none'}"
         )
     values = {**allowed, **params}
-    if name in CLOSED_FORM:
-        return CLOSED_FORM[name][0](**values)
-    return Numerical(name, int(values["nodes"]))
+    return {**CLOSED_FORM, **SMOOTH}[name][0](**values)

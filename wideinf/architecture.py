@@ -137,9 +137,7 @@ class Architecture:
 
         Returns
         -------
-        Kernel with ``nngp`` and ``ntk`` of shape (n1, n2) and ``warnings``: one line per
-        activation evaluated where its stated accuracy no longer holds (a quadrature activation
-        at pre-activation variances above its ``max_variance``); a run appends them to its own.
+        Kernel with ``nngp`` and ``ntk`` of shape (n1, n2).
         """
         x1 = _as_points(x1, "x1")
         x2 = None if x2 is None else _as_points(x2, "x2")

@@ -267,11 +267,9 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
 
     set_quiet(quiet)
     t0 = time.perf_counter()
-    shapes, warnings = compute_and_save(
+    shapes = compute_and_save(
         arch, x1, x2, out, float32=float32, chunk=chunk, scheduler=scheduler, resume=resume
     )
-    for line in warnings:
-        click.echo(f"warning: {line}", err=True)
     click.echo(
         f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
     )

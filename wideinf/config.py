@@ -327,10 +327,7 @@ class LayerConfig:
                     f"{where}.{name}: unknown parameter {key!r}{hint}; valid: {', '.join(allowed) or 'none'}"
                 )
             sub = f"{where}.{name}.{key}"
-            if key == "nodes":
-                value = _convert(value, int, sub, {"ge": 2, "le": 400})
-            else:
-                value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
+            value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
             checked.append((key, value))
         return cls(name, tuple(checked))
 

@@ -40,9 +40,7 @@ def compute_and_save(
     """Compute ``nngp`` and ``ntk`` (n1, n2) and write them atomically to ``out_path``.
 
     ``.npz``: in memory (checked to fit first); ``.zarr``: block by block on Dask
-    (:func:`wideinf.scale.chunked_kernel`). Returns the shape (n1, n2) and the kernel's
-    warnings (:attr:`wideinf.kernels.Kernel.warnings`: activations evaluated outside the range
-    where their stated accuracy holds).
+    (:func:`wideinf.scale.chunked_kernel`). Returns the shape (n1, n2).
     """
     import numpy as np
 
@@ -62,7 +60,8 @@ def compute_and_save(
     dtype = np.float32 if float32 else np.float64
     shape = (x1.shape[0], x1.shape[0] if x2 is None else x2.shape[0])
     if out_path.suffix == ".zarr":
-        return shape, _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume)
+        _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume)
+        return shape
     check_fits_in_memory(*shape, np.dtype(dtype).itemsize)
     k = arch.kernel(x1, x2, dtype=dtype)
     staged = StagedFiles(out_path.parent if str(out_path.parent) else ".")
@@ -74,13 +73,12 @@ def compute_and_save(
         staged.commit()
     finally:
         staged.discard()
-    return shape, k.warnings
+    return shape
 
 
 def _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume):
     from .scale import chunked_kernel
 
-    meta = chunked_kernel(
+    chunked_kernel(
         arch, x1, x2, out_path, chunk=chunk, dtype=dtype, scheduler=scheduler, resume=resume
     )
-    return tuple(meta["warnings"])

@@ -303,18 +303,21 @@ def deep_kernels(act, w2, b2, nngp, var, depths, with_ntk: bool = True):
 
 
 def _activation_step(act, k, v, n_cols: int, with_ntk: bool):
-    """Dual activation on (..., R, C) with exact diagonal on the leading C x C block."""
+    """Dual activation on (..., R, C) with exact diagonal on the leading C x C block.
+
+    As in the kernel recursion, the activation's per-point work (``act.points``: a smooth
+    activation's Hermite coefficients) is done once per layer and passed to ``duals``.
+    """
     q11, q22 = v[..., :, None], v[..., None, :n_cols]  # (..., R, 1), (..., 1, C)
     bound = np.sqrt(q11 * q22)
     q12 = np.clip(k, -bound, bound)  # rounding can push |q12| past sqrt(q11 q22)
-    new_v = act.nngp(v, v, v)  # (..., R)
-    new_k = act.nngp(q11, q22, q12)
+    points = act.points(v)  # (..., R)
+    new_v, factor_d = act.diagonal(points)  # (..., R)
+    new_k, factor = act.duals(points[..., :, None], points[..., None, :n_cols], q12)
     diag = np.arange(min(n_cols, k.shape[-2]))
     new_k[..., diag, diag] = new_v[..., diag]
     if not with_ntk:
         return new_k, new_v, None, None
-    factor_d = act.factor(v, v, v)
-    factor = act.factor(q11, q22, q12)
     factor[..., diag, diag] = factor_d[..., diag]
     return new_k, new_v, factor, factor_d
 

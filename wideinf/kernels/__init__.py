@@ -1,5 +1,5 @@
-"""The infinite-width core: kernel state, quadrature and the one recursion over layers."""
+"""The infinite-width core: kernel state, the one recursion over layers, and the smooth duals."""
 
-from .core import Kernel, accuracy_warnings
+from .core import Kernel
 
-__all__ = ["Kernel", "accuracy_warnings"]
+__all__ = ["Kernel"]

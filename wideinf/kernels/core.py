@@ -19,12 +19,20 @@ arrays of any shape: whole (n1, n2) matrices (:func:`recursion`), tiles
 (:mod:`wideinf.kernels.tiled`) and single points, where the variances are the entries
 themselves (:func:`point_recursion`, the diagonal).
 
-An activation is any object with ``name``, ``max_variance``,
-``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` and ``diagonal(q)``, the
-same at ``q11 = q22 = q12 = q`` (:mod:`wideinf.activations`).
+An activation is any object with ``name``,
+``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])``, ``diagonal(q)``, the
+same at ``q11 = q22 = q12 = q``, and ``points(q)`` (:mod:`wideinf.activations`).
+
+Work that depends on one point only is done once per point and layer: the point recursion
+calls ``points(q)`` on each activation step's variances (the variances themselves for a
+closed form; a smooth activation's Hermite coefficients, :class:`wideinf.kernels.smooth.PointTerms`)
+and keeps the result in :attr:`PointRecursion.pre_activation`; matrices and tiles pass slices
+of it, indexed like the variance arrays, as ``duals``' q11 and q22. So a tile costs only
+what depends on the pair, and the tiled and whole-matrix kernels call the same ``duals``.
+
 The covariances are passed as computed: rounding can put ``|q12|`` a few units in the last
 place above ``sqrt(q11 q22)`` (duplicate points), and each formula clips where it matters
-(a square root of ``q11 q22 - q12^2``, an arcsine, a quadrature's correlation).
+(a square root of ``q11 q22 - q12^2``, an arcsine, a series' correlation).
 """
 
 from __future__ import annotations
@@ -42,7 +50,6 @@ __all__ = [
     "point_recursion",
     "recursion",
     "symmetrize",
-    "accuracy_warnings",
 ]
 
 
@@ -62,9 +69,6 @@ class Kernel:
         The same for x2 (the same array as ``var1`` when ``symmetric``).
     symmetric : bool
         True when x2 is x1; then the diagonal of ``nngp`` equals ``var1`` exactly.
-    warnings : tuple of str
-        One line per activation whose duals were evaluated outside the range where their
-        stated accuracy holds (:func:`accuracy_warnings`); empty when every value is accurate.
     """
 
     nngp: np.ndarray
@@ -72,7 +76,6 @@ class Kernel:
     var1: np.ndarray
     var2: np.ndarray
     symmetric: bool
-    warnings: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -109,8 +112,9 @@ class PointRecursion:
     ----------
     var_in : ndarray, shape (n,)
         ``|x|^2 / d``.
-    pre_activation : tuple of ndarray, each shape (n,)
-        The variance entering each activation step, in order.
+    pre_activation : tuple
+        Per activation step, in order, ``activation.points(q)`` of the variances q (n,)
+        entering it: q itself for a closed form; what ``duals`` takes in place of q.
     var : ndarray, shape (n,)
         ``K(x, x)`` of the output.
     ntk : ndarray, shape (n,)
@@ -118,7 +122,7 @@ class PointRecursion:
     """
 
     var_in: np.ndarray
-    pre_activation: tuple[np.ndarray, ...]
+    pre_activation: tuple
     var: np.ndarray
     ntk: np.ndarray
 
@@ -133,15 +137,17 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
     steps : sequence of DenseStep | ActivationStep
     parameterization : {"ntk", "standard"}
     variances : sequence of (q11, q22), optional
-        Per activation step, the pre-activation variances of the entries' two points, each
-        broadcastable to ``nngp`` (e.g. (n1, 1) and (1, n2)). None when ``nngp`` holds the
-        variances themselves (the diagonal: every entry is a point with itself).
+        Per activation step, the entries' two points: slices of
+        :attr:`PointRecursion.pre_activation` broadcastable to ``nngp`` (e.g. rows (n1, 1) and
+        columns (1, n2)). None when ``nngp`` holds the variances themselves (the diagonal:
+        every entry is a point with itself).
 
     Returns
     -------
     nngp, ntk : ndarray, the shape of ``nngp``
-    pre_activation : list of ndarray
-        The covariances entering each activation step.
+    pre_activation : list
+        Per activation step: on the diagonal ``activation.points`` of the variances entering
+        it; else the covariances entering it.
     """
     if parameterization not in ("ntk", "standard"):
         raise ValueError(f"unknown parameterization {parameterization!r}")
@@ -159,11 +165,13 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
         else:
             act = step.activation
             if variances is None:  # each entry is a point with itself: correlation 1
-                new, factor = act.diagonal(nngp)
+                points = act.points(nngp)  # the once-per-point work of this layer
+                new, factor = act.diagonal(points)
+                pre.append(points)
             else:
                 new, factor = act.duals(*variances[len(pre)], nngp)
-            pre.append(nngp)
-            # (quadrature integrates in float64: round back to the working precision)
+                pre.append(nngp)
+            # (a series computes in float64: round back to the working precision)
             nngp = np.asarray(new, dtype=nngp.dtype)
             ntk = ntk * np.asarray(factor, dtype=nngp.dtype)
     if np.ndim(ntk) == 0:  # no layer at all
@@ -205,43 +213,15 @@ def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
     if symmetric:
         symmetrize(nngp, p1.var)
         symmetrize(ntk, p1.ntk)
-    return Kernel(nngp, ntk, p1.var, p2.var, symmetric, accuracy_warnings(steps, p1, p2))
+    return Kernel(nngp, ntk, p1.var, p2.var, symmetric)
 
 
 def symmetrize(m, diagonal) -> None:
     """Mirror the upper triangle of the square ``m`` below it and set its diagonal, in place.
 
     The 1-D recursion's diagonal, exactly, and exact symmetry: (i, j) and (j, i) may round
-    differently (a quadrature's sums, vectorised ufuncs over differently laid-out arrays).
+    differently (a series' gathered terms, vectorised ufuncs over differently laid-out arrays).
     """
     for i in range(1, m.shape[0]):
         m[i, :i] = m[:i, i]
     np.fill_diagonal(m, diagonal)
-
-
-def accuracy_warnings(steps, *points: PointRecursion) -> tuple[str, ...]:
-    """One line per activation step whose pre-activation variance exceeds its ``max_variance``.
-
-    Parameters
-    ----------
-    steps : sequence of DenseStep | ActivationStep
-    points : PointRecursion
-        The point recursions of every set of inputs the kernel is evaluated on.
-
-    Returns
-    -------
-    tuple of str, empty when every activation stays in the range where its duals hold their
-    stated accuracy (always, for the closed forms).
-    """
-    acts = [step.activation for step in steps if isinstance(step, ActivationStep)]
-    lines = []
-    for i, act in enumerate(acts):
-        limit = getattr(act, "max_variance", np.inf)
-        q = max(float(np.max(p.pre_activation[i], initial=0.0)) for p in points)
-        if q > limit:
-            lines.append(
-                f"activation {i + 1} ({act.name}): pre-activation variance reaches {q:.3g}, "
-                f"above {limit:g}, the range in which its numerically computed kernel holds "
-                "its documented accuracy; NNGP and NTK values may be inaccurate"
-            )
-    return tuple(lines)

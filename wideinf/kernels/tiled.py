@@ -23,8 +23,8 @@ differently; the differences seen are below 1e-14, ``tests/test_tiled.py`` asks 
 number of threads never changes a bit. The diagonal of a symmetric kernel is the 1-D
 recursion's, exactly, and the kernel is exactly symmetric.
 
-``dtype=np.float32`` computes everything in float32 (the Gauss-Hermite activations integrate
-in float64 and round their result), in half the memory. Its error against float64, as the
+``dtype=np.float32`` computes everything in float32 (the smooth activations' series runs in
+float64 and rounds its result), in half the memory. Its error against float64, as the
 largest absolute difference relative to the largest entry (``benchmarks/RESULTS.md``):
 about 1e-7 to 5e-7 for NNGP and NTK on 2000 Gaussian points of dimension 16, every activation;
 on nearly parallel inputs (a dense 1-D grid) the NNGP stays within 5e-6 but the NTK of
@@ -41,7 +41,7 @@ from functools import cache
 
 import numpy as np
 
-from .core import Kernel, accuracy_warnings, layer_recursion, point_recursion, symmetrize
+from .core import Kernel, layer_recursion, point_recursion, symmetrize
 
 __all__ = ["tiled_kernel", "DEFAULT_TILE"]
 
@@ -154,7 +154,7 @@ def tiled_kernel(
         if on_diagonal:
             np.fill_diagonal(q12, p1.var_in[i0:i1])
         variances = [
-            (a[i0:i1, None], b[None, j0:j1])  # (ti, 1), (1, tj)
+            (a[i0:i1, None], b[None, j0:j1])  # rows (ti, 1), columns (1, tj): their points
             for a, b in zip(p1.pre_activation, p2.pre_activation)
         ]
         k, th, _ = layer_recursion(q12, steps, parameterization, variances)
@@ -176,8 +176,7 @@ def tiled_kernel(
         workers = 1
     size = min(tile, n1) * min(tile, n2)  # entries of the largest tile
     _run_parallel(tasks, run_tile, min(workers, len(tasks)), size, dtype)
-    warnings = accuracy_warnings(steps, p1, p2)
-    return Kernel(nngp, ntk, p1.var, p2.var, symmetric, warnings)
+    return Kernel(nngp, ntk, p1.var, p2.var, symmetric)
 
 
 def _run_parallel(tasks, fn, workers, size, dtype):

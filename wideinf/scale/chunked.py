@@ -100,8 +100,8 @@ def chunked_kernel(
 
     Returns
     -------
-    dict: the store's metadata (shape, chunk, dtype, ...), the blocks computed and resumed
-    this run, and ``warnings`` (as :attr:`wideinf.kernels.Kernel.warnings`).
+    dict: the store's metadata (shape, chunk, dtype, ...) and the blocks computed and resumed
+    this run.
     """
     from .cluster import connect, require
 
@@ -145,17 +145,7 @@ def chunked_kernel(
         **meta,
         "blocks_computed": len(todo),
         "blocks_resumed": len(done),
-        "warnings": list(_accuracy_warnings(arch, x1, x2)),
     }
-
-
-def _accuracy_warnings(arch, x1, x2) -> tuple[str, ...]:
-    """The kernel's accuracy warnings, from the O(N) recursion on the points alone."""
-    from ..kernels.core import accuracy_warnings, point_recursion
-
-    steps = arch.kernel_steps(x1.shape[1])
-    points = [point_recursion(x, steps, arch.parameterization) for x in (x1, x2) if x is not None]
-    return accuracy_warnings(steps, *points)
 
 
 def _run_blocks(client, arch, x1, x2, todo, chunk, dtype, partial, on_block):

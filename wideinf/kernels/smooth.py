@@ -1,0 +1,348 @@
+"""Exact duals of any elementwise activation: a Mehler series, and 2-D quadrature near rho = +-1.
+
+For (u, v) ~ N(0, [[q1, q1 q2 rho], ...]) (variances q1, q2, correlation rho), Mehler's formula
+(the Hermite expansion of the bivariate normal density; O'Donnell 2014, Analysis of Boolean
+Functions, ch. 11; Daniely et al. 2016, arXiv:1602.05897, section 4) gives
+
+    E[phi(u) phi(v)] = sum_k a_k(q1) a_k(q2) rho^k,    a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!)
+
+and the NTK factor E[phi'(u) phi'(v)] is the same series with the coefficients b_k of phi'.
+The coefficients are computed once per point (:func:`~wideinf.kernels.smooth_rules.hermite_coefficients`),
+so a pair costs a polynomial in rho. Truncating after k = K errs by at most (Cauchy-Schwarz)
+
+    |rho|^(K+1) sqrt(T_K(q1) T_K(q2)),    T_K(q) = E[phi(sqrt(q) z)^2] - sum_{k <= K} a_k(q)^2,
+
+so the number of terms is chosen per tile from the tails T_K of its rows and columns, to make
+this bound at most ``tol`` times the Cauchy-Schwarz scale ``sqrt(E[phi(u)^2] E[phi(v)^2])``.
+Where even ``terms`` terms cannot (|rho| near 1 with a large variance), the pair is integrated
+by a 2-D composite Gauss-Legendre rule instead
+(:func:`~wideinf.kernels.smooth_rules.conditional_expectation`); on the diagonal (same variance,
+rho = 1) the value is the per-point E[phi^2]. Error analysis: ``docs/smooth-activations.md``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .smooth_rules import conditional_expectation, interpolated_coefficients
+
+__all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
+
+DEFAULT_TERMS = 256
+# Terms of the series on a whole tile; the few entries with larger |rho| get more, gathered.
+TILE_TERMS = 32
+TERM_STEPS = (48, 96, 160)
+# Truncation bound relative to sqrt(E[phi(u)^2] E[phi(v)^2]): far below the 1e-9 target, so
+# rounding (about 1e-15 of the scale per term) dominates the error.
+DEFAULT_TOL = 1e-14
+
+# Sets of variances whose terms :meth:`SmoothDual._recent_terms` keeps.
+_RECENT = 8
+
+# Pairs per block when :meth:`SmoothDual.nngp` / ``factor`` get arbitrary broadcast arrays.
+_PAIR_BLOCK = 8_192
+
+
+class PointTerms:
+    """What the series needs of each point, computed once per point per layer.
+
+    Attributes (leading axes: the points, any shape ``S``)
+    ----------
+    q : ndarray, shape S
+        Variances.
+    a, b : ndarray, shape S + (K,)
+        Hermite coefficients of phi and phi' (k = 0 .. K-1).
+    ta, tb : ndarray, shape S + (K,)
+        ``sqrt(T_k / E)``: square roots of the relative truncation tails.
+    ea, eb : ndarray, shape S
+        ``E[phi(u)^2]``, ``E[phi'(u)^2]``: the duals on the diagonal.
+
+    Indexed like the variance array (``terms[i0:i1, None]`` is the terms of rows i0..i1 as a
+    column), so the kernel recursion slices it exactly as it slices variances.
+    """
+
+    FIELDS = ("q", "a", "b", "ta", "tb", "ea", "eb")
+
+    def __init__(self, q, a, b, ta, tb, ea, eb):
+        self.q, self.a, self.b, self.ta, self.tb, self.ea, self.eb = q, a, b, ta, tb, ea, eb
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        fields = (getattr(self, f) for f in self.FIELDS)
+        # full slices over each field's own trailing axes, so ``...`` means the point axes
+        return PointTerms(*(f[index + (slice(None),) * (f.ndim - self.q.ndim)] for f in fields))
+
+    def index(self, entries) -> tuple:
+        """The index of the points of some entries of the broadcast shape (from ``np.nonzero``)."""
+        entries = entries[len(entries) - self.q.ndim :]  # broadcasting aligns trailing axes
+        return tuple(ix if n > 1 else 0 * ix for ix, n in zip(entries, self.q.shape))
+
+    @property
+    def shape(self):
+        return self.q.shape
+
+
+class SmoothDual:
+    """NNGP dual and NTK factor of an elementwise activation, to ``tol`` of their scale.
+
+    Parameters
+    ----------
+    phi, dphi : callable
+        The activation and its derivative, elementwise on float64 arrays.
+    kink : bool, default False
+        True when phi' (or phi'') jumps at 0 (elu, selu, softsign): the 2-D rule then splits
+        its inner integral there. Kinks elsewhere than 0 are not supported.
+    terms : int, default DEFAULT_TERMS
+        Hermite coefficients per point (k = 0 .. terms - 1).
+    tol : float, default DEFAULT_TOL
+
+    Examples
+    --------
+    >>> d = SmoothDual(np.tanh, lambda x: 1 - np.tanh(x) ** 2)
+    >>> round(float(d.duals(1.0, 1.0, 0.5)[0]), 12)  # E[tanh(u) tanh(v)], correlation 0.5
+    0.180285514006
+    """
+
+    def __init__(
+        self, phi, dphi, *, kink: bool = False, terms: int = DEFAULT_TERMS, tol=DEFAULT_TOL
+    ):
+        self.phi, self.dphi, self.kink = phi, dphi, bool(kink)
+        self.terms, self.tol = int(terms), float(tol)
+        self.parity_a = _parity(phi)
+        self.parity_b = _parity(dphi)
+        self._recent: dict = {}  # unique variances (bytes) -> their terms, for _evaluate
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ per point
+    def point_terms(self, q) -> PointTerms:
+        """Coefficients, tails and second moments of every point, from its variances ``q``.
+
+        The work of a layer that depends on one point only: the kernel recursion calls this
+        once per layer on the points' variances (any shape) and passes slices of the result
+        to :meth:`duals` for every tile.
+        """
+        q = np.asarray(q, dtype=float)
+        flat = np.maximum(q.ravel(), 0.0)
+        values, inverse = np.unique(flat, return_inverse=True)
+        terms = self._unique_point_terms(values)[inverse.ravel()]
+        return PointTerms(*(f.reshape(q.shape + f.shape[1:]) for f in _fields(terms)))
+
+    def _unique_point_terms(self, q) -> PointTerms:
+        coefs, tails, seconds = [], [], []
+        for f, parity in ((self.phi, self.parity_a), (self.dphi, self.parity_b)):
+            a, second, rest = interpolated_coefficients(f, q, self.terms)
+            if parity == 1:  # f - f(0) odd: a_0 = E[f(u)] = f(0), exact zeros at even k >= 2
+                a[:, 2::2] = 0.0
+                a[:, 0] = float(f(np.zeros(1))[0])
+            elif parity == 0:  # f even: exact zeros at odd k
+                a[:, 1::2] = 0.0
+            # T_K = rest + sum_{K < k < terms} a_k^2: sums of squares, no cancellation
+            squares = a * a
+            tail = rest[:, None] + (np.cumsum(squares[:, ::-1], axis=1)[:, ::-1] - squares)
+            scale = np.where(second > 0, second, 1.0)[:, None]
+            coefs.append(a)
+            tails.append(np.sqrt(tail / scale))
+            seconds.append(second)
+        return PointTerms(q, *coefs, *tails, *seconds)
+
+    # ------------------------------------------------------------------ pairs
+    def diagonal(self, q):
+        """``(E[phi(u)^2], E[phi'(u)^2])``; ``q`` the variances or their :meth:`point_terms`."""
+        terms = q if isinstance(q, PointTerms) else self.point_terms(q)
+        return terms.ea.copy(), terms.eb.copy()
+
+    def duals(self, q11, q22, q12):
+        """``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` elementwise, in float64.
+
+        Parameters
+        ----------
+        q11, q22 : broadcastable arrays of variances, or their :meth:`point_terms` indexed
+            alike (a tile: rows (ti, 1), columns (1, tj)); the terms are then not recomputed.
+        q12 : ndarray
+            Covariances.
+        """
+        if isinstance(q11, PointTerms):
+            return self._duals(q11, q22, np.asarray(q12, dtype=float))
+        return self._evaluate(q11, q22, q12)
+
+    def _duals(self, rows, cols, q12):
+        """Both duals of the broadcast shape of ``rows.q``, ``cols.q`` and ``q12``."""
+        q1, q2 = rows.q, cols.q
+        shape = np.broadcast_shapes(q1.shape, q2.shape, np.shape(q12))
+        denom = np.sqrt(q1 * q2)
+        rho = np.divide(q12, denom, out=np.zeros(shape), where=denom > 0)
+        np.clip(rho, -1.0, 1.0, out=rho)
+        absr, r2 = np.abs(rho), rho * rho
+        rmax = float(absr.max(initial=0.0))
+        outs = (np.empty(shape), np.empty(shape))
+        left = []  # flat indices of the entries beyond the series' reach
+        for out, coef, tail, parity in (
+            (outs[0], "a", "ta", self.parity_a),
+            (outs[1], "b", "tb", self.parity_b),
+        ):
+            k = getattr(rows, tail).shape[-1]
+            worst_r = getattr(rows, tail).reshape(-1, k).max(axis=0)
+            worst_c = getattr(cols, tail).reshape(-1, k).max(axis=0)
+            bound = worst_r * worst_c  # (K,) the worst tails of the block
+            left.append(self._tiers(rows, cols, coef, bound, rho, r2, absr, rmax, parity, out))
+        slow = np.union1d(*left)
+        if rmax == 1.0:  # a point with itself: its second moments, exactly
+            same = np.flatnonzero(np.broadcast_to(q1 == q2, shape) & (rho == 1.0))
+            entries = np.unravel_index(same, shape)
+            outs[0].reshape(-1)[same] = rows.ea[rows.index(entries)]
+            outs[1].reshape(-1)[same] = rows.eb[rows.index(entries)]
+            slow = np.setdiff1d(slow, same)
+        if slow.size:
+            entries = np.unravel_index(slow, shape)
+            q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
+            fa, fb = self._pairs_slow(q1s, q2s, rho.reshape(-1)[slow])
+            outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
+        return outs
+
+    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out):
+        """The series where it meets ``tol``; returns the flat indices of the entries beyond it.
+
+        First the whole array with at most :data:`TILE_TERMS` terms (right for the entries
+        with |rho| up to that many terms' radius, most of them); then, gathered, the entries
+        in the next radii with more terms (:data:`TERM_STEPS`).
+        """
+        tol = self.tol
+        steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
+        cuts = [_radius(bound[k - 1], k, tol) for k in steps]
+        k = _terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
+        a_r, a_c = getattr(rows, coef), getattr(cols, coef)
+        constant = bool(np.any(a_r[..., 0]) and np.any(a_c[..., 0]))
+        # k-major copies (k + 1, ti, 1), (k + 1, 1, tj): each term's factors contiguous
+        r_k = np.ascontiguousarray(np.moveaxis(a_r[..., : k + 1], -1, 0))
+        c_k = np.ascontiguousarray(np.moveaxis(a_c[..., : k + 1], -1, 0))
+        _mehler(
+            lambda i, tmp: np.multiply(r_k[i], c_k[i], out=tmp), rho, r2, k, parity, constant, out
+        )
+        if rmax <= cuts[0]:
+            return np.empty(0, np.intp)
+        far = np.flatnonzero(absr > cuts[0])  # (p,) flat indices, gathered
+        rho_far = rho.reshape(-1)[far]
+        abs_far = np.abs(rho_far)
+        for lo_cut, hi_cut, terms in zip(cuts[:-1], cuts[1:], steps[1:]):
+            sel = np.flatnonzero((abs_far > lo_cut) & (abs_far <= hi_cut))
+            if not sel.size:
+                continue
+            entries = np.unravel_index(far[sel], rho.shape)
+            rb = rho_far[sel]
+            k = _terms_needed(float(abs_far[sel].max()), bound[:terms], tol)
+            first = (slice(0, k + 1),)  # the band's coefficient products, k-major (k + 1, p)
+            products = a_r[rows.index(entries) + first] * a_c[cols.index(entries) + first]
+            products = np.ascontiguousarray(products.T)
+            vals = np.empty_like(rb)
+            _mehler(lambda i, tmp, p=products: p[i], rb, rb * rb, k, parity, constant, vals)
+            out.reshape(-1)[far[sel]] = vals
+        return far[abs_far > cuts[-1]]
+
+    def _pairs_slow(self, q1, q2, rho):
+        """The 2-D rule for pairs of variances q1, q2 (p,) with correlations rho (p,)."""
+        hi, lo = np.maximum(q1, q2), np.minimum(q1, q2)
+        fa, fb = conditional_expectation((self.phi, self.dphi), hi, lo, rho, self.kink)
+        return fa, fb
+
+    def _recent_terms(self, values) -> PointTerms:
+        """:meth:`_unique_point_terms`, kept for the last few sets of variances.
+
+        Callers that pass variances rather than terms (fixed-point iterations, scalar
+        queries) often ask again for the same variances; the kernel recursion never comes here.
+        """
+        key = values.tobytes()
+        with self._lock:
+            terms = self._recent.pop(key, None)
+        if terms is None:
+            terms = self._unique_point_terms(values)
+        with self._lock:
+            self._recent[key] = terms
+            while len(self._recent) > _RECENT:
+                self._recent.pop(next(iter(self._recent)))
+        return terms
+
+    def _evaluate(self, q11, q22, q12):
+        """Both duals of broadcast arrays, in blocks of pairs (each pair its own two points)."""
+        q11, q22, q12 = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (q11, q22, q12)))
+        shape = q12.shape
+        q11, q22, q12 = q11.ravel(), q22.ravel(), q12.ravel()
+        r = np.sqrt(np.maximum(q11, 0) * np.maximum(q22, 0))
+        q12 = np.clip(q12, -r, r)
+        values, inverse = np.unique(np.concatenate([q11, q22]), return_inverse=True)
+        inverse = inverse.ravel()
+        terms = self._recent_terms(np.maximum(values, 0.0))
+        nngp, factor = np.empty(q12.size), np.empty(q12.size)
+        for start in range(0, q12.size, _PAIR_BLOCK):
+            sel = slice(start, start + _PAIR_BLOCK)
+            ri, ci = inverse[: q11.size][sel], inverse[q11.size :][sel]
+            nngp[sel], factor[sel] = self._duals(terms[ri], terms[ci], q12[sel])
+        return nngp.reshape(shape), factor.reshape(shape)
+
+
+def _fields(terms: PointTerms):
+    return [getattr(terms, f) for f in PointTerms.FIELDS]
+
+
+def _radius(bound_last, terms: int, tol: float):
+    """Largest |rho| with ``|rho|^terms * bound_last <= tol`` (elementwise; may exceed 1)."""
+    with np.errstate(divide="ignore"):
+        return np.power(tol / np.maximum(bound_last, 1e-300), 1.0 / terms)
+
+
+def _terms_needed(rmax: float, bound, tol: float) -> int:
+    """Smallest K with ``rmax^(K+1) bound[K] <= tol``; bound (K+1,) of the tile's tails."""
+    powers = rmax ** np.arange(1, len(bound) + 1)
+    ok = np.nonzero(powers * bound <= tol)[0]
+    return int(ok[0]) if len(ok) else len(bound) - 1
+
+
+def _mehler(products, rho, r2, k_max, parity, constant, out):
+    """``out = sum_{k <= k_max} c_k rho^k``, by Horner in rho^2 on even and odd k.
+
+    ``products(k, tmp)`` gives ``c_k = a_k(q1) a_k(q2)`` broadcast to rho's shape (written into
+    ``tmp`` or returned); ``parity`` 1 (only odd k, and k = 0 when ``constant``), 0 (only even
+    k) or None. Zero terms are skipped.
+    """
+    parts = []
+    tmp = np.empty_like(rho)
+    for first in (0, 1):
+        ks = list(range(first, k_max + 1, 2))
+        if parity is not None and first != parity:  # only k = 0 can be nonzero here
+            ks = [0] if first == 0 and constant else []
+        if not ks:
+            continue
+        acc = np.array(products(ks[-1], tmp), copy=True)
+        for k in reversed(ks[:-1]):
+            np.multiply(acc, r2, out=acc)
+            np.add(acc, products(k, tmp), out=acc)
+        if first == 1:
+            np.multiply(acc, rho, out=acc)
+        parts.append(acc)
+    if not parts:
+        out[...] = 0.0
+    elif len(parts) == 1:
+        out[...] = parts[0]
+    else:
+        np.add(parts[0], parts[1], out=out)
+
+
+_PROBE = np.concatenate([np.linspace(0.01, 12.0, 241), [0.3183, 1.7, 25.0, 80.0]])
+
+
+def _parity(f):
+    """1 if ``f - f(0)`` is odd, 0 if f is even, else None (to rounding, on probe points).
+
+    The coefficients that the symmetry makes zero are then set to exactly zero (they would
+    otherwise be rounding noise of about 1e-16 of the scale) and skipped in the series.
+    """
+    x = _PROBE
+    f0 = float(f(np.zeros(1))[0])
+    fx, fm = f(x), f(-x)
+    slack = 4 * np.finfo(float).eps * (np.abs(fx) + abs(f0) + 1e-300)
+    if np.all(np.abs((fm - f0) + (fx - f0)) <= slack):
+        return 1
+    if np.all(np.abs(fm - fx) <= slack):
+        return 0
+    return None
