@@ -6,7 +6,7 @@
 (5, 5)
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Architecture", "Kernel", "__version__"]
 
