@@ -4,9 +4,8 @@
   inside functions: a lazy import only postpones the cycle to the first call, and hides it
   from a reader. Imports under ``if TYPE_CHECKING:`` are left out (they never run).
 - No cycle between the subpackages either (kernels/, experiments/, plotting/, each taken as
-  one unit beside the top-level modules): ``activations -> kernels/duals`` and
-  ``kernels/tile_duals -> activations`` is a cycle of layers even though no single module
-  imports itself back.
+  one unit beside the top-level modules): ``a -> kernels/x`` together with
+  ``kernels/y -> a`` is a cycle of layers even though no single module imports itself back.
 - click only in the command line (cli.py), matplotlib only in plotting/, yaml only in
   config.py (the YAML reader) and io.py (which writes each run's YAML record); docs/theory.md
   and the README describe this layout.
