@@ -136,6 +136,20 @@ def _snapshot(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def _wait_for_cpu_seconds(pid: int, seconds: float, timeout: float = 60.0) -> None:
+    """Block until process ``pid`` has used ``seconds`` of CPU time (user + system)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            return
+        if (int(fields[11]) + int(fields[12])) / ticks >= seconds:
+            return
+        time.sleep(0.05)
+
+
 def test_ctrl_c_in_the_middle_of_all_leaves_earlier_outputs_intact(fig1_run, tmp_path):
     out = tmp_path / "figs"
     out.mkdir()
@@ -151,7 +165,10 @@ def test_ctrl_c_in_the_middle_of_all_leaves_earlier_outputs_intact(fig1_run, tmp
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    time.sleep(1.5)  # inside the first experiment's computation (it takes about 4 s)
+    # Interrupt once the child has spent 1.5 s of CPU (imports done, well inside the first
+    # experiment, which needs several seconds): CPU time, not wall time, so a busy machine
+    # does not make the interrupt land during start-up.
+    _wait_for_cpu_seconds(proc.pid, 1.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
