@@ -164,6 +164,9 @@ def test_ctrl_c_in_the_middle_of_all_leaves_earlier_outputs_intact(fig1_run, tmp
         stderr=subprocess.PIPE,
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A shell starts background jobs with SIGINT ignored, and a child would inherit that:
+        # restore the default so the child's Python turns Ctrl-C into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Interrupt once the child has spent 1.5 s of CPU (imports done, well inside the first
     # experiment, which needs several seconds): CPU time, not wall time, so a busy machine
