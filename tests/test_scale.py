@@ -78,6 +78,28 @@ def test_float32_store(cluster, arch, tmp_path):
     assert np.array_equal(nngp, k.nngp)
 
 
+def test_float32_store_products_within_their_rounding_bound(cluster, arch, tmp_path):
+    # A float32 store is multiplied in float32: v is rounded to float32 (relative eps) and each
+    # chunk's sums of 64 products carry at most 64 eps of |K| |v| (Higham, Accuracy and
+    # Stability, eq. 3.5); the chunks' partial sums are added in float64.
+    x = points(150)
+    out = tmp_path / "K.zarr"
+    scale.chunked_kernel(
+        arch, x, out=out, chunk=64, dtype=np.float32, scheduler=cluster.scheduler_address
+    )
+    k = read(out)[0].astype(np.float64)
+    v = np.random.default_rng(3).standard_normal((150, 4))
+    from wideinf.scale.blocks import StoreOperator
+
+    with StoreOperator(out, "nngp", cluster.scheduler_address) as op:
+        product = op.matvec(v)
+    eps = np.finfo(np.float32).eps
+    bound = (64 + 2) * eps * (np.abs(k) @ np.abs(v))
+    error = np.abs(product - k @ v)
+    assert np.all(error <= bound)
+    assert np.max(error / bound) > 1e-3  # the products are float32, not float64
+
+
 def test_interrupted_run_resumes_to_the_same_store(cluster, arch, tmp_path):
     x = points(300)
     reference = tmp_path / "ref.zarr"
