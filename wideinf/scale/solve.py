@@ -144,6 +144,7 @@ def solve(
     rank: int = 500,
     seed: int = 0,
     scheduler: str | None = None,
+    hold: bool | None = None,
     callback=None,
 ):
     """Solve ``(K + lambda I) a = y`` by Nystrom-preconditioned conjugate gradients.
@@ -158,6 +159,10 @@ def solve(
         Which array of a store.
     rank : int
         Landmarks of the preconditioner (0 for plain CG).
+    hold : bool, optional
+        Keep a store's block rows in the workers' memory for the whole solve instead of
+        reading them from disk for every product; default: when they fit (see
+        :class:`~wideinf.scale.blocks.StoreOperator`).
 
     Returns
     -------
@@ -168,7 +173,7 @@ def solve(
     y = np.asarray(y, dtype=np.float64)
     single = y.ndim == 1
     b = y[:, None] if single else y  # (N, C)
-    with _operator(kernel, name, scheduler) as op:
+    with _operator(kernel, name, scheduler, hold) as op:
         if op.shape != (b.shape[0], b.shape[0]):
             raise ConfigError(f"kernel of shape {op.shape} does not match {b.shape[0]} targets")
         diagonal = op.diagonal()
@@ -203,12 +208,12 @@ def cross_multiply(kernel, a, *, name: str = "nngp", scheduler: str | None = Non
     return out[:, 0] if single else out
 
 
-def _operator(kernel, name, scheduler):
+def _operator(kernel, name, scheduler, hold=False):
     if isinstance(kernel, np.ndarray):
         return _ArrayOperator(kernel)
     from .blocks import StoreOperator
 
-    return StoreOperator(kernel, name, scheduler)
+    return StoreOperator(kernel, name, scheduler, hold)
 
 
 class _ArrayOperator:
