@@ -294,13 +294,13 @@ def _metrics(f, limits: dict, g: int, h: float) -> dict:
 
 
 def _movement_summary(name: str, widths, movement, rng) -> dict:
-    """Slope (with its bootstrap error) and widest value of the median feature movement."""
-    fit = fit_power_law(widths, movement, rng)
-    return {
-        f"slope_feature_movement_{name}": round(fit.slope, 4),
-        f"slope_feature_movement_{name}_sd": round(fit.se, 4),
-        f"feature_movement_widest_{name}": float(np.median(movement[-1])),
-    }
+    """Slope (with its bootstrap error) and widest value of the median feature movement;
+    no slope when the features do not move at all (readout-only training)."""
+    out = {f"feature_movement_widest_{name}": float(np.median(movement[-1]))}
+    fit = fit_power_law(widths, movement, rng) if np.all(movement > 0) else None
+    out[f"slope_feature_movement_{name}"] = None if fit is None else round(fit.slope, 4)
+    out[f"slope_feature_movement_{name}_sd"] = None if fit is None else round(fit.se, 4)
+    return out
 
 
 def run(config: Config, rng: np.random.Generator) -> Result:
@@ -422,10 +422,14 @@ def report(result: Result) -> list[str]:
 
 def _movement_line(s: dict, name: str) -> str:
     base = f" (base width {s['mup_base_width']})" if name == "mup" else ""
+    slope = s[f"slope_feature_movement_{name}"]
+    fit = (
+        ""
+        if slope is None
+        else f"slope {slope:+.2f} +- {s[f'slope_feature_movement_{name}_sd']:.2f} (lazy: -0.5), "
+    )
     return (
-        f"{name}{base}: feature movement ||h_T - h_0|| / ||h_0|| slope "
-        f"{s[f'slope_feature_movement_{name}']:+.2f} +- "
-        f"{s[f'slope_feature_movement_{name}_sd']:.2f} (lazy: -0.5), "
+        f"{name}{base}: feature movement ||h_T - h_0|| / ||h_0|| {fit}"
         f"{s[f'feature_movement_widest_{name}']:.4f} at the widest; distance to the ntk limit "
         f"slope {s[f'slope_dist_ntk_{name}']:+.2f}, {s[f'dist_ntk_widest_{name}']:.4f} at the widest"
     )
