@@ -3,7 +3,8 @@
 Drawn when a sweep trains more than one parameterization (``parameterizations: [ntk, mup]``).
 Top row, against width: (a) how far the last hidden layer's features move in training,
 ``||h_T - h_0|| / ||h_0||``, on log-log axes with fitted slopes and an ``n^-1/2`` guide; (b) the
-RMS distance to the NTK limit and the spread across seeds; (c) smoothness. Bottom row, at the
+RMS distance to the NTK limit, of single networks and of the seed average, and the spread
+across seeds; (c) smoothness. Bottom row, at the
 widest width: the seed-average learned function of each parameterization, the NTK limit, and
 each one's difference from the limit.
 """
@@ -71,9 +72,15 @@ def _distance_panel(ax, a, s, names, widths):
                   label=f"{NAMES[name]}: to the NTK limit" + _slope_text(s, f"dist_ntk_{name}"))  # fmt: skip
         ax.loglog(widths, a[f"spread_{name}"], "o--", color=_COLORS[name], alpha=0.6,
                   label=f"{NAMES[name]}: spread across seeds")  # fmt: skip
+        mean = a[f"predictions_{name}"].mean(axis=1) - a["ntk_limit"]  # (W, G)
+        ax.loglog(widths, np.sqrt(np.mean(mean * mean, axis=1)), "^:", color=_COLORS[name],
+                  label=f"{NAMES[name]}: seed average to the NTK limit")  # fmt: skip
     ax.set_xlabel("hidden width n")
     ax.set_ylabel("RMS over the grid")
     ax.set_title("(b) Distance to the NTK limit, and spread", fontsize=10)
+    # Room for the legend below the curves.
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo / (hi / lo) ** 0.5, hi)
     ax.legend(fontsize=7, loc="lower left")
 
 
@@ -125,7 +132,7 @@ def plot_parameterizations(result, config):
     names = [str(n) for n in a["parameterizations"]]
     widths = a["widths"]  # (W,)
     fig = plt.figure(figsize=(16, 8.6))
-    outer = fig.add_gridspec(2, 1, height_ratios=(1.3, 1.0), hspace=0.25,
+    outer = fig.add_gridspec(2, 1, height_ratios=(1.3, 1.0), hspace=0.3,
                              left=0.05, right=0.98, top=0.92, bottom=0.1)  # fmt: skip
     top = outer[0].subgridspec(1, 3, wspace=0.25)
     _movement_panel(fig.add_subplot(top[0, 0]), a, s, names, widths)
