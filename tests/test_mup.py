@@ -198,3 +198,35 @@ def test_cli_bad_parameterization_is_one_line_and_exit_code_2(tmp_path, setting)
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "Traceback" not in result.output
+
+
+# ----------------------------------------------------------------------------- arrays, figure
+
+
+def test_contract_and_figure_c(tmp_path):
+    from wideinf.plotting import generalize as genplot
+    from wideinf.plotting import plt
+
+    config = _config(widths=[8, 32, 128], seeds=3, grid={"points": 9},
+                     parameterizations=["ntk", "mup"])  # fmt: skip
+    result = gen.run(config, np.random.default_rng(0))
+    a = result.arrays
+    w, s, g = 3, 3, 81
+    for name in ("ntk", "mup"):
+        assert a[f"predictions_{name}"].shape == (w, s, g)
+        assert a[f"feature_movement_{name}"].shape == (w, s)
+        assert np.all(a[f"feature_movement_{name}"] > 0)
+    figures = genplot.plot(result, config)
+    assert set(figures) == {"", "scaling", "parameterizations"}
+    fig = figures["parameterizations"]
+    movement = fig.axes[0]
+    assert movement.get_xscale() == "log" and movement.get_yscale() == "log"
+    labels = [t.get_text() for t in movement.get_legend().get_texts()]
+    assert any("muP" in t and "slope" in t for t in labels), labels
+    assert len(fig.axes) == 3 + 2 * 2 + 1  # 3 panels, 2 functions, the limit, 2 differences
+    for f in figures.values():
+        plt.close(f)
+    single = gen.run(_config(widths=[8, 16], seeds=2, grid={"points": 5}),
+                     np.random.default_rng(0))  # fmt: skip
+    assert "parameterizations" not in genplot.plot(single, config)
+    plt.close("all")
