@@ -18,6 +18,7 @@ from wideinf.cli import main
 from wideinf.config import build
 from wideinf.errors import ConfigError
 from wideinf.experiments import generalize as gen
+from wideinf.experiments import generalize_sweep as gsweep
 from wideinf.plotting import generalize as genplot
 from wideinf.plotting import plt
 
@@ -144,7 +145,7 @@ def test_wider_networks_are_smoother_towards_the_limit(sweep):
 def test_gradient_norm_of_a_plane_is_its_slope():
     axis, grid = gen.make_grid(gen.GridConfig(points=7))
     f = 3.0 * grid[:, 0] - 4.0 * grid[:, 1]  # (G,)
-    np.testing.assert_allclose(gen._gradient_norm(f, 7, axis[1] - axis[0]), 5.0)
+    np.testing.assert_allclose(gsweep.gradient_norm(f, 7, axis[1] - axis[0]), 5.0)
 
 
 @pytest.mark.parametrize(

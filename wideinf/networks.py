@@ -33,6 +33,7 @@ from .memory import (
 )
 from .parameters import (
     Params,
+    check_multipliers,
     check_points,
     dense_blocks,
     hidden_widths,
@@ -225,7 +226,7 @@ def vjp(arch, params: Params, cache: Cache, cotangent) -> Params:
 
 def descent_step(
     arch, params: Params, cache: Cache, cotangent, learning_rate: float, *, active=None,
-    lowest: int = 0,
+    lowest: int = 0, multipliers=None,
 ) -> None:  # fmt: skip
     """One gradient step ``theta <- theta - eta sum_i c_i df(x_i)/dtheta``, in place.
 
@@ -247,21 +248,26 @@ def descent_step(
         Update only these networks (default: all).
     lowest : int, default 0
         Update only dense layers ``lowest`` and above (the readout only: their number minus one).
+    multipliers : sequence of (float, float), optional
+        Per-layer rates: dense layer k's (weights, bias) step with ``eta * multipliers[k]``
+        (e.g. the maximal-update parameterization, :mod:`wideinf.mup`); default ``eta``.
     """
     blocks = _check(arch, params)
     eta = float(learning_rate)
+    rates = check_multipliers(multipliers, len(blocks))
     nets = range(params.n_networks) if active is None else np.flatnonzero(active)
     for k, delta in backward(arch, params, cache, cotangent, lowest=lowest):
         W, b, y = params.weights[k], params.biases[k], cache.inputs[k]
         sw, sb = layer_scales(arch, blocks[k][0], W.shape[1])
+        eta_w, eta_b = (eta, eta) if rates is None else (eta * rates[k][0], eta * rates[k][1])
         if active is None:
-            b -= (eta * sb) * delta.sum(axis=1)  # (S, n_out)
+            b -= (eta_b * sb) * delta.sum(axis=1)  # (S, n_out)
         else:
-            b[active] -= (eta * sb) * delta[active].sum(axis=1)
+            b[active] -= (eta_b * sb) * delta[active].sum(axis=1)
         for s in nets:
             ys = y if y.ndim == 2 else y[s]  # (N, n_in)
             target = W[s].T  # (n_out, n_in), Fortran-ordered view
-            out = dgemm(-eta * sw, delta[s].T, ys, beta=1.0, c=target, overwrite_c=1)
+            out = dgemm(-eta_w * sw, delta[s].T, ys, beta=1.0, c=target, overwrite_c=1)
             if not np.shares_memory(out, W[s]):  # BLAS made a copy after all
                 W[s] = out.T
 
@@ -376,7 +382,7 @@ def empirical_nngp(arch, params: Params, x1, x2=None) -> np.ndarray:
     return out
 
 
-def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
+def empirical_ntk(arch, params: Params, x1, x2=None, *, multipliers=None) -> np.ndarray:
     """Empirical NTK ``J(x1) J(x2)^T``, layer by layer without the Jacobian.
 
     For dense layer l with input y_{l-1}, output z_l and scales ``(sw, sb)``
@@ -388,10 +394,14 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
     :meth:`Architecture.kernel(x, width=n)`, which has a single n: the hidden widths must then
     be equal (layer l's weights contribute ``n_{l-1} / n`` times the limit's term otherwise).
 
+    With per-layer learning-rate ``multipliers`` (:func:`descent_step`) each layer's terms are
+    weighted by theirs: ``J M J^T``, the kernel that gradient descent with those rates follows.
+
     Parameters and result as :func:`empirical_nngp`: x1 of shape (N1, d), x2 of shape (N2, d)
     or None (then x1, and the result is symmetric); returns an ndarray of shape (S, N1, N2).
     """
     blocks = _check(arch, params)
+    rates = check_multipliers(multipliers, len(blocks))
     if arch.parameterization == "standard" and len(set(params.widths)) > 1:
         raise ConfigError(
             "empirical_ntk: standard parameterization needs equal hidden widths to match the "
@@ -414,7 +424,8 @@ def empirical_ntk(arch, params: Params, x1, x2=None) -> np.ndarray:
             sw, sb = layer_scales(arch, dense, sub.weights[k].shape[1])
             dd = np.matmul(d1[k], d2[k].transpose(0, 2, 1))  # (S, N1, N2)
             yy = np.matmul(c1.inputs[k], np.swapaxes(c2.inputs[k], -1, -2))  # (S,N1,N2)|(N1,N2)
-            theta += (sw * sw * yy + sb * sb) * dd
+            mw, mb = (1.0, 1.0) if rates is None else rates[k]  # x 1.0 is exact
+            theta += (mw * sw * sw * yy + mb * sb * sb) * dd
         if x2 is None:
             theta = 0.5 * (theta + theta.transpose(0, 2, 1))
         out[sl] = theta

@@ -29,6 +29,7 @@ from .memory import FLOAT_BYTES, check_memory
 __all__ = [
     "Params",
     "check_points",
+    "check_multipliers",
     "dense_blocks",
     "hidden_widths",
     "layer_scales",
@@ -101,6 +102,25 @@ def check_points(x, d: int, name: str = "x") -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != d:
         raise ConfigError(f"{name}: expected an array of shape (N, {d}), got {x.shape}")
     return x
+
+
+def check_multipliers(multipliers, n_layers: int) -> tuple | None:
+    """Per-layer learning-rate multipliers as a tuple of ``n_layers`` (weight, bias) pairs.
+
+    ``None`` stays ``None`` (every layer at the base rate). Each multiplier must be finite and
+    positive; anything else is a ConfigError.
+    """
+    if multipliers is None:
+        return None
+    pairs = tuple(tuple(float(m) for m in pair) for pair in multipliers)
+    if len(pairs) != n_layers or any(len(pair) != 2 for pair in pairs):
+        raise ConfigError(
+            f"multipliers: expected one (weight, bias) pair per dense layer ({n_layers}), "
+            f"got {multipliers!r}"
+        )
+    if not all(math.isfinite(m) and m > 0 for pair in pairs for m in pair):
+        raise ConfigError(f"multipliers: expected positive finite numbers, got {multipliers!r}")
+    return pairs
 
 
 def dense_blocks(arch) -> list[tuple[Dense, list]]:

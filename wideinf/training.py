@@ -32,6 +32,7 @@ from .networks import (
     hidden_widths,
     parameter_count,
 )
+from .parameters import check_multipliers
 from .progress import progress
 
 __all__ = ["TrainResult", "train", "step_size", "recorded_steps", "memory_estimate"]
@@ -147,7 +148,7 @@ def _check_settings(learning_rate, steps, record_every, tol) -> None:
 def train(
     arch, params, x, y, learning_rate: float, steps: int, *, readout_only: bool = False,
     tol: float | None = None, x_eval=None, record_every: int = 1, quiet: bool = False,
-    record_outputs: bool = False,
+    record_outputs: bool = False, multipliers=None,
 ) -> TrainResult:  # fmt: skip
     """Full-batch gradient descent on ``(1/2N) sum_i (f(x_i) - y_i)^2`` for every network.
 
@@ -177,6 +178,9 @@ def train(
     record_outputs : bool, default False
         Also record the outputs at the recorded steps (``f_train_path``, ``f_eval_path``);
         a recorded step then runs one forward pass on the training and evaluation points.
+    multipliers : sequence of (float, float), optional
+        Per-layer learning rates ``eta * multipliers[k]`` for dense layer k's (weights, bias)
+        (:func:`wideinf.networks.descent_step`); default ``eta`` for every parameter.
 
     Returns
     -------
@@ -190,6 +194,7 @@ def train(
     y = np.broadcast_to(y, (s, n))
     xe = None if x_eval is None else check_points(x_eval, params.d_in, "x_eval")
     _check_settings(learning_rate, steps, record_every, tol)
+    rates = check_multipliers(multipliers, len(params.weights))
     steps, recorded = int(steps), recorded_steps(int(steps), int(record_every))
     t_rec, m = len(recorded), 0 if xe is None else xe.shape[0]
 
@@ -212,7 +217,7 @@ def train(
     try:
         for sl in slices:
             _descend(arch, params.take(sl), x, xe, y[sl], eta, recorded, tol, readout_only,
-                     out.take(sl), bar)  # fmt: skip
+                     out.take(sl), bar, rates)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -242,7 +247,7 @@ class _Outputs:
         return _Outputs(*(None if a is None else a[sl] for a in parts))
 
 
-def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, out: _Outputs, bar):
+def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, out: _Outputs, bar, rates):
     """Gradient descent of one block of networks ``sub`` (views, updated in place)."""
     n, steps = x.shape[0], int(recorded[-1])
     stacked = np.vstack([x, xe]) if out.e_path is not None else None  # (N + M, d)
@@ -288,7 +293,8 @@ def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, out: _Output
         # dL/df = (f - y) / N
         all_active = active.all()
         descent_step(arch, sub, cache.head(n), resid / n, eta,
-                     active=None if all_active else active, lowest=lowest)  # fmt: skip
+                     active=None if all_active else active, lowest=lowest,
+                     multipliers=rates)  # fmt: skip
         out.taken[...] += active
         if bar is not None:
             bar.update(1)

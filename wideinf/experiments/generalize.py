@@ -28,21 +28,20 @@ Slopes against width carry bootstrap standard errors over seeds (:mod:`wideinf.s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from .. import networks as nets
 from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, LayerConfig, Width, setting
 from ..errors import ConfigError, NumericalError
 from ..predict import gp_posterior
 from ..progress import progress
 from ..stats import fit_power_law
-from ..training import train
 from . import Result
-from .ensemble import init_per_stream, parameter_count, step_size
+from .ensemble import parameter_count
+from .generalize_sweep import gradient_norm, make_scheme, rms, slopes, spread, train_width
 
 __all__ = [
     "Config",
@@ -59,9 +58,6 @@ __all__ = [
 
 # Parameters per ensemble (seeds x weights) held at once; 40 M float64 = 320 MB.
 MAX_PARAMETERS = 40_000_000
-# Activations per block of grid points when evaluating (seeds x points x width); blocks
-# of about 8 MB stay in cache and are several times faster than larger ones.
-_EVAL_BLOCK = 2**20
 
 
 @dataclass(frozen=True)
@@ -120,6 +116,15 @@ class TrainingConfig:
     )
 
 
+@dataclass(frozen=True)
+class MupConfig:
+    """The maximal-update parameterization's base width (:mod:`wideinf.mup`)."""
+
+    base_width: int = setting(
+        8, ge=1, le=2**20, help="width n_0 at which muP equals the standard parameterization"
+    )
+
+
 def _default_architecture() -> ArchitectureConfig:
     layers = (LayerConfig("dense"), LayerConfig("relu"), LayerConfig("dense"))
     return ArchitectureConfig(layers, W_std=1.5, b_std=0.5, parameterization="ntk")
@@ -140,8 +145,28 @@ class Config(ExperimentConfig):
     data: DataConfig = setting(DataConfig())
     grid: GridConfig = setting(GridConfig())
     training: TrainingConfig = setting(TrainingConfig())
+    parameterizations: tuple[Literal["ntk", "standard", "mup"], ...] = setting(
+        (), scalar_ok=True, max_len=3,
+        help="finite networks' parameterizations, ntk | standard | mup (default: the "
+        "architecture's); each sweep is saved as predictions_<name>",
+    )  # fmt: skip
+    mup: MupConfig = setting(MupConfig())
+
+    @property
+    def sweeps(self) -> tuple[str, ...]:
+        """The parameterizations trained, the architecture's (the reference sweep) first."""
+        ref = self.architecture.parameterization
+        return (ref,) + tuple(p for p in self.parameterizations if p != ref)
 
     def validate(self, where: str = "config"):
+        listed, ref = self.parameterizations, self.architecture.parameterization
+        if len(set(listed)) != len(listed):
+            raise ConfigError(f"{where}.parameterizations: contains a repeated name")
+        if listed and ref not in listed:
+            raise ConfigError(
+                f"{where}.parameterizations: must include the architecture's parameterization "
+                f"{ref!r} (the sweep saved as `predictions` and compared with the limits)"
+            )
         if any(math.isinf(w) for w in self.widths):
             raise ConfigError(
                 f"{where}.widths: list finite widths only; the infinite-width rows are always drawn"
@@ -237,111 +262,59 @@ def matching_limit(config: Config) -> str:
     return "nngp" if config.architecture.parameterization == "ntk" else "features"
 
 
-# ----------------------------------------------------------------------------- training
-
-
-def _zero_readout(params):
-    """The same parameters with the readout's weights and bias set to zero."""
-    weights = params.weights[:-1] + (np.zeros_like(params.weights[-1]),)
-    biases = params.biases[:-1] + (np.zeros_like(params.biases[-1]),)
-    return replace(params, weights=weights, biases=biases)
-
-
-def _tangent_kernel(arch, params, x_train, training) -> np.ndarray:
-    """The tangent kernel that training follows, one (N, N) per network: (S, N, N).
-
-    The raw kernel ``J J^T`` of the trained parameters, in the units of the learning rate:
-    all layers, the empirical NTK (times the width in standard parameterization, where
-    ``empirical_ntk`` reports ``Theta / n``); readout only, ``s_w^2 phi . phi + s_b^2`` with
-    the readout's scales (``W_std^2 / n`` and ``b_std^2`` in NTK parameterization, 1 and 1 in
-    standard parameterization).
-    """
-    standard = arch.parameterization == "standard"
-    n_last = params.weights[-1].shape[1]
-    if training.layers == "readout":
-        phi = nets.features(arch, params, x_train)  # (S, N, n_L)
-        gram = np.matmul(phi, phi.transpose(0, 2, 1))  # (S, N, N)
-        readout = arch.dense_layers[-1]
-        sw2, sb2 = (1.0, 1.0) if standard else (readout.W_std**2 / n_last, readout.b_std**2)
-        return sw2 * gram + sb2
-    return nets.empirical_ntk(arch, params, x_train) * (n_last if standard else 1.0)
-
-
-def _evaluate(arch, params, x, width: int, n_networks: int) -> np.ndarray:
-    """``forward`` over blocks of points so that (S, block, width) stays small; -> (S, G)."""
-    block = max(1, _EVAL_BLOCK // (n_networks * width))
-    parts = [nets.forward(arch, params, x[i : i + block]) for i in range(0, len(x), block)]
-    return np.concatenate(parts, axis=1)  # (S, G)
-
-
-def _train_width(config: Config, arch, x_train, y_train, grid_x, width: int, base: int) -> dict:
-    """Train ``seeds`` networks of one width; the learned functions on the grid and diagnostics.
-
-    Network j is drawn from its own stream ``default_rng([base, width, j])``.
-    """
-    training = config.training
-    rngs = [np.random.default_rng([base, width, j]) for j in range(config.seeds)]
-    params = init_per_stream(arch, x_train.shape[1], width, rngs)
-    if training.init_output == "zero_readout":
-        params = _zero_readout(params)
-    n = len(y_train)
-    target = np.broadcast_to(y_train, (config.seeds, n)).copy()  # (S, N)
-    if training.init_output == "centered":
-        # Training f - f_init on y is training f on y + f_init(X): the same gradients.
-        target = target + nets.forward(arch, params, x_train)  # (S, N)
-    lr = step_size(_tangent_kernel(arch, params, x_train, training), training.lr_factor)
-    out = train(
-        arch, params, x_train, target, lr, training.max_steps,
-        readout_only=training.layers == "readout", tol=training.loss_tol,
-        record_every=training.max_steps, quiet=True,
-    )  # fmt: skip
-    f_grid = _evaluate(arch, out.params, grid_x, width, config.seeds)  # (S, G)
-    if training.init_output == "centered":
-        f_grid = f_grid - _evaluate(arch, params, grid_x, width, config.seeds)
-    loss = 0.5 * np.mean((out.f_train - target) ** 2, axis=1)  # (S,)
-    return {"f": f_grid, "loss": loss, "steps": np.asarray(out.steps_taken), "lr": lr}
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def _rms(a: np.ndarray, axis=-1) -> np.ndarray:
-    return np.sqrt(np.mean(a * a, axis=axis))
-
-
-def _gradient_norm(f: np.ndarray, g: int, h: float) -> np.ndarray:
-    """Mean |grad f| over the grid by central differences; f (..., g * g) -> (...)."""
-    grid = f.reshape(f.shape[:-1] + (g, g))
-    d2, d1 = np.gradient(grid, h, axis=(-2, -1))
-    return np.mean(np.hypot(d1, d2), axis=(-2, -1))
-
-
-def _spread(f: np.ndarray) -> np.ndarray:
-    """Across-seed spread: RMS over the grid of the seeds' sd; f (..., W, S, G) -> (..., W)."""
-    return np.sqrt(np.mean(np.var(f, axis=-2, ddof=1), axis=-1))
-
-
-def _slopes(widths, f, limits: dict, rng) -> dict[str, tuple[float, float]]:
-    """Log-log slopes of the spread and of each distance over the widest half, with their
-    bootstrap standard errors over seeds (:func:`wideinf.stats.fit_power_law`); f (W, S, G)."""
-    metrics = {"spread": _spread}
-    for name, lim in limits.items():
-        metrics[f"dist_{name}"] = lambda sample, lim=lim: _rms(_rms(sample - lim))  # (..., W)
-    fits = {key: fit_power_law(widths, f, rng, statistic) for key, statistic in metrics.items()}
-    return {key: (fit.slope, fit.se) for key, fit in fits.items()}
-
-
 # ----------------------------------------------------------------------------- run
 
 
+def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, bar) -> dict:
+    """Every width of one parameterization: ``f`` (W, S, G), ``loss``, ``steps``,
+    ``movement`` (W, S) and ``lr`` (W,); a NumericalError if a network diverged."""
+    rows = []
+    for width in widths:
+        rows.append(train_width(config, scheme, x_train, y_train, grid_x, int(width), base))
+        bar.update(1)
+    out = {key: np.stack([r[key] for r in rows]) for key in ("f", "loss", "steps", "movement")}
+    out["lr"] = np.array([r["lr"] for r in rows])  # (W,)
+    bad = ~np.all(np.isfinite(out["f"]), axis=-1)  # (W, S)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise NumericalError(
+            f"training diverged for {int(bad.sum())} {scheme.name} network(s) (first: width "
+            f"{widths[i]} seed {j + 1}); lower training.lr_factor (now "
+            f"{config.training.lr_factor:g})"
+        )
+    return out
+
+
+def _metrics(f, limits: dict, g: int, h: float) -> dict:
+    """``spread`` (W,), ``gradient_norm`` and ``dist_<limit>`` (W, S) of a sweep f (W, S, G)."""
+    out = {"spread": spread(f), "gradient_norm": gradient_norm(f, g, h)}
+    for name, lim in limits.items():
+        out[f"dist_{name}"] = rms(f - lim, axis=-1)  # (W, S)
+    return out
+
+
+def _movement_summary(name: str, widths, movement, rng) -> dict:
+    """Slope (with its bootstrap error) and widest value of the median feature movement;
+    no slope when the features do not move at all (readout-only training)."""
+    out = {f"feature_movement_widest_{name}": float(np.median(movement[-1]))}
+    fit = fit_power_law(widths, movement, rng) if np.all(movement > 0) else None
+    out[f"slope_feature_movement_{name}"] = None if fit is None else round(fit.slope, 4)
+    out[f"slope_feature_movement_{name}_sd"] = None if fit is None else round(fit.se, 4)
+    return out
+
+
 def run(config: Config, rng: np.random.Generator) -> Result:
-    """Train every width x seed, compute the limits and the metrics of Figures A and B.
+    """Train every parameterization x width x seed; the limits and the metrics of the figures.
 
     Returns arrays: ``grid_x`` (G, 2), ``grid_axis`` (g,), ``x_train`` (N, 2), ``y_train`` (N,),
     ``widths`` (W,), ``predictions`` (W, S, G), ``ntk_limit``, ``nngp_limit``,
     ``features_limit`` (G,), ``train_loss``, ``steps`` (W, S), ``learning_rate`` (W,),
     ``spread`` (W,), ``dist_ntk``, ``dist_nngp``, ``dist_features``, ``gradient_norm`` (W, S),
-    ``limit_gradient_norm`` (3,) for (ntk, nngp, features).
+    ``limit_gradient_norm`` (3,) for (ntk, nngp, features): all of the reference sweep, in the
+    architecture's parameterization. ``parameterizations`` (P,) names every sweep (the
+    reference first), and for each name p: ``predictions_<p>`` (W, S, G),
+    ``feature_movement_<p>``, ``train_loss_<p>``, ``steps_<p>``, ``gradient_norm_<p>``,
+    ``dist_<limit>_<p>`` (W, S), ``spread_<p>``, ``learning_rate_<p>`` (W,).
     """
     arch = Architecture.from_config(config.architecture)
     x_train, y_train = make_data(config.data)
@@ -352,20 +325,18 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     net_rng, boot_rng = rng.spawn(2)
     base = int(net_rng.integers(2**63))
-    rows = []
-    for width in progress(widths, total=len(widths), desc="widths"):
-        rows.append(_train_width(config, arch, x_train, y_train, grid_x, int(width), base))
-    f = np.stack([r["f"] for r in rows])  # (W, S, G)
-    loss = np.stack([r["loss"] for r in rows])  # (W, S)
-    steps = np.stack([r["steps"] for r in rows])  # (W, S)
-
-    bad = ~np.all(np.isfinite(f), axis=-1)  # (W, S)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise NumericalError(
-            f"training diverged for {int(bad.sum())} network(s) (first: width {widths[i]} "
-            f"seed {j + 1}); lower training.lr_factor (now {config.training.lr_factor:g})"
-        )
+    names = config.sweeps
+    bar = progress(total=len(names) * len(widths), desc="widths")
+    try:
+        sweeps = {
+            name: _sweep(config, make_scheme(name, arch, config.mup.base_width), x_train,
+                         y_train, grid_x, widths, base, bar)
+            for name in names
+        }  # fmt: skip
+    finally:
+        bar.close()
+    ref = sweeps[names[0]]
+    f, loss = ref["f"], ref["loss"]  # (W, S, G), (W, S)
     arrays = {
         "grid_x": grid_x,
         "grid_axis": axis,
@@ -377,36 +348,56 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "nngp_limit": limits["nngp"],
         "features_limit": limits["features"],
         "train_loss": loss,
-        "steps": steps,
-        "learning_rate": np.array([r["lr"] for r in rows]),  # (W,)
-        "spread": _spread(f),
-        "gradient_norm": _gradient_norm(f, g, h),  # (W, S)
-        "limit_gradient_norm": np.array([_gradient_norm(limits[k], g, h) for k in limits]),
+        "steps": ref["steps"],
+        "learning_rate": ref["lr"],
+        **_metrics(f, limits, g, h),
+        "limit_gradient_norm": np.array([gradient_norm(limits[k], g, h) for k in limits]),
+        "parameterizations": np.array(names),
     }
-    for name, lim in limits.items():
-        arrays[f"dist_{name}"] = _rms(f - lim, axis=-1)  # (W, S)
+    for name, sw in sweeps.items():
+        arrays[f"predictions_{name}"] = sw["f"]
+        arrays[f"feature_movement_{name}"] = sw["movement"]
+        arrays[f"train_loss_{name}"] = sw["loss"]
+        arrays[f"steps_{name}"] = sw["steps"]
+        arrays[f"learning_rate_{name}"] = sw["lr"]
+        for key, value in _metrics(sw["f"], limits, g, h).items():
+            arrays[f"{key}_{name}"] = value
 
     match = matching_limit(config)
     summary = {"matching_limit": match, "init_output": config.training.init_output}
-    for key, (slope, sd) in _slopes(widths, f, limits, boot_rng).items():
+    for key, (slope, sd) in slopes(widths, f, limits, boot_rng).items():
         summary[f"slope_{key}"] = round(slope, 4)
         summary[f"slope_{key}_sd"] = round(sd, 4)
     summary["slope_matching"] = summary[f"slope_dist_{match}"]
     tol = config.training.loss_tol
-    missed = ~(loss <= tol)
-    summary["networks_missing_tol"] = int(missed.sum())
-    summary["max_final_loss"] = float(np.nanmax(np.where(np.isfinite(loss), loss, np.inf)))
+    missed = {name: ~(sw["loss"] <= tol) for name, sw in sweeps.items()}  # each (W, S)
+    summary["networks_missing_tol"] = int(sum(m.sum() for m in missed.values()))
+    every_loss = np.concatenate([sw["loss"].ravel() for sw in sweeps.values()])
+    summary["max_final_loss"] = float(
+        np.nanmax(np.where(np.isfinite(every_loss), every_loss, np.inf))
+    )
     summary["spread_widest"] = float(arrays["spread"][-1])
-    summary[f"dist_{match}_widest"] = float(_rms(arrays[f"dist_{match}"][-1]))
+    summary[f"dist_{match}_widest"] = float(rms(arrays[f"dist_{match}"][-1]))
+    # Drawn after the reference slopes, so those are as without the other sweeps.
+    summary["parameterizations"] = list(names)
+    summary["mup_base_width"] = config.mup.base_width if "mup" in names else None
+    for name, sw in sweeps.items():
+        summary.update(_movement_summary(name, widths, sw["movement"], boot_rng))
+        fits = slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng)
+        for key, (slope, sd) in fits.items():
+            summary[f"slope_{key}_{name}"] = round(slope, 4)
+            summary[f"slope_{key}_{name}_sd"] = round(sd, 4)
+        summary[f"dist_ntk_widest_{name}"] = float(rms(arrays[f"dist_ntk_{name}"][-1]))
     warnings = []
-    if missed.any():
-        which = ", ".join(
-            f"width {widths[i]} seed {j + 1}" for i, j in zip(*np.nonzero(missed), strict=True)
-        )
-        warnings.append(
-            f"{int(missed.sum())} network(s) did not reach loss {tol:g} in "
-            f"{config.training.max_steps} steps: {which}"
-        )
+    for name, miss in missed.items():
+        if miss.any():
+            which = ", ".join(
+                f"width {widths[i]} seed {j + 1}" for i, j in zip(*np.nonzero(miss), strict=True)
+            )
+            warnings.append(
+                f"{int(miss.sum())} {name} network(s) did not reach loss {tol:g} in "
+                f"{config.training.max_steps} steps: {which}"
+            )
     return Result(arrays, summary, warnings)
 
 
@@ -426,4 +417,19 @@ def report(result: Result) -> list[str]:
         f"{match} limit {s[f'dist_{match}_widest']:.4f}",
         f"networks missing the loss tolerance: {s['networks_missing_tol']} "
         f"(largest final loss {s['max_final_loss']:.1e})",
-    ]
+    ] + [_movement_line(s, name) for name in s.get("parameterizations", [])]
+
+
+def _movement_line(s: dict, name: str) -> str:
+    base = f" (base width {s['mup_base_width']})" if name == "mup" else ""
+    slope = s[f"slope_feature_movement_{name}"]
+    fit = (
+        ""
+        if slope is None
+        else f"slope {slope:+.2f} +- {s[f'slope_feature_movement_{name}_sd']:.2f} (lazy: -0.5), "
+    )
+    return (
+        f"{name}{base}: feature movement ||h_T - h_0|| / ||h_0|| {fit}"
+        f"{s[f'feature_movement_widest_{name}']:.4f} at the widest; distance to the ntk limit "
+        f"slope {s[f'slope_dist_ntk_{name}']:+.2f}, {s[f'dist_ntk_widest_{name}']:.4f} at the widest"
+    )

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..stats import widest_half
 from . import add_caption, architecture_text, plt
+from .generalize_params import plot_parameterizations
 
 __all__ = ["plot", "LIMIT_LABELS"]
 
@@ -226,5 +227,9 @@ def _scaling(result, config):
 
 
 def plot(result, config) -> dict:
-    """``{"": heat maps (Figure A), "scaling": scaling with width (Figure B)}``."""
-    return {"": _heatmaps(result, config), "scaling": _scaling(result, config)}
+    """``{"": heat maps (Figure A), "scaling": scaling with width (Figure B)}``, and
+    ``"parameterizations"`` (Figure C, :mod:`.generalize_params`) when several were trained."""
+    figures = {"": _heatmaps(result, config), "scaling": _scaling(result, config)}
+    if len(result.arrays.get("parameterizations", ())) > 1:
+        figures["parameterizations"] = plot_parameterizations(result, config)
+    return figures
