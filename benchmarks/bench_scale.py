@@ -102,6 +102,7 @@ def bench_workers(n, workdir: Path):
 
 def bench_regression(ns, workdir: Path, keep: bool, in_memory_below: int = 8000):
     """MNIST-1D test accuracy of the NNGP mean against N, CG on the store above a size."""
+    import dask
     from distributed import Client, LocalCluster
 
     arch = Architecture.from_dict(ARCH)
@@ -112,8 +113,16 @@ def bench_regression(ns, workdir: Path, keep: bool, in_memory_below: int = 8000)
         "| test accuracy |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    # The solve holds the kernel's block rows in the workers' memory (7.2 GB per worker at
+    # N = 60,000 in float32): raise the limit and turn off Dask's spilling to disk for it.
+    with dask.config.set(
+        {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False}
+    ), LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        memory_limit="10GiB",
     ) as cluster:
         address = cluster.scheduler_address
         for n in ns:
@@ -137,7 +146,7 @@ def bench_regression(ns, workdir: Path, keep: bool, in_memory_below: int = 8000)
                 t_kernel = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 alpha, info = scale.solve(
-                    train, targets, 1e-4, rank=1000, tol=1e-4, scheduler=address
+                    train, targets, 1e-4, rank=1000, tol=1e-4, scheduler=address, hold=True
                 )
                 mean = scale.cross_multiply(cross, alpha, scheduler=address)
                 solver = "CG (Zarr, Dask)"
