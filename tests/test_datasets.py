@@ -86,11 +86,11 @@ def _write(tmp_path, text, name="r.csv"):
 @pytest.mark.parametrize(
     "text, target, needle",
     [
-        ("a,b,kind\n1,2,x\n", "label", "no target column 'label'; columns: a, b, kind"),
+        ("a,b,kind\n1,2,x\n", "label", "no target column 'label' (columns: 'a', 'b', 'kind')"),
         ("a,kind\n1,x\nfoo,y\n", "kind", "line 3, column 'a': 'foo' is not a number"),
-        ("a,kind\n1,x\n2\n", "kind", "line 3 has 1 field(s)"),
-        ("a,kind\nnan,x\n", "kind", "NaN or infinity"),
-        ("kind\nx\n", "kind", "no feature column"),
+        ("a,kind\n1,x\n2\n", "kind", "line 3: 1 cells, expected 2"),
+        ("a,kind\nnan,x\n", "kind", "missing or infinite values are not supported"),
+        ("kind\nx\n", "kind", "no feature columns"),
         ("a,kind\n", "kind", "at least one data row"),
     ],
 )

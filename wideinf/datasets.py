@@ -22,15 +22,14 @@ names for classification). Every problem is a one-line :class:`~wideinf.errors.C
 
 from __future__ import annotations
 
-import csv
 import difflib
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import tabular
 from .errors import ConfigError
 
 __all__ = ["NAMES", "RealData", "load", "read_table", "require"]
@@ -150,7 +149,9 @@ def _mnist1d() -> RealData:
 
 
 def read_table(path, target: str, task: str = "classification") -> RealData:
-    """A CSV with a header: every column but ``target`` is a numeric feature.
+    """Your own data: a CSV with a header (or a .npy / .npz table), read by :mod:`wideinf.tabular`.
+
+    Every column but ``target`` is a numeric feature.
 
     Parameters
     ----------
@@ -161,56 +162,18 @@ def read_table(path, target: str, task: str = "classification") -> RealData:
 
     Returns
     -------
-    RealData named after the file's stem, classes sorted by name.
+    RealData named after the file's stem; classes sorted (numerically when all are numbers).
     """
     path = Path(path)
-    where = f"csv.file: {path}"
-    if not path.is_file():
-        raise ConfigError(f"{where}: no such file" if not path.exists() else f"{where}: not a file")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"{where}: cannot read: {exc}") from None
-    if len(rows) < 2:
-        raise ConfigError(f"{where}: needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    if target not in header:
-        raise ConfigError(
-            f"{where}: no target column {target!r}; columns: {', '.join(header)} "
-            "(set csv.target to one of them)"
-        )
-    if len(rows) - 1 > MAX_ROWS:
-        raise ConfigError(f"{where}: more than {MAX_ROWS} rows")
-    j_target = header.index(target)
-    features = [j for j in range(len(header)) if j != j_target]
-    if not features:
-        raise ConfigError(f"{where}: no feature column besides the target {target!r}")
-    x = np.empty((len(rows) - 1, len(features)))  # (n, d)
-    labels = []
-    for i, row in enumerate(rows[1:]):
-        line = i + 2
-        if len(row) != len(header):
-            raise ConfigError(
-                f"{where}: line {line} has {len(row)} field(s), the header {len(header)}"
-            )
-        for k, j in enumerate(features):
-            x[i, k] = _number(row[j], f"{where}: line {line}, column {header[j]!r}")
-        labels.append(row[j_target].strip())
+    table = tabular.read_table(path, label="csv.file")
+    if table.n_rows == 0:
+        raise ConfigError(f"csv.file {path}: needs a header row and at least one data row")
+    if table.n_rows > MAX_ROWS:
+        raise ConfigError(f"csv.file {path}: more than {MAX_ROWS} rows")
+    column = table.resolve(target, "target")
+    x, _ = tabular.features(table, column)  # (n, d)
     if task == "regression":
-        y = np.array([_number(v, f"{where}: target {target!r}") for v in labels])
-        return RealData(path.stem, task, x, y, source=str(path))
-    classes = tuple(sorted(set(labels)))
-    index = {c: k for k, c in enumerate(classes)}
-    y = np.array([index[v] for v in labels], dtype=np.int64)
-    return RealData(path.stem, "classification", x, y, classes=classes, source=str(path))
-
-
-def _number(cell: str, where: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        raise ConfigError(f"{where}: {cell.strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}: NaN or infinity")
-    return value
+        return RealData(path.stem, task, x, table.numeric(column), source=str(path))
+    values, y = np.unique(tabular.target(table, column), return_inverse=True)
+    classes = tuple(f"{v:g}" if isinstance(v, float) else str(v) for v in values.tolist())
+    return RealData(path.stem, task, x, y.astype(np.int64), classes=classes, source=str(path))

@@ -74,7 +74,7 @@ class Table:
                     float(cell)
                 except ValueError:
                     raise ConfigError(
-                        f"{self.where(row)}, column {column!r}: {cell!r} is not a number"
+                        f"{self.where(row)}, column {column!r}: {str(cell)!r} is not a number"
                     ) from None
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
