@@ -53,7 +53,7 @@ _NETWORK_BYTES = 256 * 2**20
 class Config(ExperimentConfig):
     """``wideinf depth``: see the module docstring and experiments/depth_phase.yaml."""
 
-    activation: str = setting("erf", help="activation of every hidden layer")
+    activation: str = setting("tanh", help="activation of every hidden layer")
     sigma_w2_min: float = setting(0.25, gt=0.0, le=100.0, help="smallest sigma_w^2 = W_std^2")
     sigma_w2_max: float = setting(4.0, gt=0.0, le=100.0, help="largest sigma_w^2")
     n_sigma_w2: int = setting(25, ge=3, le=401, help="sigma_w^2 grid points (every panel)")
@@ -79,7 +79,7 @@ class Config(ExperimentConfig):
         (1, 4, 12), ge=1, le=200, min_len=1, max_len=8, help="depths of the finite networks"
     )
     finite_sigma_w2: tuple[float, ...] = setting(
-        (0.75, 1.4, 3.0), gt=0.0, le=100.0, min_len=1, max_len=6, help="their sigma_w^2"
+        (0.75, 1.75, 3.0), gt=0.0, le=100.0, min_len=1, max_len=6, help="their sigma_w^2"
     )
 
     def validate(self, where: str = "config"):
