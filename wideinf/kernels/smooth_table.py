@@ -29,6 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .smooth_rules import _barycentric  # the one barycentric formula of the package
+
 __all__ = ["RangeTable", "EqualVarianceTables", "NODE_TOL", "ACCEPT", "DEGREE", "Q_OCTAVES"]
 
 # Chebyshev degree of each panel (2n, n = DEGREE / 2 for the error estimate).
@@ -75,22 +77,6 @@ def _half_check(n: int):
     odd = x[1::2]
     t = np.cos(np.outer(np.arccos(odd), np.arange(n // 2 + 1)))  # T_k(x_odd)
     return t @ m_half
-
-
-def _barycentric(nodes, x):
-    """Barycentric weights (len(x), n) at Chebyshev extreme points ``nodes`` (any order)."""
-    n = len(nodes)
-    w = (-1.0) ** np.arange(n)
-    w[0] /= 2
-    w[-1] /= 2
-    diff = x[:, None] - nodes[None, :]
-    hit = diff == 0
-    diff[hit] = 1.0
-    m = w / diff
-    m /= m.sum(axis=1, keepdims=True)
-    rows = hit.any(axis=1)
-    m[rows] = hit[rows].astype(float)
-    return m
 
 
 class RangeTable:
