@@ -219,6 +219,12 @@ class SmoothDual:
             _radius(terms.ta[..., -1] ** 2, k, tol), _radius(terms.tb[..., -1] ** 2, k, tol)
         )
 
+    def _first_tier_reach(self, rows) -> float:
+        """Largest |rho| that :data:`TILE_TERMS` terms reach for the first point of ``rows``."""
+        k = min(TILE_TERMS, self.terms)
+        tails = (f.reshape(-1, f.shape[-1])[0, k - 1] ** 2 for f in (rows.ta, rows.tb))
+        return float(min(_radius(t, k, self.tol) for t in tails))
+
     def _pairs(self, rows, cols, q12):
         """:meth:`_duals`, or where every point has one variance q > 0, its table in rho."""
         shape = np.broadcast_shapes(rows.q.shape, cols.q.shape, np.shape(q12))
@@ -226,7 +232,10 @@ class SmoothDual:
         if q is None or math.prod(shape) < TABLE_MIN_ENTRIES:
             return self._duals(rows, cols, q12)
         rho = _correlation(rows.q, cols.q, q12, shape)
-        outs = self.tables.evaluate(q, rho)
+        if np.abs(rho).max() <= self._first_tier_reach(rows):
+            return self._duals(rows, cols, q12)  # the tile tier of the series: no faster table
+        first = PointTerms(*(f.reshape((-1,) + f.shape[rows.q.ndim :])[:1] for f in _fields(rows)))
+        outs = self.tables.evaluate(q, rho, first)
         _second_moments(rows, cols, rho, outs)  # as the exact path: a point with itself
         return outs
 

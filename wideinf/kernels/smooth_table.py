@@ -125,7 +125,7 @@ class RangeTable:
 
     @property
     def breaks(self):
-        return np.array([leaf[0] for leaf in self.leaves] + [self.leaves[-1][1]])
+        return _breaks(self.leaves)
 
     def ensure(self, hit) -> bool:
         """Build the unbuilt leaves whose ``hit`` (P,) is True; True if the leaves changed."""
@@ -192,32 +192,40 @@ class EqualVarianceTables:
         self._coefs: dict = {}  # q -> (range version, coefficients, exact panels)
         self._lock = threading.Lock()
 
-    def evaluate(self, q: float, rho):
-        """``(F(rho), G(rho))`` at variance q > 0, each of rho's shape; rho in [-1, 1]."""
+    def evaluate(self, q: float, rho, point=None):
+        """``(F(rho), G(rho))`` at variance q > 0, each of rho's shape; rho in [-1, 1].
+
+        ``point``: the :class:`PointTerms` (1,) of variance q, if at hand, for the entries
+        that take the exact path.
+        """
         rho = np.asarray(rho, dtype=float)
         r = np.abs(rho) if self.symmetric else rho
         with self._lock:
             table = self._range(q)
-            few = table.few(r)
-            while True:
-                breaks = table.breaks
-                panel = np.clip(np.searchsorted(breaks, r, side="right") - 1, 0, len(breaks) - 2)
-                used = np.bincount(panel[~few], minlength=len(breaks) - 1) > 0
-                if not table.ensure(used):
-                    break
-            version, coefs, exact = self._coefs.get(q, (None, None, None))
-            if version != (id(table), table.version):
-                coefs, exact = table.coefficients(q)
-                self._coefs[q] = ((id(table), table.version), coefs, exact)
-                while len(self._coefs) > _TABLES_KEPT:
-                    self._coefs.pop(next(iter(self._coefs)))
+        few = table.few(r)  # from the fixed top panels: no lock needed
+        while True:  # the per-entry work outside the lock; builds and coefficients inside
+            leaves = table.leaves  # ensure() replaces the list, never changes it
+            breaks = _breaks(leaves)
+            panel = np.clip(np.searchsorted(breaks, r, side="right") - 1, 0, len(breaks) - 2)
+            used = np.bincount(panel[~few], minlength=len(breaks) - 1) > 0
+            with self._lock:
+                if table.leaves is not leaves or table.ensure(used):
+                    continue
+                version, coefs, exact = self._coefs.get(q, (None, None, None))
+                if version != (id(table), table.version):
+                    coefs, exact = table.coefficients(q)
+                    self._coefs[q] = ((id(table), table.version), coefs, exact)
+                    while len(self._coefs) > _TABLES_KEPT:
+                        self._coefs.pop(next(iter(self._coefs)))
+                break
         lo, hi = breaks[panel], breaks[panel + 1]
         x2 = 2.0 * ((2.0 * r - (lo + hi)) / (hi - lo))  # 2 x, x in [-1, 1] on the panel
         outs = [_clenshaw(coefs[d], panel, x2) for d in range(2)]
         slow = exact[panel] | few
         if slow.any():
-            point = self.dual.point_terms(np.array([q]))
-            outs[0][slow], outs[1][slow] = self.dual._duals(point, point, q * r[slow])
+            point = self.dual.point_terms(np.array([q])) if point is None else point
+            exact_values = self.dual._duals(point, point, point.q * r[slow])
+            outs[0][slow], outs[1][slow] = exact_values
         for d, out in enumerate(outs):
             if self.symmetric and (self.dual.parity_a, self.dual.parity_b)[d] == 1:
                 np.subtract(2.0 * self.constants[d], out, out=out, where=rho < 0)  # F(-rho)
@@ -243,6 +251,11 @@ class EqualVarianceTables:
         self._ranges[key] = table
         while len(self._ranges) > _OCTAVES_KEPT:
             self._ranges.pop(next(iter(self._ranges)))
+
+
+def _breaks(leaves):
+    """Panel ends (P + 1,) of a list of leaves."""
+    return np.array([leaf[0] for leaf in leaves] + [leaves[-1][1]])
 
 
 def _clenshaw(coefs, panel, x2):
