@@ -22,11 +22,13 @@ rho = 1) the value is the per-point E[phi^2]. Error analysis: ``docs/smooth-acti
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 
 from .smooth_rules import conditional_expectation, interpolated_coefficients
+from .smooth_table import EqualVarianceTables
 
 __all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
 
@@ -43,6 +45,16 @@ _RECENT = 8
 
 # Pairs per block when :meth:`SmoothDual.nngp` / ``factor`` get arbitrary broadcast arrays.
 _PAIR_BLOCK = 8_192
+
+# Entries from which a block whose points share one variance is evaluated from the table of
+# that variance (smooth_table): building one costs about as much as this many entries of
+# the series, or a few entries near rho = +-1 of the 2-D rule.
+TABLE_MIN_ENTRIES = 2_048
+# Variances this close (relative) count as one. The duals change with log q at a rate of
+# about their scale, so evaluating them at the common, rounded variance errs by about
+# SAME_VARIANCE + 2^-_VARIANCE_BITS (3e-14) of the scale.
+SAME_VARIANCE = 64 * np.finfo(float).eps
+_VARIANCE_BITS = 46
 
 
 class PointTerms:
@@ -114,6 +126,7 @@ class SmoothDual:
         self.parity_b = _parity(dphi)
         self._recent: dict = {}  # unique variances (bytes) -> their terms, for _evaluate
         self._lock = threading.Lock()
+        self.tables = EqualVarianceTables(self)  # points of one variance: duals in rho
 
     # ------------------------------------------------------------------ per point
     def point_terms(self, q) -> PointTerms:
@@ -164,16 +177,74 @@ class SmoothDual:
             Covariances.
         """
         if isinstance(q11, PointTerms):
-            return self._duals(q11, q22, np.asarray(q12, dtype=float))
+            return self._pairs(q11, q22, np.asarray(q12, dtype=float))
         return self._evaluate(q11, q22, q12)
 
-    def _duals(self, rows, cols, q12):
-        """Both duals of the broadcast shape of ``rows.q``, ``cols.q`` and ``q12``."""
+    def exact_duals(self, terms: PointTerms, rho, tol: float):
+        """Both duals (m, p) of m points ``terms`` (m,) each with itself at correlations rho (p,).
+
+        For the tables of :mod:`.smooth_table`: the series with all ``terms`` coefficients
+        where its truncation bound is at most ``tol`` of the scale (so its error is a smooth
+        function of rho, not one that jumps where the number of terms changes), the 2-D rule
+        beyond, and at rho = 1 the second moments.
+        """
+        rho = np.asarray(rho, dtype=float)
+        out = np.empty((2, len(terms.q), rho.size))
+        r2, at_one = rho * rho, rho == 1.0
+        for i in range(len(terms.q)):
+            row = terms[i : i + 1]
+            slow = np.zeros(rho.shape, bool)
+            for d, (coef, tail, parity) in enumerate(
+                (("a", "ta", self.parity_a), ("b", "tb", self.parity_b))
+            ):
+                c = getattr(row, coef)[0] ** 2  # (K,) a_k(q)^2
+                slow |= np.abs(rho) > _radius(getattr(row, tail)[0, -1] ** 2, len(c), tol)
+
+                def products(k, tmp, c=c):
+                    tmp.fill(c[k])
+                    return tmp
+
+                _mehler(products, rho, r2, len(c) - 1, parity, bool(c[0]), out[d, i])
+            slow &= ~at_one
+            if slow.any():
+                q = np.full(int(slow.sum()), row.q[0])
+                out[0, i, slow], out[1, i, slow] = self._pairs_slow(q, q, rho[slow])
+            out[0, i, at_one], out[1, i, at_one] = row.ea[0], row.eb[0]
+        return out[0], out[1]
+
+    def series_reach(self, terms: PointTerms, tol: float):
+        """Largest |rho| (m,) where all the series' terms meet ``tol``, for both duals."""
+        k = terms.a.shape[-1]
+        return np.minimum(
+            _radius(terms.ta[..., -1] ** 2, k, tol), _radius(terms.tb[..., -1] ** 2, k, tol)
+        )
+
+    def _first_tier_reach(self, rows) -> float:
+        """Largest |rho| that :data:`TILE_TERMS` terms reach for the first point of ``rows``."""
+        k = min(TILE_TERMS, self.terms)
+        tails = (f.reshape(-1, f.shape[-1])[0, k - 1] ** 2 for f in (rows.ta, rows.tb))
+        return float(min(_radius(t, k, self.tol) for t in tails))
+
+    def _pairs(self, rows, cols, q12):
+        """:meth:`_duals`, or where every point has one variance q > 0, its table in rho."""
+        shape = np.broadcast_shapes(rows.q.shape, cols.q.shape, np.shape(q12))
+        q = _common_variance(rows.q, cols.q)
+        if q is None or math.prod(shape) < TABLE_MIN_ENTRIES:
+            return self._duals(rows, cols, q12)
+        rho = _correlation(rows.q, cols.q, q12, shape)
+        if np.abs(rho).max() <= self._first_tier_reach(rows):
+            return self._duals(rows, cols, q12)  # the tile tier of the series: no faster table
+        first = PointTerms(*(f.reshape((-1,) + f.shape[rows.q.ndim :])[:1] for f in _fields(rows)))
+        outs = self.tables.evaluate(q, rho, first)
+        _second_moments(rows, cols, rho, outs)  # as the exact path: a point with itself
+        return outs
+
+    def _duals(self, rows, cols, q12, tol=None):
+        """Both duals of the broadcast shape of ``rows.q``, ``cols.q`` and ``q12``: the series
+        to truncation bound ``tol`` (default: the dual's), the 2-D rule beyond."""
         q1, q2 = rows.q, cols.q
         shape = np.broadcast_shapes(q1.shape, q2.shape, np.shape(q12))
-        denom = np.sqrt(q1 * q2)
-        rho = np.divide(q12, denom, out=np.zeros(shape), where=denom > 0)
-        np.clip(rho, -1.0, 1.0, out=rho)
+        rho = _correlation(q1, q2, q12, shape)
         absr, r2 = np.abs(rho), rho * rho
         rmax = float(absr.max(initial=0.0))
         outs = (np.empty(shape), np.empty(shape))
@@ -186,14 +257,10 @@ class SmoothDual:
             worst_r = getattr(rows, tail).reshape(-1, k).max(axis=0)
             worst_c = getattr(cols, tail).reshape(-1, k).max(axis=0)
             bound = worst_r * worst_c  # (K,) the worst tails of the block
-            left.append(self._tiers(rows, cols, coef, bound, rho, r2, absr, rmax, parity, out))
+            left.append(self._tiers(rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol))
         slow = np.union1d(*left)
-        if rmax == 1.0:  # a point with itself: its second moments, exactly
-            same = np.flatnonzero(np.broadcast_to(q1 == q2, shape) & (rho == 1.0))
-            entries = np.unravel_index(same, shape)
-            outs[0].reshape(-1)[same] = rows.ea[rows.index(entries)]
-            outs[1].reshape(-1)[same] = rows.eb[rows.index(entries)]
-            slow = np.setdiff1d(slow, same)
+        if rmax == 1.0:
+            slow = np.setdiff1d(slow, _second_moments(rows, cols, rho, outs))
         if slow.size:
             entries = np.unravel_index(slow, shape)
             q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
@@ -201,14 +268,14 @@ class SmoothDual:
             outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
         return outs
 
-    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out):
+    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol=None):
         """The series where it meets ``tol``; returns the flat indices of the entries beyond it.
 
         First the whole array with at most :data:`TILE_TERMS` terms (right for the entries
         with |rho| up to that many terms' radius, most of them); then, gathered, the entries
         in the next radii with more terms (:data:`TERM_STEPS`).
         """
-        tol = self.tol
+        tol = self.tol if tol is None else tol
         steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
         cuts = [_radius(bound[k - 1], k, tol) for k in steps]
         k = _terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
@@ -277,8 +344,42 @@ class SmoothDual:
         for start in range(0, q12.size, _PAIR_BLOCK):
             sel = slice(start, start + _PAIR_BLOCK)
             ri, ci = inverse[: q11.size][sel], inverse[q11.size :][sel]
-            nngp[sel], factor[sel] = self._duals(terms[ri], terms[ci], q12[sel])
+            nngp[sel], factor[sel] = self._pairs(terms[ri], terms[ci], q12[sel])
         return nngp.reshape(shape), factor.reshape(shape)
+
+
+def _correlation(q1, q2, q12, shape):
+    """``q12 / sqrt(q1 q2)`` in [-1, 1] (0 where a variance is 0), of the broadcast shape."""
+    denom = np.sqrt(q1 * q2)
+    rho = np.divide(q12, denom, out=np.zeros(shape), where=denom > 0)
+    return np.clip(rho, -1.0, 1.0, out=rho)
+
+
+def _second_moments(rows, cols, rho, outs):
+    """Set the entries of a point with itself (same variance, rho = 1) to its second moments,
+    exactly; returns their flat indices."""
+    shape = rho.shape
+    same = np.flatnonzero(np.broadcast_to(rows.q == cols.q, shape) & (rho == 1.0))
+    entries = np.unravel_index(same, shape)
+    outs[0].reshape(-1)[same] = rows.ea[rows.index(entries)]
+    outs[1].reshape(-1)[same] = rows.eb[rows.index(entries)]
+    return same
+
+
+def _common_variance(q1, q2):
+    """The variance of every point of ``q1`` and ``q2``, if they agree to :data:`SAME_VARIANCE`.
+
+    Returns it rounded to :data:`_VARIANCE_BITS` significant bits (so that blocks whose
+    variances differ in the last bits share one table), or None. Inputs normalised in floating
+    point have variances a few units in the last place apart, layer after layer.
+    """
+    if q1.size == 0 or q2.size == 0:
+        return None
+    lo, hi = min(q1.min(), q2.min()), max(q1.max(), q2.max())
+    if not (lo > 0 and hi - lo <= SAME_VARIANCE * hi and np.isfinite(hi)):
+        return None
+    mantissa, exponent = math.frexp(float(lo + hi) / 2)
+    return math.ldexp(round(mantissa * 2**_VARIANCE_BITS), exponent - _VARIANCE_BITS)
 
 
 def _fields(terms: PointTerms):
