@@ -99,7 +99,9 @@ def _det(q11, q22, q12):
     after the first layer); the expanded form would leave a residue whose square root is ~1e-8.
     """
     r = np.sqrt(q11 * q22)
-    return np.maximum((r - q12) * (r + q12), 0.0)
+    det = r - q12
+    det *= r + q12
+    return np.maximum(det, 0.0)
 
 
 @dataclass(frozen=True)
@@ -129,17 +131,23 @@ class ABReLU(Activation):
         a, b = self.a, self.b
         d2 = (a - b) ** 2
         s = np.sqrt(_det(q11, q22, q12))
-        theta = np.arctan2(s, q12)
-        factor = (a * a + b * b) / 2 - d2 * theta / TWO_PI
-        return d2 / TWO_PI * s + factor * q12, factor
+        factor = np.arctan2(s, q12)  # theta, made the factor in place
+        factor *= d2
+        factor /= -TWO_PI
+        factor += (a * a + b * b) / 2
+        s *= d2 / TWO_PI
+        nngp = factor * q12
+        nngp += s
+        return nngp, factor
 
 
 @dataclass(frozen=True)
 class Erf(Activation):
-    """``phi(z) = erf(z)`` (Williams 1997), with ``P = (1 + 2 q11)(1 + 2 q22)``:
+    """``phi(z) = erf(z)`` (Williams 1997), with ``P = (1/2 + q11)(1/2 + q22)``, a quarter of
+    Williams' ``(1 + 2 q11)(1 + 2 q22)``:
 
-    - NNGP ``(2/pi) arcsin(2 q12 / sqrt(P))``;
-    - factor ``(4/pi) / sqrt(P - 4 q12^2)``.
+    - NNGP ``(2/pi) arcsin(q12 / sqrt(P))``;
+    - factor ``(2/pi) / sqrt(P - q12^2)``.
     """
 
     name: str = "erf"
@@ -151,18 +159,23 @@ class Erf(Activation):
         return (2 / np.sqrt(np.pi)) * np.exp(-x * x)
 
     def duals(self, q11, q22, q12):
-        p = (1 + 2 * q11) * (1 + 2 * q22)
-        nngp = (2 / np.pi) * np.arcsin(np.clip(2 * q12 / np.sqrt(p), -1.0, 1.0))
-        return nngp, (4 / np.pi) / np.sqrt(p - 4 * q12 * q12)
+        p = (0.5 + q11) * (0.5 + q22)
+        nngp = np.arcsin(np.clip(q12 / np.sqrt(p), -1.0, 1.0))
+        nngp *= 2 / np.pi
+        return nngp, (2 / np.pi) / np.sqrt(p - q12 * q12)
 
 
 @dataclass(frozen=True)
 class Gelu(Activation):
     """Exact GeLU ``phi(z) = z Phi(z)``, Phi the standard normal CDF (Tsuchida et al. 2020,
-    arXiv:2002.08517). With ``D^2 = (1 + q11)(1 + q22) - q12^2`` and ``alpha = arctan2(q12, D)``:
+    arXiv:2002.08517). With ``P = (1 + q11)(1 + q22)``, ``D^2 = P - q12^2``,
+    ``g = 1/4 + arctan2(q12, D) / (2 pi)`` and ``u = (1 - q11 q22) / P``:
 
-    - NNGP ``q12/4 + [(q12^2 + q11 q22 D^2) / ((1 + q11)(1 + q22) D) + q12 alpha] / (2 pi)``;
-    - factor ``1/4 + alpha/(2 pi) + q12/(2 pi D) [1/D^2 + (1 - q11 q22)/((1 + q11)(1 + q22)) + 1]``.
+    - NNGP ``g q12 + (q11 q22 + u q12^2) / (2 pi D)``;
+    - factor ``g + q12 (1/D^2 + u + 1) / (2 pi D)``.
+
+    (Tsuchida et al.'s NNGP ``q12/4 + [(q12^2 + q11 q22 D^2) / (P D) + q12 alpha] / (2 pi)``,
+    ``alpha = arctan2(q12, D)``, with ``q12^2 + q11 q22 D^2 = P (q11 q22 + u q12^2)``.)
     """
 
     name: str = "gelu"
@@ -174,13 +187,25 @@ class Gelu(Activation):
         return 0.5 * (1 + _erf(x / np.sqrt(2))) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
 
     def duals(self, q11, q22, q12):
-        pp, qq, sq = (1 + q11) * (1 + q22), q11 * q22, q12 * q12
-        d2 = pp - sq
+        p, qq, sq = (1 + q11) * (1 + q22), q11 * q22, q12 * q12
+        d2 = p - sq
         d = np.sqrt(d2)
-        alpha = np.arctan2(q12, d)
-        nngp = q12 / 4 + ((sq + qq * d * d) / (pp * d) + q12 * alpha) / TWO_PI
-        bracket = 1 / d2 + (1 - qq) / pp + 1
-        return nngp, 0.25 + alpha / TWO_PI + q12 / (TWO_PI * d) * bracket
+        g = np.arctan2(q12, d)  # alpha, made g in place:
+        g *= 1 / TWO_PI
+        g += 0.25
+        u = (1 - qq) / p
+        over = (1 / TWO_PI) / d  # 1 / (2 pi D)
+        nngp = sq * u
+        nngp += qq
+        nngp *= over
+        nngp += g * q12
+        factor = 1 / d2
+        factor += u
+        factor += 1
+        factor *= over
+        factor *= q12
+        factor += g
+        return nngp, factor
 
 
 @dataclass(frozen=True)
@@ -205,16 +230,32 @@ class Gabor(Activation):
 
     def duals(self, q11, q22, q12):
         s = q11 + q22
-        delta = 4 * _det(q11, q22, q12)
+        delta = _det(q11, q22, q12)
+        delta *= 4
         one_2s = 1 + 2 * s
         d = one_2s + delta
         two_q12 = 2 * q12
-        e = np.exp(-(s + delta + two_q12) / (2 * d))
+        e = s + delta
+        e += two_q12
+        e /= -2 * d
+        e = np.exp(e)  # E
         ratio = two_q12 / d
-        nngp = e * np.expm1(ratio) / (2 * np.sqrt(d))
-        big_s = one_2s + 4 * (q12 * q12 + q11 * q22)
-        big_t = 2 * two_q12 * (delta + 3 * s + 2)
-        return nngp, e * ((big_s - big_t) + np.exp(ratio) * (big_s + big_t)) / (2 * d**2.5)
+        nngp = np.expm1(ratio)
+        nngp *= e
+        nngp /= 2 * np.sqrt(d)
+        big_s = q12 * q12 + q11 * q22
+        big_s *= 4
+        big_s += one_2s
+        big_t = delta + 3 * s
+        big_t += 2
+        big_t *= 2 * two_q12
+        factor = big_s - big_t
+        big_s += big_t
+        big_s *= np.exp(ratio)
+        factor += big_s
+        factor *= e
+        factor /= 2 * d**2.5
+        return nngp, factor
 
 
 @dataclass(frozen=True)
