@@ -216,7 +216,7 @@ class Gabor(Activation):
 
     - NNGP ``E (exp(2 q12 / D) - 1) / (2 sqrt(D))``; on the diagonal
       ``(1 - exp(-2q / (1 + 4q))) / (2 sqrt(1 + 4q))``;
-    - factor ``E [(S - T) + exp(2 q12 / D) (S + T)] / (2 D^(5/2))`` with
+    - factor ``E [2 S + (exp(2 q12 / D) - 1) (S + T)] / (2 D^(5/2))`` with
       ``S = 1 + 2 s + 4 (q12^2 + q11 q22)`` and ``T = 4 q12 (Delta + 3 s + 2)``.
     """
 
@@ -232,29 +232,29 @@ class Gabor(Activation):
         s = q11 + q22
         delta = _det(q11, q22, q12)
         delta *= 4
-        one_2s = 1 + 2 * s
+        one_2s = 2 * s
+        one_2s += 1
         d = one_2s + delta
         two_q12 = 2 * q12
         e = s + delta
         e += two_q12
-        e /= -2 * d
-        e = np.exp(e)  # E
-        ratio = two_q12 / d
-        nngp = np.expm1(ratio)
-        nngp *= e
-        nngp /= 2 * np.sqrt(d)
+        e /= d
+        e = np.exp(-0.5 * e)  # E
+        root = np.sqrt(d)
+        expm1 = np.expm1(two_q12 / d)
+        nngp = e * expm1
+        nngp /= 2 * root
         big_s = q12 * q12 + q11 * q22
         big_s *= 4
         big_s += one_2s
-        big_t = delta + 3 * s
-        big_t += 2
-        big_t *= 2 * two_q12
-        factor = big_s - big_t
-        big_s += big_t
-        big_s *= np.exp(ratio)
+        factor = delta + 3 * s
+        factor += 2
+        factor *= 2 * two_q12  # T, made the factor in place:
         factor += big_s
+        factor *= expm1
+        factor += 2 * big_s
         factor *= e
-        factor /= 2 * d**2.5
+        factor /= 2 * d * d * root
         return nngp, factor
 
 
