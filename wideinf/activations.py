@@ -132,7 +132,8 @@ class ABReLU(Activation):
         d2 = (a - b) ** 2
         s = np.sqrt(_det(q11, q22, q12))
         factor = np.arctan2(s, q12)  # theta, made the factor in place
-        factor *= d2
+        if d2 != 1:  # (relu's is 1)
+            factor *= d2
         factor /= -TWO_PI
         factor += (a * a + b * b) / 2
         s *= d2 / TWO_PI
