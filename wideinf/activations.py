@@ -191,22 +191,11 @@ class Gelu(Activation):
         p, qq, sq = (1 + q11) * (1 + q22), q11 * q22, q12 * q12
         d2 = p - sq
         d = np.sqrt(d2)
-        g = np.arctan2(q12, d)  # alpha, made g in place:
-        g *= 1 / TWO_PI
-        g += 0.25
+        g = np.arctan2(q12, d) / TWO_PI + 0.25
         u = (1 - qq) / p
         over = (1 / TWO_PI) / d  # 1 / (2 pi D)
-        nngp = sq * u
-        nngp += qq
-        nngp *= over
-        nngp += g * q12
-        factor = 1 / d2
-        factor += u
-        factor += 1
-        factor *= over
-        factor *= q12
-        factor += g
-        return nngp, factor
+        nngp = g * q12 + (qq + u * sq) * over
+        return nngp, g + q12 * over * (1 / d2 + u + 1)
 
 
 @dataclass(frozen=True)
@@ -231,32 +220,17 @@ class Gabor(Activation):
 
     def duals(self, q11, q22, q12):
         s = q11 + q22
-        delta = _det(q11, q22, q12)
-        delta *= 4
-        one_2s = 2 * s
-        one_2s += 1
+        delta = 4 * _det(q11, q22, q12)
+        one_2s = 1 + 2 * s
         d = one_2s + delta
         two_q12 = 2 * q12
-        e = s + delta
-        e += two_q12
-        e /= d
-        e = np.exp(-0.5 * e)  # E
+        e = np.exp(-0.5 * ((s + delta + two_q12) / d))  # E
         root = np.sqrt(d)
         expm1 = np.expm1(two_q12 / d)
-        nngp = e * expm1
-        nngp /= 2 * root
-        big_s = q12 * q12 + q11 * q22
-        big_s *= 4
-        big_s += one_2s
-        factor = delta + 3 * s
-        factor += 2
-        factor *= 2 * two_q12  # T, made the factor in place:
-        factor += big_s
-        factor *= expm1
-        factor += 2 * big_s
-        factor *= e
-        factor /= 2 * d * d * root
-        return nngp, factor
+        big_s = one_2s + 4 * (q12 * q12 + q11 * q22)
+        big_t = 2 * two_q12 * (delta + 3 * s + 2)
+        factor = e * (2 * big_s + expm1 * (big_s + big_t)) / (2 * d * d * root)
+        return e * expm1 / (2 * root), factor
 
 
 @dataclass(frozen=True)

@@ -136,10 +136,6 @@ def tiled_kernel(
     # to keep on the calling thread, when d is small; else at once, into the NNGP output.
     gram_rows = _BLAS_SINGLE_THREAD // max(1, min(tile, n2) * d)
     tile_gram = gram_rows >= _GRAM_MIN_ROWS
-    # Dividing by a power of two is exact: then x1 / d @ x2.T has the bits of x1 @ x2.T / d
-    # and saves a pass over every tile.
-    scaled = tile_gram and d & (d - 1) == 0
-    rows = x1 / d if scaled else x1
     if not tile_gram:
         np.matmul(x1, x2.T, out=nngp)
 
@@ -150,11 +146,10 @@ def tiled_kernel(
         if tile_gram:
             for r0 in range(i0, i1, gram_rows):
                 r1 = min(r0 + gram_rows, i1)
-                np.matmul(rows[r0:r1], x2[j0:j1].T, out=q12[r0 - i0 : r1 - i0])
+                np.matmul(x1[r0:r1], x2[j0:j1].T, out=q12[r0 - i0 : r1 - i0])
         else:
             q12[...] = nngp[i0:i1, j0:j1]
-        if not scaled:
-            np.divide(q12, d, out=q12)
+        np.divide(q12, d, out=q12)
         on_diagonal = symmetric and i0 == j0
         if on_diagonal:
             np.fill_diagonal(q12, p1.var_in[i0:i1])
