@@ -14,7 +14,8 @@ Each activation is a small frozen dataclass, as a layer is in Neural Tangents' s
 
 ``duals`` takes broadcastable arrays (the tiled kernel passes q11 (ti, 1), q22 (1, tj),
 q12 (ti, tj), or slices of ``points``) and keeps the dtype of its arguments (the series computes
-in float64). Rounding can put ``|q12|`` slightly above ``sqrt(q11 q22)`` (correlation
+in float64). It is the kernel's inner loop: each formula is arranged for few passes over the
+arrays, and updates its own temporaries in place (``x *= c``), never its arguments. Rounding can put ``|q12|`` slightly above ``sqrt(q11 q22)`` (correlation
 1 + 1e-16, e.g. duplicate points): each formula gives the correlation-1 value there (clamping
 ``q11 q22 - q12^2`` at 0, :func:`_det`, or clipping its correlation) or is smooth there.
 Special cases go through the general case: relu, leaky_relu and abs are :class:`ABReLU`; cos is
@@ -34,27 +35,10 @@ from .errors import ConfigError
 from .kernels.smooth import SmoothDual
 
 __all__ = [
-    "Activation",
-    "ABReLU",
-    "Erf",
-    "Gelu",
-    "Gabor",
-    "Sine",
-    "Identity",
-    "Smooth",
-    "Tanh",
-    "Sigmoid",
-    "Softplus",
-    "Swish",
-    "Mish",
-    "ELU",
-    "Softsign",
-    "CLOSED_FORM",
-    "SMOOTH",
-    "ACTIVATION_NAMES",
-    "activation_parameters",
-    "make_activation",
-]
+    "Activation", "ABReLU", "Erf", "Gelu", "Gabor", "Sine", "Identity",
+    "Smooth", "Tanh", "Sigmoid", "Softplus", "Swish", "Mish", "ELU", "Softsign",
+    "CLOSED_FORM", "SMOOTH", "ACTIVATION_NAMES", "activation_parameters", "make_activation",
+]  # fmt: skip
 
 TWO_PI = 2 * np.pi
 
@@ -136,16 +120,12 @@ class ABReLU(Activation):
             factor *= d2
         factor /= -TWO_PI
         factor += (a * a + b * b) / 2
-        s *= d2 / TWO_PI
-        nngp = factor * q12
-        nngp += s
-        return nngp, factor
+        return d2 / TWO_PI * s + factor * q12, factor
 
 
 @dataclass(frozen=True)
 class Erf(Activation):
-    """``phi(z) = erf(z)`` (Williams 1997), with ``P = (1/2 + q11)(1/2 + q22)``, a quarter of
-    Williams' ``(1 + 2 q11)(1 + 2 q22)``:
+    """``phi(z) = erf(z)`` (Williams 1997), with ``P = (1/2 + q11)(1/2 + q22)`` (his P / 4):
 
     - NNGP ``(2/pi) arcsin(q12 / sqrt(P))``;
     - factor ``(2/pi) / sqrt(P - q12^2)``.
@@ -173,10 +153,9 @@ class Gelu(Activation):
     ``g = 1/4 + arctan2(q12, D) / (2 pi)`` and ``u = (1 - q11 q22) / P``:
 
     - NNGP ``g q12 + (q11 q22 + u q12^2) / (2 pi D)``;
-    - factor ``g + q12 (1/D^2 + u + 1) / (2 pi D)``.
+    - factor ``g + q12 (1/D^2 + u + 1) / (2 pi D)``
 
-    (Tsuchida et al.'s NNGP ``q12/4 + [(q12^2 + q11 q22 D^2) / (P D) + q12 alpha] / (2 pi)``,
-    ``alpha = arctan2(q12, D)``, with ``q12^2 + q11 q22 D^2 = P (q11 q22 + u q12^2)``.)
+    (their NNGP ``q12/4 + [(q12^2 + q11 q22 D^2) / (P D) + q12 alpha] / (2 pi)``, regrouped).
     """
 
     name: str = "gelu"
