@@ -14,7 +14,8 @@ Each activation is a small frozen dataclass, as a layer is in Neural Tangents' s
 
 ``duals`` takes broadcastable arrays (the tiled kernel passes q11 (ti, 1), q22 (1, tj),
 q12 (ti, tj), or slices of ``points``) and keeps the dtype of its arguments (the series computes
-in float64). Rounding can put ``|q12|`` slightly above ``sqrt(q11 q22)`` (correlation
+in float64). It is the kernel's inner loop: each formula is arranged for few passes over the
+arrays, and updates its own temporaries in place (``x *= c``), never its arguments. Rounding can put ``|q12|`` slightly above ``sqrt(q11 q22)`` (correlation
 1 + 1e-16, e.g. duplicate points): each formula gives the correlation-1 value there (clamping
 ``q11 q22 - q12^2`` at 0, :func:`_det`, or clipping its correlation) or is smooth there.
 Special cases go through the general case: relu, leaky_relu and abs are :class:`ABReLU`; cos is
@@ -34,27 +35,10 @@ from .errors import ConfigError
 from .kernels.smooth import SmoothDual
 
 __all__ = [
-    "Activation",
-    "ABReLU",
-    "Erf",
-    "Gelu",
-    "Gabor",
-    "Sine",
-    "Identity",
-    "Smooth",
-    "Tanh",
-    "Sigmoid",
-    "Softplus",
-    "Swish",
-    "Mish",
-    "ELU",
-    "Softsign",
-    "CLOSED_FORM",
-    "SMOOTH",
-    "ACTIVATION_NAMES",
-    "activation_parameters",
-    "make_activation",
-]
+    "Activation", "ABReLU", "Erf", "Gelu", "Gabor", "Sine", "Identity",
+    "Smooth", "Tanh", "Sigmoid", "Softplus", "Swish", "Mish", "ELU", "Softsign",
+    "CLOSED_FORM", "SMOOTH", "ACTIVATION_NAMES", "activation_parameters", "make_activation",
+]  # fmt: skip
 
 TWO_PI = 2 * np.pi
 
@@ -99,7 +83,9 @@ def _det(q11, q22, q12):
     after the first layer); the expanded form would leave a residue whose square root is ~1e-8.
     """
     r = np.sqrt(q11 * q22)
-    return np.maximum((r - q12) * (r + q12), 0.0)
+    det = r - q12
+    det *= r + q12
+    return np.maximum(det, 0.0)
 
 
 @dataclass(frozen=True)
@@ -129,17 +115,20 @@ class ABReLU(Activation):
         a, b = self.a, self.b
         d2 = (a - b) ** 2
         s = np.sqrt(_det(q11, q22, q12))
-        theta = np.arctan2(s, q12)
-        factor = (a * a + b * b) / 2 - d2 * theta / TWO_PI
+        factor = np.arctan2(s, q12)  # theta, made the factor in place
+        if d2 != 1:  # (relu's is 1)
+            factor *= d2
+        factor /= -TWO_PI
+        factor += (a * a + b * b) / 2
         return d2 / TWO_PI * s + factor * q12, factor
 
 
 @dataclass(frozen=True)
 class Erf(Activation):
-    """``phi(z) = erf(z)`` (Williams 1997), with ``P = (1 + 2 q11)(1 + 2 q22)``:
+    """``phi(z) = erf(z)`` (Williams 1997), with ``P = (1/2 + q11)(1/2 + q22)`` (his P / 4):
 
-    - NNGP ``(2/pi) arcsin(2 q12 / sqrt(P))``;
-    - factor ``(4/pi) / sqrt(P - 4 q12^2)``.
+    - NNGP ``(2/pi) arcsin(q12 / sqrt(P))``;
+    - factor ``(2/pi) / sqrt(P - q12^2)``.
     """
 
     name: str = "erf"
@@ -151,18 +140,22 @@ class Erf(Activation):
         return (2 / np.sqrt(np.pi)) * np.exp(-x * x)
 
     def duals(self, q11, q22, q12):
-        p = (1 + 2 * q11) * (1 + 2 * q22)
-        nngp = (2 / np.pi) * np.arcsin(np.clip(2 * q12 / np.sqrt(p), -1.0, 1.0))
-        return nngp, (4 / np.pi) / np.sqrt(p - 4 * q12 * q12)
+        p = (0.5 + q11) * (0.5 + q22)
+        nngp = np.arcsin(np.clip(q12 / np.sqrt(p), -1.0, 1.0))
+        nngp *= 2 / np.pi
+        return nngp, (2 / np.pi) / np.sqrt(p - q12 * q12)
 
 
 @dataclass(frozen=True)
 class Gelu(Activation):
     """Exact GeLU ``phi(z) = z Phi(z)``, Phi the standard normal CDF (Tsuchida et al. 2020,
-    arXiv:2002.08517). With ``D^2 = (1 + q11)(1 + q22) - q12^2`` and ``alpha = arctan2(q12, D)``:
+    arXiv:2002.08517). With ``P = (1 + q11)(1 + q22)``, ``D^2 = P - q12^2``,
+    ``g = 1/4 + arctan2(q12, D) / (2 pi)`` and ``u = (1 - q11 q22) / P``:
 
-    - NNGP ``q12/4 + [(q12^2 + q11 q22 D^2) / ((1 + q11)(1 + q22) D) + q12 alpha] / (2 pi)``;
-    - factor ``1/4 + alpha/(2 pi) + q12/(2 pi D) [1/D^2 + (1 - q11 q22)/((1 + q11)(1 + q22)) + 1]``.
+    - NNGP ``g q12 + (q11 q22 + u q12^2) / (2 pi D)``;
+    - factor ``g + q12 (1/D^2 + u + 1) / (2 pi D)``
+
+    (their NNGP ``q12/4 + [(q12^2 + q11 q22 D^2) / (P D) + q12 alpha] / (2 pi)``, regrouped).
     """
 
     name: str = "gelu"
@@ -174,13 +167,14 @@ class Gelu(Activation):
         return 0.5 * (1 + _erf(x / np.sqrt(2))) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
 
     def duals(self, q11, q22, q12):
-        pp, qq, sq = (1 + q11) * (1 + q22), q11 * q22, q12 * q12
-        d2 = pp - sq
+        p, qq, sq = (1 + q11) * (1 + q22), q11 * q22, q12 * q12
+        d2 = p - sq
         d = np.sqrt(d2)
-        alpha = np.arctan2(q12, d)
-        nngp = q12 / 4 + ((sq + qq * d * d) / (pp * d) + q12 * alpha) / TWO_PI
-        bracket = 1 / d2 + (1 - qq) / pp + 1
-        return nngp, 0.25 + alpha / TWO_PI + q12 / (TWO_PI * d) * bracket
+        g = np.arctan2(q12, d) / TWO_PI + 0.25
+        u = (1 - qq) / p
+        over = (1 / TWO_PI) / d  # 1 / (2 pi D)
+        nngp = g * q12 + (qq + u * sq) * over
+        return nngp, g + q12 * over * (1 / d2 + u + 1)
 
 
 @dataclass(frozen=True)
@@ -191,7 +185,7 @@ class Gabor(Activation):
 
     - NNGP ``E (exp(2 q12 / D) - 1) / (2 sqrt(D))``; on the diagonal
       ``(1 - exp(-2q / (1 + 4q))) / (2 sqrt(1 + 4q))``;
-    - factor ``E [(S - T) + exp(2 q12 / D) (S + T)] / (2 D^(5/2))`` with
+    - factor ``E [2 S + (exp(2 q12 / D) - 1) (S + T)] / (2 D^(5/2))`` with
       ``S = 1 + 2 s + 4 (q12^2 + q11 q22)`` and ``T = 4 q12 (Delta + 3 s + 2)``.
     """
 
@@ -209,12 +203,13 @@ class Gabor(Activation):
         one_2s = 1 + 2 * s
         d = one_2s + delta
         two_q12 = 2 * q12
-        e = np.exp(-(s + delta + two_q12) / (2 * d))
-        ratio = two_q12 / d
-        nngp = e * np.expm1(ratio) / (2 * np.sqrt(d))
+        e = np.exp(-0.5 * ((s + delta + two_q12) / d))  # E
+        root = np.sqrt(d)
+        expm1 = np.expm1(two_q12 / d)
         big_s = one_2s + 4 * (q12 * q12 + q11 * q22)
         big_t = 2 * two_q12 * (delta + 3 * s + 2)
-        return nngp, e * ((big_s - big_t) + np.exp(ratio) * (big_s + big_t)) / (2 * d**2.5)
+        factor = e * (2 * big_s + expm1 * (big_s + big_t)) / (2 * d * d * root)
+        return e * expm1 / (2 * root), factor
 
 
 @dataclass(frozen=True)

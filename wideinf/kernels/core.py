@@ -151,17 +151,21 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
     """
     if parameterization not in ("ntk", "standard"):
         raise ValueError(f"unknown parameterization {parameterization!r}")
-    ntk = 0.0  # the input carries no trainable parameter; an array from the first layer on
+    # The input carries no trainable parameter: ntk starts as the scalar 0 and becomes an
+    # array at the first layer (``0 += array`` makes a new one); from then on every array
+    # below is this function's own, so it is updated in place, one pass each.
+    ntk = 0.0
     pre = []
     for step in steps:
         if isinstance(step, DenseStep):
             w2, b2 = step.W_std * step.W_std, step.b_std * step.b_std
+            ntk *= w2
+            if parameterization == "standard":
+                ntk += step.fan_in_ratio * nngp + step.inverse_width
+            nngp = w2 * nngp
+            nngp += b2
             if parameterization == "ntk":
-                nngp = w2 * nngp + b2
-                ntk = nngp + w2 * ntk  # the first layer's NTK is its NNGP
-            else:
-                ntk = step.fan_in_ratio * nngp + step.inverse_width + w2 * ntk
-                nngp = w2 * nngp + b2
+                ntk += nngp  # the first layer's NTK is its NNGP
         else:
             act = step.activation
             if variances is None:  # each entry is a point with itself: correlation 1
@@ -173,7 +177,7 @@ def layer_recursion(nngp, steps, parameterization: str = "ntk", variances=None):
                 pre.append(nngp)
             # (a series computes in float64: round back to the working precision)
             nngp = np.asarray(new, dtype=nngp.dtype)
-            ntk = ntk * np.asarray(factor, dtype=nngp.dtype)
+            ntk *= np.asarray(factor, dtype=nngp.dtype)
     if np.ndim(ntk) == 0:  # no layer at all
         ntk = np.zeros_like(nngp)
     return nngp, ntk, pre
