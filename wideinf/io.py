@@ -14,12 +14,24 @@ from pathlib import Path
 from .errors import ConfigError, WideinfError
 
 __all__ = [
+    "existing_file",
     "load_points",
     "ensure_writable_dir",
     "StagedFiles",
     "yaml_bytes",
     "read_npz",
 ]
+
+
+def existing_file(path, label: str) -> Path:
+    """``path`` as a Path, or a one-line ConfigError ``"{label} {path}: ..."`` if it is missing
+    or a directory."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{label} {path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{label} {path}: is a directory")
+    return path
 
 
 def load_points(path, name: str = "x"):
@@ -30,11 +42,7 @@ def load_points(path, name: str = "x"):
     """
     import numpy as np
 
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{name}: {path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"{name}: {path}: is a directory")
+    path = existing_file(path, f"{name}:")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":

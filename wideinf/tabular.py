@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
+from .io import existing_file
 
 __all__ = ["Table", "read_table", "features", "align_features", "target", "Standardizer"]
 
@@ -88,11 +89,7 @@ class Table:
 
 def read_table(path, label: str = "data") -> Table:
     """Read a CSV (header row), .npy or .npz file; ``label`` names the option in messages."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{label} {path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"{label} {path}: is a directory")
+    path = existing_file(path, label)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt"):
         return _read_csv(path)
