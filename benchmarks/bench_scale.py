@@ -115,15 +115,18 @@ def bench_regression(ns, workdir: Path, keep: bool, in_memory_below: int = 8000)
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
     # The solve holds the kernel's block rows in the workers' memory (7.2 GB per worker at
     # N = 60,000 in float32): raise the limit and turn off Dask's spilling to disk for it.
-    with dask.config.set(
-        {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False}
-    ), LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        memory_limit="10GiB",
-    ) as cluster:
+    with (
+        dask.config.set(
+            {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False}
+        ),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit="10GiB",
+        ) as cluster,
+    ):
         address = cluster.scheduler_address
         for n in ns:
             x, y = x_all[:n], y_all[:n]
