@@ -66,7 +66,7 @@ def plot(result, config) -> dict:
         ax.grid(True, axis="x", alpha=0.3)
     fig.text(0.01, 0.975, "(a) Test score per data set and method", fontsize=11, weight="bold")
     if study:
-        _width_panels(fig, grid, a, len(names))
+        _width_panels(fig, grid, a)
     fig.suptitle(
         "Do infinitely wide networks generalise poorly on real tasks? "
         "Infinite-width predictors vs finite networks vs standard learners",
@@ -87,10 +87,9 @@ def _label(method: str, config) -> str:
     return LABELS.get(method, method) + (" *" if capped else "")
 
 
-def _width_panels(fig, grid, a, n_cols):
-    half = max(1, n_cols // 2)
-    ax_acc = fig.add_subplot(grid[1, :half])
-    ax_agree = fig.add_subplot(grid[1, half:])
+def _width_panels(fig, grid, a):
+    row = grid[1, :].subgridspec(1, 2, wspace=0.22)  # room for the right panel's label
+    ax_acc, ax_agree = fig.add_subplot(row[0]), fig.add_subplot(row[1])
     widths = a["widths"]
     name = str(a["study_dataset"])
     methods = list(a["methods"])
