@@ -270,8 +270,6 @@ _RULES = {
     np.log1p: lambda a: (np.log1p(a), (lambda: _Over(1.0 + a),)),
     np.sin: lambda a: (np.sin(a), (lambda: np.cos(a),)),
     np.cos: lambda a: (np.cos(a), (lambda: -np.sin(a),)),
-    np.sinh: lambda a: (np.sinh(a), (lambda: np.cosh(a),)),
-    np.cosh: lambda a: (np.cosh(a), (lambda: np.sinh(a),)),
     np.tanh: lambda a: (np.tanh(a), (lambda: 1.0 - np.tanh(a) ** 2,)),
     np.arcsin: lambda a: (np.arcsin(a), (lambda: _Over(np.sqrt(1.0 - a * a)),)),
     np.arccos: lambda a: (np.arccos(a), (lambda: _Over(-np.sqrt(1.0 - a * a)),)),
