@@ -180,7 +180,9 @@ def float32_errors(n: int) -> list[tuple[str, str, float, float]]:
     return rows
 
 
-def compare_revisions(rev: str, n: int, repeats: int, budget: float, rounds: int) -> list[str]:
+def compare_revisions(
+    rev: str, n: int, repeats: int, budget: float, rounds: int, networks=None
+) -> list[str]:
     """The tiled kernel of git revision ``rev`` against this tree's, every network at N.
 
     Before and after alternate, one fresh process each, ``rounds`` times; each keeps its best
@@ -198,7 +200,7 @@ def compare_revisions(rev: str, n: int, repeats: int, budget: float, rounds: int
             ["git", "-C", str(ROOT), "archive", rev, "wideinf"], capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        for network in NETWORKS:
+        for network in networks or NETWORKS:
             size = n
             best = {}
             for _ in range(rounds):
@@ -247,6 +249,9 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternations for --against")
     parser.add_argument(
+        "--networks", nargs="+", choices=list(NETWORKS), help="only these networks (default all)"
+    )
+    parser.add_argument(
         "--against-only",
         action="store_true",
         help="run only the --against comparison and replace its section in --out",
@@ -263,7 +268,9 @@ def main() -> None:
     against = []
     if args.against:
         n_against = 1000 if args.quick else 4000
-        table = compare_revisions(args.against, n_against, args.repeats, args.budget, args.rounds)
+        table = compare_revisions(
+            args.against, n_against, args.repeats, args.budget, args.rounds, args.networks
+        )
         end = ", ".join(f"{v:.2f}" for v in os.getloadavg())
         against = [
             "## Before and after",
@@ -290,7 +297,7 @@ def main() -> None:
     lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     print(header)
     results = {}
-    for network in NETWORKS:
+    for network in args.networks or NETWORKS:
         for n in sizes:
             tiled = measure(network, n, "tiled", args.repeats, args.budget)
             limit = REFERENCE_MAX.get(network, REFERENCE_MAX_DEFAULT)
