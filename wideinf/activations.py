@@ -84,7 +84,8 @@ def _det(q11, q22, q12):
     """
     r = np.sqrt(q11 * q22)
     det = r - q12
-    det *= r + q12
+    r += q12
+    det *= r
     return np.maximum(det, 0.0)
 
 
@@ -116,11 +117,11 @@ class ABReLU(Activation):
         d2 = (a - b) ** 2
         s = np.sqrt(_det(q11, q22, q12))
         factor = np.arctan2(s, q12)  # theta, made the factor in place
-        if d2 != 1:  # (relu's is 1)
-            factor *= d2
-        factor /= -TWO_PI
+        factor *= -d2 / TWO_PI
         factor += (a * a + b * b) / 2
-        return d2 / TWO_PI * s + factor * q12, factor
+        s *= d2 / TWO_PI
+        s += factor * q12
+        return s, factor
 
 
 @dataclass(frozen=True)

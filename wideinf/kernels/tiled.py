@@ -1,35 +1,21 @@
 """The kernel recursion evaluated tile by tile, on every core, with memory close to its output.
 
-Given the per-point variances, the recursion is elementwise: entry (i, j) of every layer
-depends only on entry (i, j) of the layer below and on the variances of points i and j. So
+Given the per-point variances (:func:`wideinf.kernels.core.point_recursion`), the recursion is
+elementwise, so the output is cut into square tiles; each tile's block of ``x1 @ x2.T / d``
+is computed by BLAS and carried through *all* layers by the one recursion
+(:func:`wideinf.kernels.core.layer_recursion`, the same ``duals`` as every other kernel), then
+written out. Tiles are shared among threads (numpy's ufuncs release the GIL); for a symmetric
+kernel only the tiles on and above the diagonal are computed and mirrored, and the diagonal
+is the point recursion's, exactly. Peak memory is the two (n1, n2) outputs plus a few
+megabytes per thread. Results equal the whole-matrix recursion's up to the rounding of BLAS
+and of vectorised transcendentals (below 1e-14 seen; ``tests/test_tiled.py`` asks 1e-12); the
+number of threads never changes a bit. ``docs/theory.md`` (Tiling) has the argument.
 
-1. the variances ``K(x, x)`` (and the NTK's diagonal) of every layer are computed first, by
-   the recursion on each point alone (:func:`wideinf.kernels.core.point_recursion`);
-2. the output is cut into square tiles of a few hundred rows; a tile's block of the input
-   Gram matrix ``x1 @ x2.T / d`` is computed by BLAS into a cache-resident buffer (for wide
-   inputs the whole Gram matrix is one BLAS call into the NNGP output, read back per tile);
-3. the tile is carried through *all* layers there, by the same recursion and the same
-   activation formulas as every other kernel (:func:`wideinf.kernels.core.layer_recursion`),
-   and written to the outputs;
-4. the tiles are shared among threads (numpy's ufuncs release the GIL); when ``x2`` is absent
-   only the tiles on and above the diagonal are computed and mirrored below it.
-
-Peak memory is the two (n1, n2) outputs plus a few megabytes of temporaries per thread
-(kept for reuse by the C library: :func:`_keep_freed_memory`). The
-arithmetic after the Gram matrix is that of the whole-matrix recursion
-:func:`wideinf.kernels.core.recursion`, so the two agree bit for bit up to the BLAS rounding
-of ``x1 @ x2.T`` and of vectorised transcendental functions (blocks of other shapes may round its last bit
-differently; the differences seen are below 1e-14, ``tests/test_tiled.py`` asks 1e-12). The
-number of threads never changes a bit. The diagonal of a symmetric kernel is the 1-D
-recursion's, exactly, and the kernel is exactly symmetric.
-
-``dtype=np.float32`` computes everything in float32 (the smooth activations' series runs in
-float64 and rounds its result), in half the memory. Its error against float64, as the
-largest absolute difference relative to the largest entry (``benchmarks/RESULTS.md``):
-about 1e-7 to 5e-7 for NNGP and NTK on 2000 Gaussian points of dimension 16, every activation;
-on nearly parallel inputs (a dense 1-D grid) the NNGP stays within 5e-6 but the NTK of
-networks with a ReLU loses up to about 1e-3, because the angle between two points comes from
-``q11 q22 - q12^2``, which float32 resolves only to about the square root of its precision.
+``dtype=np.float32`` computes in float32 (a series runs in float64 and rounds its result), in
+half the memory. Its error against float64, relative to the largest entry
+(``benchmarks/RESULTS.md``): about 1e-7 to 5e-7 on 2000 Gaussian points of dimension 16; on
+nearly parallel inputs (a dense 1-D grid) the NTK of a ReLU network loses up to about 1e-3,
+because float32 resolves ``q11 q22 - q12^2`` only to about the square root of its precision.
 """
 
 from __future__ import annotations
@@ -45,9 +31,10 @@ from .core import Kernel, layer_recursion, point_recursion, symmetrize
 
 __all__ = ["tiled_kernel", "DEFAULT_TILE"]
 
-# Rows (and columns) of a tile: a temporary of a 128 x 128 float64 tile is 128 KB, so the few
-# alive at once stay in the core's cache while numpy's per-call overhead stays small.
-DEFAULT_TILE = 128
+# Rows (and columns) of a tile. A 256 x 256 float64 temporary is 512 KB: the few alive at once
+# stay in the core's cache, and there are few enough numpy calls per entry that two threads
+# rarely wait for each other's GIL (128 x 128 cost 30% more CPU on 2 threads, benchmarks/).
+DEFAULT_TILE = 256
 
 # OpenBLAS runs a matrix product on the calling thread below m n k = 65536 * 4; the Gram
 # matrix is computed tile by tile when that allows blocks of at least this many rows.
@@ -66,14 +53,12 @@ _TRIM_BYTES, _MMAP_BYTES = 32 << 20, 4 << 20
 def _keep_freed_memory() -> bool:
     """Let glibc reuse the memory of freed tile temporaries instead of returning it to the OS.
 
-    Each tile allocates its temporaries afresh (the activation formulas are plain numpy
-    expressions), some 30 to 60 arrays of 128 KB per tile. By default glibc serves arrays of
-    128 KB and more by mmap, and hands the freed top of a heap back to the OS (in the worker
-    threads' heaps by ``MADV_DONTNEED``), so the next tile page-faults the same memory in
-    again: about a quarter of the kernel's time with two threads (``benchmarks/RESULTS.md``).
-    Raising the trim threshold to 32 MB and the mmap threshold to 4 MB keeps that memory in the
-    process, at most 32 MB per thread, for the rest of its life. Called once, on the first tiled
-    kernel; a no-op (False) where the C library is not glibc.
+    Each tile allocates its temporaries afresh (the formulas are plain numpy expressions),
+    some 30 to 60 arrays of up to 512 KB. By default glibc serves these by mmap and returns
+    freed memory to the OS, so every tile page-faults it in again: about a quarter of the
+    kernel's time on two threads (``benchmarks/RESULTS.md``). A 32 MB trim threshold and a
+    4 MB mmap threshold keep it, at most 32 MB per thread. Called once; False where the C
+    library is not glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
