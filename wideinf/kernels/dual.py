@@ -28,9 +28,13 @@ import numpy as np
 
 __all__ = ["Dual", "value_of", "tangent_of"]
 
+_Operators = np.lib.mixins.NDArrayOperatorsMixin  # +, -, *, ..., ==, < as ufunc calls
 
-class Dual:
+
+class Dual(_Operators):
     """A value (shape S) with P tangents (shape (P, *S)).
+
+    Python's operators are numpy's ufuncs (the mixin); ``a += b`` binds ``a`` to a new Dual.
 
     Parameters
     ----------
@@ -40,6 +44,13 @@ class Dual:
 
     __slots__ = ("value", "tangent")
     __array_priority__ = 1000  # ndarray's binary operators defer to ours
+    __iadd__, __isub__, __imul__, __itruediv__, __ipow__ = (
+        _Operators.__add__,
+        _Operators.__sub__,
+        _Operators.__mul__,
+        _Operators.__truediv__,
+        _Operators.__pow__,
+    )  # no out= on a Dual (module docstring): in-place operators rebind instead
 
     def __init__(self, value, tangent):
         self.value = np.asarray(value, dtype=float)
@@ -92,58 +103,6 @@ class Dual:
         if handler is None:
             raise TypeError(f"Dual: {func.__name__} is not supported (elementwise code only)")
         return handler(*args, **kwargs)
-
-    # ------------------------------------------------------------------ operators
-    def __add__(self, other):
-        return np.add(self, other)
-
-    def __radd__(self, other):
-        return np.add(other, self)
-
-    def __sub__(self, other):
-        return np.subtract(self, other)
-
-    def __rsub__(self, other):
-        return np.subtract(other, self)
-
-    def __mul__(self, other):
-        return np.multiply(self, other)
-
-    def __rmul__(self, other):
-        return np.multiply(other, self)
-
-    def __truediv__(self, other):
-        return np.true_divide(self, other)
-
-    def __rtruediv__(self, other):
-        return np.true_divide(other, self)
-
-    def __pow__(self, other):
-        return np.power(self, other)
-
-    def __rpow__(self, other):
-        return np.power(other, self)
-
-    def __neg__(self):
-        return np.negative(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return np.absolute(self)
-
-    def __lt__(self, other):
-        return self.value < value_of(other)
-
-    def __le__(self, other):
-        return self.value <= value_of(other)
-
-    def __gt__(self, other):
-        return self.value > value_of(other)
-
-    def __ge__(self, other):
-        return self.value >= value_of(other)
 
 
 def value_of(x):
