@@ -2,26 +2,22 @@
 
 Each activation is a small frozen dataclass, as a layer is in Neural Tangents' stax:
 
-- ``phi(x)``, ``dphi(x)``: the function and its derivative, elementwise on arrays (the finite
-  network of :mod:`wideinf.networks`);
+- ``phi(x)``, ``dphi(x)``: the function and its derivative, for the finite networks;
 - ``duals(q11, q22, q12)``: ``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` for
-  (u, v) ~ N(0, [[q11, q12], [q12, q22]]), the NNGP dual and the factor by which the NTK is
-  multiplied (the infinite network of :mod:`wideinf.kernels`). This is the one place each
-  formula lives; ``nngp``, ``factor`` and ``diagonal`` are views of it;
-- ``points(q)``: what ``duals`` needs of each point alone, computed once per layer by the
-  kernel recursion and sliced like ``q`` (the variances themselves for a closed form; the
-  Hermite coefficients for a :class:`Smooth` activation).
+  (u, v) ~ N(0, [[q11, q12], [q12, q22]]), the NNGP dual and the NTK's factor: the one place
+  each formula lives (``nngp``, ``factor`` and ``diagonal`` are views of it);
+- ``points(q)``: what ``duals`` needs of each point alone, computed once per layer and sliced
+  like ``q`` (the variances themselves; a :class:`Smooth` activation's Hermite coefficients).
 
-``duals`` takes broadcastable arrays (the tiled kernel passes q11 (ti, 1), q22 (1, tj),
-q12 (ti, tj), or slices of ``points``) and keeps the dtype of its arguments (the series computes
-in float64). It is the kernel's inner loop: each formula is arranged for few passes over the
-arrays, and updates its own temporaries in place (``x *= c``), never its arguments. Rounding can put ``|q12|`` slightly above ``sqrt(q11 q22)`` (correlation
-1 + 1e-16, e.g. duplicate points): each formula gives the correlation-1 value there (clamping
-``q11 q22 - q12^2`` at 0, :func:`_det`, or clipping its correlation) or is smooth there.
-Special cases go through the general case: relu, leaky_relu and abs are :class:`ABReLU`; cos is
-:class:`Sine` with a phase; selu is :class:`ELU` with a scale. Activations without a closed
-form (tanh, sigmoid, ...) are :class:`Smooth`: exact to about 1e-14 by a Mehler series. Adding
-an activation: a class here and an entry in :data:`CLOSED_FORM` (or :data:`SMOOTH`), plus tests.
+``duals`` takes broadcastable arrays (q11 (ti, 1), q22 (1, tj), q12 (ti, tj) on a tile) and
+keeps their dtype. It is the kernel's inner loop: few passes, its own temporaries updated in
+place, never its arguments, and no ``out=`` (the same code runs on
+:class:`wideinf.kernels.dual.Dual` for derivatives). Where rounding puts ``|q12|`` just above
+``sqrt(q11 q22)`` (duplicate points) each formula gives the correlation-1 value (:func:`_det`
+clamps, or the correlation is clipped). relu, leaky_relu and abs are :class:`ABReLU`; cos is
+:class:`Sine`; selu is :class:`ELU`; tanh, sigmoid, ... are :class:`Smooth` (Mehler series,
+about 1e-14). Adding an activation: a class here, an entry in :data:`CLOSED_FORM` or
+:data:`SMOOTH`, and tests. Formulas and citations: ``docs/theory.md``.
 """
 
 from __future__ import annotations
