@@ -7,32 +7,20 @@ Conventions (Neural Tangents' stax, NTK parameterization unless said otherwise):
 - activation: ``nngp <- E[phi(u) phi(v)]``; ``ntk <- ntk * E[phi'(u) phi'(v)]``,
   (u, v) Gaussian with the current NNGP covariance.
 
-Standard parameterization (``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``, trained
-directly) has an NTK that grows with the hidden width n. We report ``Theta / n``:
-``ntk <- (n_in / n) K_in + 1 / n + W_std^2 ntk``; at ``n = inf`` the first layer's and the
-biases' terms vanish and only the hidden-to-hidden and readout weights contribute
-(Sohl-Dickstein et al. 2020, arXiv:2001.07301). Train with learning rate ``eta / n`` to match.
+Standard parameterization (``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``) has an NTK
+that grows with the hidden width n; we report ``Theta / n``:
+``ntk <- (n_in / n) K_in + 1 / n + W_std^2 ntk`` (Sohl-Dickstein et al. 2020,
+arXiv:2001.07301). Train with learning rate ``eta / n`` to match.
 
-Given the variances of the two points at every layer, each entry of the kernel follows its own
-recursion, independent of every other entry. :func:`layer_recursion` is that recursion, on
-arrays of any shape: whole (n1, n2) matrices (:func:`recursion`), tiles
-(:mod:`wideinf.kernels.tiled`) and single points, where the variances are the entries
-themselves (:func:`point_recursion`, the diagonal).
-
-An activation is any object with ``name``,
-``duals(q11, q22, q12) -> (E[phi(u) phi(v)], E[phi'(u) phi'(v)])``, ``diagonal(q)``, the
-same at ``q11 = q22 = q12 = q``, and ``points(q)`` (:mod:`wideinf.activations`).
-
-Work that depends on one point only is done once per point and layer: the point recursion
-calls ``points(q)`` on each activation step's variances (the variances themselves for a
-closed form; a smooth activation's Hermite coefficients, :class:`wideinf.kernels.smooth.PointTerms`)
-and keeps the result in :attr:`PointRecursion.pre_activation`; matrices and tiles pass slices
-of it, indexed like the variance arrays, as ``duals``' q11 and q22. So a tile costs only
-what depends on the pair, and the tiled and whole-matrix kernels call the same ``duals``.
-
-The covariances are passed as computed: rounding can put ``|q12|`` a few units in the last
-place above ``sqrt(q11 q22)`` (duplicate points), and each formula clips where it matters
-(a square root of ``q11 q22 - q12^2``, an arcsine, a series' correlation).
+Given the variances of the two points at every layer, each entry follows its own recursion.
+:func:`layer_recursion` is that recursion, on arrays of any shape: whole matrices
+(:func:`recursion`), tiles (:mod:`wideinf.kernels.tiled`) and single points
+(:func:`point_recursion`, the diagonal). An activation is any object with ``name``,
+``duals(q11, q22, q12)``, ``diagonal(q)`` and ``points(q)`` (:mod:`wideinf.activations`); the
+point recursion keeps ``points(q)`` of each activation step's variances, and matrices and
+tiles pass slices of it as ``duals``' q11 and q22, so a tile costs only what depends on the
+pair. Covariances are passed as computed (``|q12|`` may exceed ``sqrt(q11 q22)`` by a few
+ulp); each formula clips where it matters. ``docs/theory.md`` has the derivations.
 """
 
 from __future__ import annotations
@@ -42,15 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "Kernel",
-    "DenseStep",
-    "ActivationStep",
-    "PointRecursion",
-    "layer_recursion",
-    "point_recursion",
-    "recursion",
-    "symmetrize",
-]
+    "Kernel", "DenseStep", "ActivationStep", "PointRecursion",
+    "layer_recursion", "point_recursion", "recursion", "symmetrize",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
