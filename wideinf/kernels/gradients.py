@@ -90,9 +90,8 @@ def kernel_gradients(
     Parameters
     ----------
     arch : Architecture
-    x1 : array, shape (n1, d)
-    x2 : array, shape (n2, d), optional
-        Defaults to x1 (symmetric; the diagonal from the one-point recursion, as in the core).
+    x1, x2 : arrays, shapes (n1, d) and (n2, d)
+        x2 defaults to x1 (symmetric; the diagonal from the one-point recursion, as in the core).
     diagonal : bool, default False
         Only ``K(x, x)`` and ``Theta(x, x)`` of each point of x1, in O(n1) (x2 must be None).
     ntk : bool, default True

@@ -34,6 +34,7 @@ class CGInfo:
     Attributes
     ----------
     iterations : int
+        Conjugate-gradient steps taken.
     residual : ndarray, shape (C,)
         Final relative residual of each right-hand side, recomputed from scratch.
     converged : bool
