@@ -113,7 +113,9 @@ class ABReLU(Activation):
         d2 = (a - b) ** 2
         s = np.sqrt(_det(q11, q22, q12))
         factor = np.arctan2(s, q12)  # theta, made the factor in place
-        factor *= -d2 / TWO_PI
+        if d2 != 1:  # (relu's is 1)
+            factor *= d2
+        factor /= -TWO_PI  # (a division: a product by -1 / (2 pi) would change the last bit)
         factor += (a * a + b * b) / 2
         s *= d2 / TWO_PI
         s += factor * q12
