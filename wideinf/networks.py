@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.blas import dgemm
 
+from .architecture import check_points
 from .errors import ConfigError
 from .memory import (
     FLOAT_BYTES,
@@ -26,7 +27,6 @@ from .memory import (
 from .parameters import (
     Params,
     check_multipliers,
-    check_points,
     dense_blocks,
     hidden_widths,
     init_params,

@@ -1,18 +1,10 @@
 """Parameters of finite networks: the ensemble container, its shapes and count, sampling, flat views.
 
-An *ensemble* of S independent networks is one set of arrays with a leading axis S. Everything
-here is re-exported by :mod:`wideinf.networks`, which computes with these parameters.
-
-Parameterizations (Neural Tangents' conventions; Jacot et al. 2018, arXiv:1806.07572;
-Sohl-Dickstein et al. 2020, arXiv:2001.07301), for a dense layer with fan-in ``n_in``:
-
-- ``"ntk"``: ``z = (W_std / sqrt(n_in)) y @ W + b_std b`` with ``W, b ~ N(0, 1)``; the stored
-  (and trained) parameters are the standard normal ``W`` and ``b``.
-- ``"standard"``: ``z = y @ W + b`` with ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``;
-  the stored parameters are ``W`` and ``b`` themselves.
-
-The same generator state gives the same function in both parameterizations (the standard
-weights are the NTK ones times their scales).
+An ensemble of S networks is one set of arrays with a leading axis S; re-exported by
+:mod:`wideinf.networks`. A dense layer with fan-in ``n_in`` stores ``W, b ~ N(0, 1)`` and computes
+``z = (W_std / sqrt(n_in)) y @ W + b_std b`` in NTK parameterization; in standard
+parameterization it stores ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)`` and computes
+``z = y @ W + b`` (docs/theory.md, "Conventions").
 """
 
 from __future__ import annotations
@@ -28,7 +20,6 @@ from .memory import FLOAT_BYTES, check_memory
 
 __all__ = [
     "Params",
-    "check_points",
     "check_multipliers",
     "dense_blocks",
     "hidden_widths",
@@ -94,22 +85,8 @@ class Params:
 
 
 # --------------------------------------------------------------------------- structure
-def check_points(x, d: int, name: str = "x") -> np.ndarray:
-    """Inputs as a float array of shape (N, d) (a 1-D array is N points of dimension 1)."""
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise ConfigError(f"{name}: expected an array of shape (N, {d}), got {x.shape}")
-    return x
-
-
 def check_multipliers(multipliers, n_layers: int) -> tuple | None:
-    """Per-layer learning-rate multipliers as a tuple of ``n_layers`` (weight, bias) pairs.
-
-    ``None`` stays ``None`` (every layer at the base rate). Each multiplier must be finite and
-    positive; anything else is a ConfigError.
-    """
+    """Per-layer learning-rate multipliers: ``n_layers`` positive (weight, bias) pairs, or None."""
     if multipliers is None:
         return None
     pairs = tuple(tuple(float(m) for m in pair) for pair in multipliers)
@@ -145,13 +122,7 @@ def dense_blocks(arch) -> list[tuple[Dense, list]]:
 
 
 def hidden_widths(arch, width) -> tuple[int, ...]:
-    """Hidden widths, one per dense layer before the readout.
-
-    Parameters
-    ----------
-    width : int or sequence of int
-        One width for every hidden layer, or one per hidden layer.
-    """
+    """Hidden widths, one per dense layer before the readout, from one width or one per layer."""
     n_hidden = len(dense_blocks(arch)) - 1
     if np.ndim(width) == 0:
         values = [width] * n_hidden
@@ -162,38 +133,23 @@ def hidden_widths(arch, width) -> tuple[int, ...]:
                 f"width: the architecture has {n_hidden} hidden layer(s) "
                 f"but {len(values)} width(s) were given"
             )
-    out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ConfigError(f"width: expected a positive integer, got {v!r}")
-        if not math.isfinite(v) or v < 1 or v != int(v):
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not (number and math.isfinite(v) and v >= 1 and v == int(v)):
             raise ConfigError(f"width: a finite network needs positive integer widths, got {v!r}")
-        out.append(int(v))
-    return tuple(out)
+    return tuple(int(v) for v in values)
 
 
 def layer_scales(arch, dense: Dense, n_in: int) -> tuple[float, float]:
-    """(weight scale, bias scale) a dense layer with fan-in ``n_in`` applies in the forward pass.
-
-    ``(W_std / sqrt(n_in), b_std)`` in NTK parameterization, ``(1, 1)`` in standard
-    parameterization (where the scales are in the stored parameters; validated by
-    :func:`dense_blocks`).
-    """
+    """``(sw, sb)`` of a dense layer with fan-in ``n_in``: ``(W_std / sqrt(n_in), b_std)`` in NTK
+    parameterization, ``(1, 1)`` in standard (the scales are in the stored parameters)."""
     if arch.parameterization == "standard":
         return 1.0, 1.0
     return dense.W_std / math.sqrt(n_in), dense.b_std
 
 
 def parameter_count(arch, d_in: int, width) -> int:
-    """Parameters of one network: ``P = sum_l (n_{l-1} + 1) n_l``, weights and biases.
-
-    Parameters
-    ----------
-    arch : Architecture
-    d_in : int
-        Input dimension d (``n_0``).
-    width : int or sequence of int
-        Hidden width(s), as in :func:`hidden_widths`; the readout has one output.
+    """Parameters of one network, ``P = sum_l (n_{l-1} + 1) n_l``, for input dimension d_in.
 
     Examples
     --------
@@ -211,25 +167,11 @@ def parameter_bytes(arch, d_in: int, width, n_networks: int = 1) -> int:
 
 # --------------------------------------------------------------------------- init
 def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generator) -> Params:
-    """Sample S independent networks of an architecture.
+    """Sample S = ``n_networks`` networks for inputs of dimension ``d_in``.
 
-    Parameters
-    ----------
-    arch : Architecture
-    d_in : int
-        Input dimension d.
-    width : int or sequence of int
-        Hidden width of every hidden layer, or one per hidden layer.
-    n_networks : int
-        Ensemble size S.
-    rng : numpy.random.Generator
-        The only source of randomness. For each dense layer in order, ``W`` (S, n_in, n_out)
-        then ``b`` (S, n_out) are drawn as standard normals (scaled by ``W_std / sqrt(n_in)``
-        and ``b_std`` in standard parameterization).
-
-    Returns
-    -------
-    Params with weights (S, n_in, n_out) and biases (S, n_out).
+    For each dense layer in order, ``W`` (S, n_in, n_out) then ``b`` (S, n_out) are drawn from
+    ``rng`` as standard normals (scaled by ``W_std / sqrt(n_in)`` and ``b_std`` in standard
+    parameterization). ``width``: as :func:`hidden_widths`.
     """
     widths = hidden_widths(arch, width)
     if int(d_in) < 1 or int(n_networks) < 1:
