@@ -25,6 +25,7 @@ import numpy as np
 
 from .config import setting
 from .errors import ConfigError
+from .io import existing_file
 
 __all__ = ["TARGETS", "DataConfig", "Dataset", "load_dataset", "read_csv", "generate"]
 
@@ -110,28 +111,22 @@ class Dataset:
 
 
 def load_dataset(cfg: DataConfig, config_dir: str | Path, rng: np.random.Generator) -> Dataset:
-    """The data a ``data:`` block describes: ``cfg.file`` relative to ``config_dir``, else generated.
-
-    ``rng`` is used only for generated data.
-    """
-    if cfg.file:
-        path = Path(cfg.file)
-        if not path.is_absolute():
-            path = Path(config_dir or ".") / path
-        return read_csv(path, noise=cfg.noise)
+    """The data of a ``data:`` block: ``cfg.file`` (relative to ``config_dir``), else generated."""
+    if cfg.file:  # an absolute cfg.file replaces config_dir
+        return read_csv(Path(config_dir or ".") / cfg.file, noise=cfg.noise)
     return generate(cfg, rng)
 
 
 def generate(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
     """``x ~ U(x_range)^d``, ``y = target(x) + noise * N(0, 1)``; train points drawn first."""
     lo, hi = cfg.x_range
-    f = TARGETS[cfg.target]
-    x_train = rng.uniform(lo, hi, size=(cfg.n_train, cfg.input_dim))  # (n, d)
-    y_train = f(x_train) + cfg.noise * rng.standard_normal(cfg.n_train)  # (n,)
-    x_test = rng.uniform(lo, hi, size=(cfg.n_test, cfg.input_dim))  # (m, d)
-    y_test = f(x_test) + cfg.noise * rng.standard_normal(cfg.n_test)  # (m,)
+
+    def draw(n):
+        x = rng.uniform(lo, hi, size=(n, cfg.input_dim))  # (n, d)
+        return x, TARGETS[cfg.target](x) + cfg.noise * rng.standard_normal(n)  # (n,)
+
     source = f"{cfg.target}(x) + N(0, {cfg.noise:g}^2), x in [{lo:g}, {hi:g}]^{cfg.input_dim}"
-    return Dataset(x_train, y_train, x_test, y_test, float(cfg.noise), source)
+    return Dataset(*draw(cfg.n_train), *draw(cfg.n_test), float(cfg.noise), source)
 
 
 _X_COLUMN = re.compile(r"^x(\d+)$")
@@ -140,15 +135,9 @@ _X_COLUMN = re.compile(r"^x(\d+)$")
 def read_csv(path: str | Path, noise: float = 0.0) -> Dataset:
     """Read a CSV with a header and columns ``is_test``, ``x`` or ``x0, x1, ...``, ``y``.
 
-    Every problem (missing file or column, a row of the wrong length, text that is not a number,
-    NaN or infinity, ``is_test`` other than 0/1, no training rows) is a one-line ConfigError
-    naming the file and the line.
+    Every problem is a one-line ConfigError naming the file and the line.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"data.file: {path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"data.file: {path}: is a directory, expected a CSV file")
+    path = existing_file(path, "data.file:")
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
