@@ -142,73 +142,66 @@ def read_csv(path: str | Path, noise: float = 0.0) -> Dataset:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"data.file: {path}: cannot read: {exc}") from None
+        raise _bad(path, f"cannot read: {exc}") from None
     if not rows:
-        raise ConfigError(f"data.file: {path}: is empty; expected a header is_test,x,y")
+        raise _bad(path, "is empty; expected a header is_test,x,y")
     header = [h.strip() for h in rows[0]]
     x_cols = _x_columns(header, path)
     for name in ("is_test", "y"):
         if name not in header:
-            raise ConfigError(
-                f"data.file: {path}: no column {name!r}; expected a header like is_test,x,y "
-                f"(got {','.join(header)})"
+            raise _bad(
+                path,
+                f"no column {name!r}; expected a header like is_test,x,y (got {','.join(header)})",
             )
     if len(set(header)) != len(header):
-        raise ConfigError(f"data.file: {path}: repeated column names in {','.join(header)}")
+        raise _bad(path, f"repeated column names in {','.join(header)}")
     values = np.empty((len(rows) - 1, len(header)))  # (rows, columns)
     for i, row in enumerate(rows[1:]):
         line = i + 2
         if len(row) != len(header):
-            raise ConfigError(
-                f"data.file: {path}: line {line} has {len(row)} field(s), the header {len(header)}"
-            )
+            raise _bad(path, f"line {line} has {len(row)} field(s), the header {len(header)}")
         for j, cell in enumerate(row):
             try:
-                value = float(cell)
+                values[i, j] = float(cell)
             except ValueError:
-                raise ConfigError(
-                    f"data.file: {path}: line {line}, column {header[j]!r}: {cell.strip()!r} "
-                    "is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise ConfigError(
-                    f"data.file: {path}: line {line}, column {header[j]!r}: NaN or infinity"
-                )
-            values[i, j] = value
+                where = f"line {line}, column {header[j]!r}"
+                raise _bad(path, f"{where}: {cell.strip()!r} is not a number") from None
+            if not math.isfinite(values[i, j]):
+                raise _bad(path, f"line {line}, column {header[j]!r}: NaN or infinity")
     is_test = values[:, header.index("is_test")]  # (rows,)
     bad = np.flatnonzero((is_test != 0) & (is_test != 1))
     if bad.size:
-        raise ConfigError(
-            f"data.file: {path}: line {bad[0] + 2}: is_test must be 0 or 1, got {is_test[bad[0]]:g}"
-        )
+        raise _bad(path, f"line {bad[0] + 2}: is_test must be 0 or 1, got {is_test[bad[0]]:g}")
     test = is_test == 1
     x = values[:, [header.index(c) for c in x_cols]]  # (rows, d)
     y = values[:, header.index("y")]  # (rows,)
     if not (~test).any():
-        raise ConfigError(f"data.file: {path}: no training rows (is_test = 0)")
+        raise _bad(path, "no training rows (is_test = 0)")
     if (~test).sum() > MAX_POINTS or test.sum() > MAX_POINTS:
-        raise ConfigError(f"data.file: {path}: more than {MAX_POINTS} points in a split")
+        raise _bad(path, f"more than {MAX_POINTS} points in a split")
     return Dataset(x[~test], y[~test], x[test], y[test], float(noise), str(path))
+
+
+def _bad(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"data.file: {path}: {message}")
 
 
 def _x_columns(header: list[str], path: Path) -> list[str]:
     """``["x"]`` or ``["x0", ..., "x{d-1}"]`` (all of them, no gaps), from the header."""
     numbered = sorted((int(m.group(1)), h) for h in header if (m := _X_COLUMN.match(h)))
     if "x" in header and numbered:
-        raise ConfigError(
-            f"data.file: {path}: use either a column x or columns x0, x1, ..., not both"
-        )
+        raise _bad(path, "use either a column x or columns x0, x1, ..., not both")
     if "x" in header:
         return ["x"]
     if not numbered:
-        raise ConfigError(
-            f"data.file: {path}: no input column; expected x (or x0, x1, ...) in the header "
-            f"(got {','.join(header)})"
+        raise _bad(
+            path,
+            f"no input column; expected x (or x0, x1, ...) in the header (got {','.join(header)})",
         )
-    indices = [k for k, _ in numbered]
-    if indices != list(range(len(indices))):
-        raise ConfigError(
-            f"data.file: {path}: input columns must be x0, x1, ..., x{len(indices) - 1} "
-            f"without gaps (got {', '.join(h for _, h in numbered)})"
+    if [k for k, _ in numbered] != list(range(len(numbered))):
+        raise _bad(
+            path,
+            f"input columns must be x0, x1, ..., x{len(numbered) - 1} without gaps "
+            f"(got {', '.join(h for _, h in numbered)})",
         )
     return [h for _, h in numbered]
