@@ -85,13 +85,10 @@ def gp_posterior(
 
     Parameters
     ----------
-    k_train : ndarray, shape (N, N)
-        Train-train kernel kXX.
-    k_cross : ndarray, shape (M, N)
-        Test-train kernel k*X.
+    k_train, k_cross : ndarray, shapes (N, N) and (M, N)
+        kXX and k*X.
     k_test : ndarray, shape (M, M) or (M,), or None
-        Test-test kernel k**, or only its diagonal: then only variances are returned; None
-        for the mean alone.
+        k**, or its diagonal (then only variances are returned), or None for the mean alone.
     y : ndarray, shape (N,) or (N, C)
         Training targets (C columns share the covariance).
     diag_reg, diag_reg_relative, name, advice
@@ -142,20 +139,15 @@ def ntk_ensemble(
 
     Parameters
     ----------
-    ntk_train : ndarray, shape (N, N)
-        ThetaXX.
-    ntk_cross : ndarray, shape (M, N)
-        Theta*X.
-    nngp_train : ndarray, shape (N, N)
-        KXX.
-    nngp_cross : ndarray, shape (M, N)
-        K*X.
+    ntk_train, ntk_cross : ndarray, shapes (N, N) and (M, N)
+        ThetaXX and Theta*X.
+    nngp_train, nngp_cross : ndarray, shapes (N, N) and (M, N)
+        KXX and K*X.
     nngp_test : ndarray, shape (M, M) or (M,)
-        K**, or only its diagonal: then only variances are returned.
+        K**, or its diagonal (then only variances are returned).
     y : ndarray, shape (N,) or (N, C)
-        Training targets.
     times : sequence of float, default (inf,)
-        Gradient-flow times t >= 0 (steps x learning rate); ``inf`` for the end of training.
+        Gradient-flow times t >= 0 (steps x learning rate), or inf.
     diag_reg, diag_reg_relative
         Regularizer of ThetaXX (:func:`regularizer`).
     factor : optional
@@ -167,11 +159,8 @@ def ntk_ensemble(
     """
     ntk_train, ntk_cross, nngp_test, y = _check_shapes(ntk_train, ntk_cross, nngp_test, y)
     nngp_train, nngp_cross, _, _ = _check_shapes(nngp_train, nngp_cross, nngp_test, y)
-    times = np.atleast_1d(np.asarray(times, dtype=float))  # (T,)
-    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
-        raise ConfigError(f"times: expected numbers >= 0 (or inf), got {times.tolist()}")
-    n = y.shape[0]
-    m = ntk_cross.shape[0]
+    times = _times(times)
+    n, m = y.shape[0], ntk_cross.shape[0]
     a_t = np.empty((times.size, m, n))  # (T, M, N)
     infinite = np.isinf(times)
     if infinite.any():
@@ -222,8 +211,7 @@ def ntk_train_loss(
     """
     # (the train-train blocks pass the shape checks of a cross and a test block with M = N)
     ntk_train, _, nngp_train, y = _check_shapes(ntk_train, ntk_train, nngp_train, y)
-    times = np.atleast_1d(np.asarray(times, dtype=float))  # (T,)
-    n = y.shape[0]
+    times, n = _times(times), y.shape[0]
     w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
     k_eig = v.T @ nngp_train @ v  # (N, N), KXX in the eigenbasis of Theta
     y_eig = (v.T @ y).reshape(n, -1)  # (N, C)
@@ -246,11 +234,19 @@ def _flow_gain(w: np.ndarray, s: float) -> np.ndarray:
     return np.where(small, s, -np.expm1(-ws) / safe_w)  # (N,)
 
 
+def _times(times) -> np.ndarray:
+    """Times t >= 0 or inf as a float array, shape (T,)."""
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
+        raise ConfigError(f"times: expected numbers >= 0 (or inf), got {times.tolist()}")
+    return times
+
+
 def _check_shapes(k_train, k_cross, k_test, y):
-    k_train = np.asarray(k_train, dtype=np.float64)
-    k_cross = np.asarray(k_cross, dtype=np.float64)
-    k_test = np.asarray(k_test, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    """The kernel blocks and targets as float64 arrays, after checking shapes and finiteness."""
+    k_train, k_cross, k_test, y = (
+        np.asarray(a, dtype=np.float64) for a in (k_train, k_cross, k_test, y)
+    )
     n = y.shape[0] if y.ndim in (1, 2) else -1
     if y.ndim not in (1, 2) or n == 0:
         raise ConfigError(f"y: expected shape (N,) or (N, C) with N >= 1, got {y.shape}")
