@@ -1,15 +1,9 @@
 """Regression data for experiments: a CSV file, or a target function plus Gaussian noise.
 
-The YAML ``data:`` block (:class:`DataConfig`) has two forms::
-
-    data: {file: points.csv, noise: 0.1}          # relative to the config file's folder
-    data: {target: sin, noise: 0.1, n_train: 10, n_test: 100, x_range: [-3, 3]}
-
-A CSV file has a header row and the columns ``is_test`` (0 for a training point, 1 for a test
-point), ``x`` (or ``x0, x1, ...`` for inputs of several dimensions) and ``y``, in any order.
-Generated inputs are uniform in ``x_range`` in every coordinate; targets are ``target(x)`` plus
-noise of sd ``noise`` on train and test points alike. For a file, ``noise`` is the assumed sd of
-the targets' noise (used, e.g., to widen predictive bands for coverage).
+The ``data:`` block (:class:`DataConfig`) is ``{file: points.csv, noise: 0.1}`` (relative to the
+config file's folder; ``noise`` is then the targets' assumed sd) or ``{target: sin, noise: 0.1,
+n_train: 10, ...}``. A CSV file has a header and the columns ``is_test`` (0 for a training
+point, 1 for a test point), ``x`` (or ``x0, x1, ...``) and ``y``, in any order.
 """
 
 from __future__ import annotations

@@ -13,17 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .architecture import check_points
 from .errors import ConfigError, NumericalError
 from .memory import FLOAT_BYTES, block_size, check_memory, network_blocks, working_bytes
-from .networks import (
-    check_points,
-    descent_step,
-    forward,
-    forward_cache,
-    hidden_widths,
-    parameter_count,
-)
-from .parameters import check_multipliers
+from .networks import descent_step, forward, forward_cache
+from .parameters import check_multipliers, hidden_widths, parameter_count
 from .progress import progress
 
 __all__ = ["TrainResult", "train", "step_size", "recorded_steps", "memory_estimate"]
