@@ -76,12 +76,9 @@ class Cache:
 
     Attributes
     ----------
-    f : ndarray, shape (S, N)
-        The outputs.
-    inputs : tuple of ndarray
-        ``inputs[k]``, the input of dense layer k: (N, d) for k = 0, (S, N, n_in) after.
-    pre : tuple of tuple of ndarray
-        ``pre[k][j]``, the input of the j-th activation after dense layer k, (S, N, n_out).
+    f : ndarray, shape (S, N), the outputs
+    inputs : ``inputs[k]`` the input of dense layer k, (N, d) for k = 0, (S, N, n_in) after
+    pre : ``pre[k][j]`` the input of activation j after dense layer k, (S, N, n_out)
     """
 
     f: np.ndarray
@@ -106,12 +103,8 @@ def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cac
     params : Params, S networks
     x : array, shape (N, d)
     reuse : Cache, optional
-        A pass of the same networks on the same x in which only the readout has changed since:
-        only the readout is recomputed (readout-only training), and x is not read.
-
-    Returns
-    -------
-    Cache with f of shape (S, N).
+        A pass on the same x after which only the readout changed: only the readout is
+        recomputed (readout-only training), and x is not read.
     """
     blocks = _check(arch, params)
     start = 0 if reuse is None else len(blocks) - 1

@@ -80,8 +80,7 @@ def bootstrap_slope_se(
     w, s = samples.shape[:2]
     idx = rng.integers(0, s, size=(resamples, w, s))  # (B, W, S)
     rows = np.arange(w)[None, :, None]
-    per_resample = max(1, samples.size)
-    step = max(1, _CHUNK_ENTRIES // per_resample)
+    step = max(1, _CHUNK_ENTRIES // max(1, samples.size))  # resamples per chunk
     stats = np.concatenate(
         [statistic(samples[rows, idx[a : a + step]]) for a in range(0, resamples, step)]
     )  # (B, W)

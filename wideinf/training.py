@@ -39,10 +39,7 @@ def step_size(ntk_train, lr_factor: float = 1.0) -> float:
 
 def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     """0, r, 2r, ..., and always ``steps`` itself; shape (T,)."""
-    rec = list(range(0, steps + 1, record_every))
-    if rec[-1] != steps:
-        rec.append(steps)
-    return np.asarray(rec, dtype=int)
+    return np.union1d(np.arange(0, steps + 1, record_every), [steps])
 
 
 def memory_estimate(arch, d_in: int, width, n_networks: int, n_points: int) -> int:
@@ -122,12 +119,8 @@ def train(
     ----------
     arch : Architecture
     params : Params, S networks (not modified: a copy is trained)
-    x : array, shape (N, d)
-    y : array, shape (N,) or (S, N)
-    learning_rate : float
-        eta > 0.
-    steps : int
-        Gradient steps (>= 0).
+    x : array, shape (N, d); y : array, shape (N,) or (S, N)
+    learning_rate : float, eta > 0; steps : int >= 0
     readout_only : bool, default False
         Train only the last dense layer.
     tol : float, optional
@@ -135,11 +128,10 @@ def train(
     x_eval : array, shape (M, d), optional
         Inputs at which to report the outputs.
     record_every : int, default 1
-        Record the loss every this many steps, and at the last step.
+        Record the loss (and with ``record_outputs`` the outputs) every this many steps and at
+        the last.
     quiet : bool, default False
         No progress bar.
-    record_outputs : bool, default False
-        Also record the outputs at the recorded steps.
     multipliers : sequence of (float, float), optional
         Per-layer rates, as :func:`wideinf.networks.descent_step`.
 
