@@ -115,7 +115,7 @@ class Architecture:
         ----------
         x1 : array, shape (n1, d)
         x2 : array, shape (n2, d), optional
-            Defaults to x1; then the result is symmetric and its diagonal is exact.
+            Defaults to x1 (the result is then symmetric with an exact diagonal).
         width : float, default inf
             Hidden width n; in standard parameterization the NTK is reported as ``Theta / n``.
         dtype : {np.float64, np.float32}, default float64

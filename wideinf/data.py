@@ -69,19 +69,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test points.
+    """Train points x_train (n, d), y_train (n,) and test points x_test (m, d), y_test (m,).
 
-    Attributes
-    ----------
-    x_train : ndarray, shape (n, d)
-    y_train : ndarray, shape (n,)
-    x_test : ndarray, shape (m, d)
-        m may be 0.
-    y_test : ndarray, shape (m,)
-    noise : float
-        Standard deviation of the targets' observation noise (generated or assumed).
-    source : str
-        Where the points came from (a file path or a description), for reports.
+    m may be 0. ``noise``: the sd of the targets' noise (generated or assumed); ``source``: where
+    the points came from (a file path or a description), for reports.
     """
 
     x_train: np.ndarray

@@ -1,8 +1,7 @@
 """Files in and out: validated input arrays, and atomic writes of every output.
 
-Every output goes to a temporary file in the destination folder and is renamed into place only
-when all of a run's files are written, so a failed or interrupted run leaves the previous
-results intact.
+Outputs are written as temporaries and renamed into place only when all of a run's files are
+written (:class:`StagedFiles`): a failed or interrupted run leaves the previous results intact.
 """
 
 from __future__ import annotations
@@ -46,15 +45,13 @@ def load_points(path, name: str = "x"):
 
     path = existing_file(path, f"{name}:")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv", ".txt"):
+        raise ConfigError(f"{name}: {path}: expected a .npy or .csv file")
     try:
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
-        elif suffix in (".csv", ".txt"):
-            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
         else:
-            raise ConfigError(f"{name}: {path}: expected a .npy or .csv file")
-    except ConfigError:
-        raise
+            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
     except (ValueError, OSError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{name}: {path}: cannot read as numbers: {reason}") from None

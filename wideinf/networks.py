@@ -134,17 +134,9 @@ def backward(
     ``delta = c`` at the readout; ``delta <- delta * phi'(z)`` through an activation;
     ``delta <- sw_k delta @ W_k^T`` through dense layer k.
 
-    Parameters
-    ----------
-    cache : Cache, the forward pass of ``params`` on N points
-    cotangent : array, shape (S, N)
-    lowest : int, default 0
-        Stop after dense layer ``lowest``.
-
-    Yields
-    ------
-    (k, delta_k), delta_k of shape (S, N, n_out), from the readout down to ``lowest``. The
-    derivative for the layer below is computed first, so the consumer may update layer k's
+    Yields (k, delta_k), delta_k of shape (S, N, n_out), from the readout down to dense layer
+    ``lowest``, for the forward pass ``cache`` of ``params`` on N points and cotangent (S, N).
+    The derivative for the layer below is computed first, so the consumer may update layer k's
     parameters in place (:func:`descent_step`).
     """
     blocks = _check(arch, params)

@@ -34,8 +34,7 @@ class Prediction:
         Mean of the latent f (no observation noise), one row per time t.
     cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M), or None
         Covariance of f, or its diagonal if k** was given as one; None for a mean alone.
-    times : ndarray, shape (T,), or None
-        Gradient-flow times of the rows (NTK ensemble), None for a GP posterior.
+    times : ndarray, shape (T,), or None (GP posterior)
     """
 
     mean: np.ndarray
@@ -92,9 +91,7 @@ def gp_posterior(
     y : ndarray, shape (N,) or (N, C)
         Training targets (C columns share the covariance).
     diag_reg, diag_reg_relative, name, advice
-        As :func:`factorize`.
-    factor : optional
-        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
+        As :func:`factorize`; ``factor``: its result, when already computed.
 
     Returns
     -------
@@ -149,9 +146,8 @@ def ntk_ensemble(
     times : sequence of float, default (inf,)
         Gradient-flow times t >= 0 (steps x learning rate), or inf.
     diag_reg, diag_reg_relative
-        Regularizer of ThetaXX (:func:`regularizer`).
-    factor : optional
-        ``factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")``, when already computed.
+        Regularizer of ThetaXX (:func:`regularizer`); ``factor``: ``factorize(ntk_train,
+        diag_reg, diag_reg_relative, "NTK")``, when already computed.
 
     Returns
     -------

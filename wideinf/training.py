@@ -58,18 +58,13 @@ class TrainResult:
 
     Attributes
     ----------
-    params : Params
-        The final parameters (a copy).
-    loss : ndarray, shape (S, T)
-        Loss at the recorded steps (a frozen network keeps its last loss).
-    steps_recorded : ndarray of int, shape (T,)
-        Step numbers of the columns of ``loss`` (:func:`recorded_steps`).
-    steps_taken : ndarray of int, shape (S,)
-        Steps each network took: fewer if it reached ``tol`` or diverged (non-finite loss).
-    f_train : ndarray, shape (S, N); f_eval : ndarray, shape (S, M), or None
-        Final outputs on the training inputs and on ``x_eval``.
+    params : Params, the final parameters (a copy)
+    loss : ndarray, shape (S, T), at the recorded steps (a frozen network keeps its last loss)
+    steps_recorded : ndarray of int, shape (T,), the steps of the columns (:func:`recorded_steps`)
+    steps_taken : ndarray of int, shape (S,), fewer if a network reached ``tol`` or diverged
+    f_train, f_eval : ndarray, shapes (S, N) and (S, M) (or None), the final outputs
     tol : float or None
-    f_train_path : ndarray, shape (S, T, N); f_eval_path : ndarray, shape (S, T, M); or None
+    f_train_path, f_eval_path : ndarray, shapes (S, T, N) and (S, T, M), or None
         Outputs at the recorded steps (with ``record_outputs``).
     """
 
