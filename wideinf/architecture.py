@@ -121,8 +121,8 @@ class Architecture:
         dtype : {np.float64, np.float32}, default float64
             Precision of the computation and the result (float32: :mod:`wideinf.kernels.tiled`).
         method : {"tiled", "reference"}, default "tiled"
-            :func:`wideinf.kernels.tiled.tiled_kernel` (cache-sized tiles, every core) or the
-            plain recursion :func:`wideinf.kernels.core.recursion` (float64 only); equal to rounding.
+            :func:`wideinf.kernels.tiled.tiled_kernel` (cache-sized tiles, every core) or
+            :func:`wideinf.kernels.core.recursion` (whole matrices, float64); equal to rounding.
         workers : int, optional
             Threads of the tiled method (default: every core this process may use).
 

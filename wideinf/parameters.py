@@ -124,15 +124,12 @@ def dense_blocks(arch) -> list[tuple[Dense, list]]:
 def hidden_widths(arch, width) -> tuple[int, ...]:
     """Hidden widths, one per dense layer before the readout, from one width or one per layer."""
     n_hidden = len(dense_blocks(arch)) - 1
-    if np.ndim(width) == 0:
-        values = [width] * n_hidden
-    else:
-        values = list(width)
-        if len(values) != n_hidden:
-            raise ConfigError(
-                f"width: the architecture has {n_hidden} hidden layer(s) "
-                f"but {len(values)} width(s) were given"
-            )
+    values = [width] * n_hidden if np.ndim(width) == 0 else list(width)
+    if len(values) != n_hidden:
+        raise ConfigError(
+            f"width: the architecture has {n_hidden} hidden layer(s) "
+            f"but {len(values)} width(s) were given"
+        )
     for v in values:
         number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
         if not (number and math.isfinite(v) and v >= 1 and v == int(v)):
@@ -196,11 +193,8 @@ def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generato
 # --------------------------------------------------------------------------- flat views
 def ravel_params(params: Params) -> np.ndarray:
     """All parameters of each network in one row, shape (S, P): W_1, b_1, W_2, b_2, ..."""
-    s = params.n_networks
-    parts = []
-    for w, b in zip(params.weights, params.biases):
-        parts += [w.reshape(s, -1), b.reshape(s, -1)]
-    return np.concatenate(parts, axis=1)
+    pairs = zip(params.weights, params.biases)
+    return np.concatenate([a.reshape(params.n_networks, -1) for ab in pairs for a in ab], axis=1)
 
 
 def unravel_params(flat, like: Params) -> Params:

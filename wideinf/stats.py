@@ -104,9 +104,8 @@ def fit_power_law(
     part = widest_half(len(widths))
     widths, samples = np.asarray(widths)[part], np.asarray(samples)[part]
     slope, intercept = loglog_fit(widths, statistic(samples))
-    return PowerLaw(
-        slope, intercept, bootstrap_slope_se(widths, samples, statistic, rng, resamples)
-    )
+    se = bootstrap_slope_se(widths, samples, statistic, rng, resamples)
+    return PowerLaw(slope, intercept, se)
 
 
 def relative_error(estimate, reference) -> np.ndarray:

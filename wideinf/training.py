@@ -190,12 +190,10 @@ def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, bar, rates, 
     frozen = {}  # readout only: the first pass on each set of points (its hidden layers)
 
     def run(points):
-        if not readout_only:
-            return forward_cache(arch, sub, points)
-        if id(points) not in frozen:
-            frozen[id(points)] = forward_cache(arch, sub, points)
-            return frozen[id(points)]
-        return forward_cache(arch, sub, points, reuse=frozen[id(points)])
+        cache = forward_cache(arch, sub, points, reuse=frozen.get(id(points)))
+        if readout_only:
+            frozen.setdefault(id(points), cache)
+        return cache
 
     active = np.ones(sub.n_networks, dtype=bool)
     column = 0
