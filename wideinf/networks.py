@@ -247,15 +247,11 @@ def gradients(arch, params: Params, x, cotangent) -> Params:
     x = check_points(x, params.d_in)
     s, n = params.n_networks, x.shape[0]
     cot = np.broadcast_to(np.asarray(cotangent, dtype=float), (s, n))
-    fixed = 2 * s * params.n_params * FLOAT_BYTES
-    gw = [np.empty_like(w) for w in params.weights]
-    gb = [np.empty_like(b) for b in params.biases]
-    for sl in _blocks(params, working_bytes(params.dims, n), fixed, "the gradients"):
+    flat = np.empty((s, params.n_params))  # (S, P), then shaped like params: 2 S P in all
+    for sl in _blocks(params, working_bytes(params.dims, n), 2 * flat.nbytes, "the gradients"):
         sub = params.take(sl)
-        g = vjp(arch, sub, forward_cache(arch, sub, x), cot[sl])
-        for out, part in zip(gw + gb, g.weights + g.biases):
-            out[sl] = part
-    return Params(tuple(gw), tuple(gb))
+        flat[sl] = ravel_params(vjp(arch, sub, forward_cache(arch, sub, x), cot[sl]))
+    return unravel_params(flat, params)
 
 
 # --------------------------------------------------------------------------- empirical kernels
