@@ -42,12 +42,7 @@ class Architecture:
         Starts and ends with a Dense layer; every Nonlinearity follows a Dense layer.
     parameterization : {"ntk", "standard"}, default "ntk"
 
-    Examples
-    --------
-    >>> arch = Architecture.from_dict({"layers": ["dense", "relu", "dense"], "W_std": 1.4})
-    >>> k = arch.kernel(np.eye(3))
-    >>> k.nngp.shape
-    (3, 3)
+    Usually built by :meth:`from_dict` or :meth:`from_yaml` (example in :mod:`wideinf`).
     """
 
     def __init__(

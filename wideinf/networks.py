@@ -1,9 +1,8 @@
 """Finite-width MLPs in numpy: forward, the dense backward pass, and empirical NNGP/NTK.
 
-The finite view of every :class:`~wideinf.architecture.Architecture` for an ensemble of S
-networks (:class:`~wideinf.parameters.Params`, re-exported here); formulas in docs/theory.md,
-"Finite networks". Entry points other than :func:`forward_cache`, :func:`backward`, :func:`vjp`
-and :func:`descent_step` bound their memory by working on blocks of networks.
+The finite view of an :class:`~wideinf.architecture.Architecture` for an ensemble of S networks
+(:class:`~wideinf.parameters.Params`, re-exported here); formulas in docs/theory.md, "Finite
+networks". :func:`forward` and the functions after it work on memory-bounded blocks of networks.
 """
 
 from __future__ import annotations
@@ -95,7 +94,7 @@ class Cache:
 def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cache:
     """Forward pass ``z = sw y @ W + sb b`` (:func:`layer_scales`), then the activations.
 
-    No blocking and no memory check: the caller bounds S and N (:func:`working_bytes`).
+    No blocks and no memory check: the caller bounds S and N (:func:`working_bytes`).
 
     Parameters
     ----------
@@ -176,9 +175,8 @@ def descent_step(
 ) -> None:  # fmt: skip
     """One gradient step ``theta <- theta - eta sum_i c_i df(x_i)/dtheta``, in place.
 
-    Each layer is updated as soon as :func:`backward` has passed it, ``W += (-eta sw) y^T delta``
-    by one BLAS ``dgemm`` into the Fortran-ordered view ``W[s].T``: no temporary of W's size,
-    each weight read and written once (wide networks are bound by memory traffic).
+    Each layer is updated once :func:`backward` has passed it, ``W += (-eta sw) y^T delta`` by
+    one BLAS ``dgemm`` into the view ``W[s].T``: each weight read and written once, no temporary.
 
     Parameters
     ----------

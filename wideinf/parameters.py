@@ -191,22 +191,23 @@ def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generato
 
 
 # --------------------------------------------------------------------------- flat views
+def _in_order(params: Params) -> list:
+    """W_1, b_1, W_2, b_2, ...: the order of the flat views."""
+    return [a for pair in zip(params.weights, params.biases) for a in pair]
+
+
 def ravel_params(params: Params) -> np.ndarray:
     """All parameters of each network in one row, shape (S, P): W_1, b_1, W_2, b_2, ..."""
-    pairs = zip(params.weights, params.biases)
-    return np.concatenate([a.reshape(params.n_networks, -1) for ab in pairs for a in ab], axis=1)
+    return np.concatenate([a.reshape(params.n_networks, -1) for a in _in_order(params)], axis=1)
 
 
 def unravel_params(flat, like: Params) -> Params:
     """Inverse of :func:`ravel_params`, shaped like ``like``; flat (S, P)."""
     flat = np.asarray(flat, dtype=float)
-    s = flat.shape[0]
-    weights, biases, pos = [], [], 0
-    for w, b in zip(like.weights, like.biases):
-        for arr, out in ((w, weights), (b, biases)):
-            size = arr[0].size
-            out.append(flat[:, pos : pos + size].reshape((s, *arr.shape[1:])).copy())
-            pos += size
-    if pos != flat.shape[1]:
-        raise ConfigError(f"expected {pos} parameters per network, got {flat.shape[1]}")
-    return Params(tuple(weights), tuple(biases))
+    arrays = _in_order(like)
+    ends = np.cumsum([a[0].size for a in arrays])
+    if ends[-1] != flat.shape[1]:
+        raise ConfigError(f"expected {ends[-1]} parameters per network, got {flat.shape[1]}")
+    parts = np.split(flat, ends[:-1], axis=1)
+    parts = [p.reshape((len(flat), *a.shape[1:])).copy() for p, a in zip(parts, arrays)]
+    return Params(tuple(parts[0::2]), tuple(parts[1::2]))

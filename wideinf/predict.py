@@ -194,16 +194,9 @@ def ntk_train_loss(
 
     ``(tr(E_t KXX E_t) + |E_t y|^2) / 2N`` with ``E_t = exp(-Theta t / N)`` (Lee et al. 2019).
 
-    Parameters
-    ----------
-    ntk_train, nngp_train : ndarray, shape (N, N)
-        ThetaXX (regularized as in :func:`ntk_ensemble`) and KXX.
-    y : ndarray, shape (N,) or (N, C) (the loss summed over the C columns)
-    times : sequence of float, shape (T,), t >= 0 or inf
-
-    Returns
-    -------
-    ndarray, shape (T,)
+    ``ntk_train`` (regularized as in :func:`ntk_ensemble`) and ``nngp_train``, (N, N): ThetaXX
+    and KXX; y (N,) or (N, C), the loss summed over the C columns; times (T,), t >= 0 or inf.
+    Returns shape (T,).
     """
     # (the train-train blocks pass the shape checks of a cross and a test block with M = N)
     ntk_train, _, nngp_train, y = _check_shapes(ntk_train, ntk_train, nngp_train, y)

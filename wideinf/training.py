@@ -1,9 +1,8 @@
-"""Full-batch gradient descent on the MSE loss, vectorised over an ensemble of networks.
+"""Full-batch gradient descent on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` for an ensemble.
 
-One step ``theta <- theta - eta dL/dtheta`` on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` is
-:func:`wideinf.networks.forward_cache` then :func:`wideinf.networks.descent_step`, in place.
-Time is ``t = steps * eta``; in standard parameterization train with ``eta / n`` to follow the
-reported ``Theta / n`` (docs/theory.md, "Gradient descent and time").
+Each step is :func:`wideinf.networks.forward_cache` then :func:`wideinf.networks.descent_step`.
+Time is ``t = steps * eta``; in standard parameterization train with ``eta / n``
+(docs/theory.md, "Gradient descent and time").
 """
 
 from __future__ import annotations
@@ -43,10 +42,8 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 
 def memory_estimate(arch, d_in: int, width, n_networks: int, n_points: int) -> int:
-    """Bytes to train S networks on ``n_points`` inputs (training and evaluation points).
-
-    The parameters and their trained copy (``2 S P``) plus one block's :func:`working_bytes`.
-    """
+    """Bytes to train S networks on ``n_points`` (training and evaluation) inputs: the
+    parameters and their trained copy (``2 S P``) plus one block's :func:`working_bytes`."""
     per_net = working_bytes((int(d_in), *hidden_widths(arch, width), 1), n_points)
     copies = 2 * n_networks * parameter_count(arch, d_in, width) * FLOAT_BYTES
     return copies + block_size(per_net, n_networks) * per_net
