@@ -182,8 +182,7 @@ def descent_step(
     ----------
     params : Params, S networks, updated in place (writeable arrays)
     cache : Cache, their forward pass on the N training points
-    cotangent : array, shape (S, N); ``dL/df`` for a loss L
-    learning_rate : float
+    cotangent : array, shape (S, N), ``dL/df`` for a loss L; learning_rate : float
     active : bool array, shape (S,), optional
         Update only these networks (default: all).
     lowest : int, default 0

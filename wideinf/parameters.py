@@ -90,13 +90,12 @@ def check_multipliers(multipliers, n_layers: int) -> tuple | None:
     if multipliers is None:
         return None
     pairs = tuple(tuple(float(m) for m in pair) for pair in multipliers)
-    if len(pairs) != n_layers or any(len(pair) != 2 for pair in pairs):
+    shaped = len(pairs) == n_layers and all(len(pair) == 2 for pair in pairs)
+    if not (shaped and all(math.isfinite(m) and m > 0 for pair in pairs for m in pair)):
         raise ConfigError(
-            f"multipliers: expected one (weight, bias) pair per dense layer ({n_layers}), "
-            f"got {multipliers!r}"
+            f"multipliers: expected one (weight, bias) pair of positive numbers per dense layer "
+            f"({n_layers}), got {multipliers!r}"
         )
-    if not all(math.isfinite(m) and m > 0 for pair in pairs for m in pair):
-        raise ConfigError(f"multipliers: expected positive finite numbers, got {multipliers!r}")
     return pairs
 
 

@@ -20,7 +20,7 @@ __all__ = ["Prediction", "regularizer", "gp_posterior", "ntk_ensemble", "ntk_tra
 __all__ += ["factorize", "RCOND_MIN"]
 
 # Smallest reciprocal condition number (1-norm) of a regularized train-train matrix that we
-# invert: below it a solve loses more than about 4 of float64's 16 digits.
+# invert: below it a solve loses more than about 12 of float64's 16 digits.
 RCOND_MIN = 1e-12
 
 
@@ -84,12 +84,10 @@ def gp_posterior(
 
     Parameters
     ----------
-    k_train, k_cross : ndarray, shapes (N, N) and (M, N)
-        kXX and k*X.
+    k_train, k_cross : ndarray, shapes (N, N) and (M, N); kXX and k*X
     k_test : ndarray, shape (M, M) or (M,), or None
         k**, or its diagonal (then only variances are returned), or None for the mean alone.
-    y : ndarray, shape (N,) or (N, C)
-        Training targets (C columns share the covariance).
+    y : ndarray, shape (N,) or (N, C); C target columns share the covariance
     diag_reg, diag_reg_relative, name, advice
         As :func:`factorize`; ``factor``: its result, when already computed.
 
@@ -136,12 +134,9 @@ def ntk_ensemble(
 
     Parameters
     ----------
-    ntk_train, ntk_cross : ndarray, shapes (N, N) and (M, N)
-        ThetaXX and Theta*X.
-    nngp_train, nngp_cross : ndarray, shapes (N, N) and (M, N)
-        KXX and K*X.
-    nngp_test : ndarray, shape (M, M) or (M,)
-        K**, or its diagonal (then only variances are returned).
+    ntk_train, ntk_cross : ndarray, shapes (N, N) and (M, N); ThetaXX and Theta*X
+    nngp_train, nngp_cross : ndarray, shapes (N, N) and (M, N); KXX and K*X
+    nngp_test : ndarray, shape (M, M) or (M,); K** or its diagonal (then only variances)
     y : ndarray, shape (N,) or (N, C)
     times : sequence of float, default (inf,)
         Gradient-flow times t >= 0 (steps x learning rate), or inf.

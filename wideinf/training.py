@@ -92,10 +92,9 @@ def _check_settings(learning_rate, steps, record_every, tol) -> None:
     eta = float(learning_rate)
     if not (math.isfinite(eta) and eta > 0):
         raise ConfigError(f"learning_rate: expected a positive number, got {learning_rate!r}")
-    if int(steps) != steps or steps < 0:
-        raise ConfigError(f"steps: expected a non-negative integer, got {steps!r}")
-    if int(record_every) != record_every or record_every < 1:
-        raise ConfigError(f"record_every: expected a positive integer, got {record_every!r}")
+    for name, value, least in (("steps", steps, 0), ("record_every", record_every, 1)):
+        if int(value) != value or value < least:
+            raise ConfigError(f"{name}: expected an integer >= {least}, got {value!r}")
     if tol is not None and not (tol >= 0):
         raise ConfigError(f"tol: expected a non-negative number, got {tol!r}")
 
