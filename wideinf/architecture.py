@@ -41,8 +41,6 @@ class Architecture:
     layers : sequence of Dense | Nonlinearity
         Starts and ends with a Dense layer; every Nonlinearity follows a Dense layer.
     parameterization : {"ntk", "standard"}, default "ntk"
-
-    Usually built by :meth:`from_dict` or :meth:`from_yaml` (example in :mod:`wideinf`).
     """
 
     def __init__(

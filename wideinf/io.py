@@ -23,8 +23,7 @@ __all__ = [
 
 
 def existing_file(path, label: str = "") -> Path:
-    """``path`` as a Path, or a one-line ConfigError ``"{label} {path}: ..."`` if it is missing
-    or a directory."""
+    """``path`` as a Path, or a ConfigError ``"{label} {path}: ..."`` if missing or a folder."""
     path = Path(path)
     where = f"{label} {path}".lstrip()
     if not path.exists():

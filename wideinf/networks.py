@@ -336,8 +336,6 @@ def jacobian(arch, params: Params, x) -> np.ndarray:
     s, n, p = params.n_networks, x.shape[0], params.n_params
     check_memory(2 * s * n * p * FLOAT_BYTES, f"the explicit Jacobian ({s} x {n} x {p})")
     jac = np.empty((s, n, p))  # (S, N, P)
-    for i in range(n):
-        cot = np.zeros((s, n))
-        cot[:, i] = 1.0
-        jac[:, i] = ravel_params(gradients(arch, params, x, cot))
+    for i, point in enumerate(np.eye(n)):  # cotangent 1 at point i
+        jac[:, i] = ravel_params(gradients(arch, params, x, point))
     return jac

@@ -83,9 +83,7 @@ class TrainResult:
     @property
     def converged(self) -> np.ndarray:
         """Networks whose final loss is at most ``tol``, shape (S,) (all False without tol)."""
-        if self.tol is None:
-            return np.zeros(self.loss.shape[0], dtype=bool)
-        return self.final_loss <= self.tol
+        return self.final_loss <= (-np.inf if self.tol is None else self.tol)
 
 
 def _check_settings(learning_rate, steps, record_every, tol) -> None:
