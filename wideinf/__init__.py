@@ -11,14 +11,13 @@ __version__ = "0.2.0"
 __all__ = ["Architecture", "Kernel", "__version__"]
 
 
+# Imported on first use, so that `wideinf --help` does not import numpy or scipy.
+_LAZY = {"Architecture": ".architecture", "Kernel": ".kernels"}
+
+
 def __getattr__(name):
-    # Lazy, so that `wideinf --help` does not import numpy or scipy.
-    if name == "Architecture":
-        from .architecture import Architecture
+    if name not in _LAZY:
+        raise AttributeError(f"module 'wideinf' has no attribute {name!r}")
+    from importlib import import_module
 
-        return Architecture
-    if name == "Kernel":
-        from .kernels import Kernel
-
-        return Kernel
-    raise AttributeError(f"module 'wideinf' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name], __name__), name)

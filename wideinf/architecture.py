@@ -1,10 +1,5 @@
-"""An MLP as a sequence of layers, each with a finite view and an infinite-width view.
-
-A :class:`Dense` layer and a :class:`Nonlinearity` each transform a :class:`~wideinf.kernels.Kernel`
-(the infinite view, here); their finite views (init, apply, backprop) live in
-:mod:`wideinf.networks`. :class:`Architecture` composes them, so every architecture has both an
-exact kernel and a finite network, and each can test the other.
-"""
+"""An MLP as a sequence of layers, each with an infinite-width view (here, the exact kernel)
+and a finite view (:mod:`wideinf.networks`), so that each can test the other."""
 
 from __future__ import annotations
 
@@ -20,7 +15,7 @@ from .kernels import Kernel
 from .kernels.core import ActivationStep, DenseStep, recursion
 from .kernels.tiled import tiled_kernel
 
-__all__ = ["Dense", "Nonlinearity", "Architecture"]
+__all__ = ["Dense", "Nonlinearity", "Architecture", "check_points"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +41,6 @@ class Architecture:
     layers : sequence of Dense | Nonlinearity
         Starts and ends with a Dense layer; every Nonlinearity follows a Dense layer.
     parameterization : {"ntk", "standard"}, default "ntk"
-
-    Examples
-    --------
-    >>> arch = Architecture.from_dict({"layers": ["dense", "relu", "dense"], "W_std": 1.4})
-    >>> k = arch.kernel(np.eye(3))
-    >>> k.nngp.shape
-    (3, 3)
     """
 
     def __init__(
@@ -120,18 +108,14 @@ class Architecture:
         ----------
         x1 : array, shape (n1, d)
         x2 : array, shape (n2, d), optional
-            Defaults to x1; then the result is symmetric and its diagonal is exact.
+            Defaults to x1 (the result is then symmetric with an exact diagonal).
         width : float, default inf
-            Hidden width n; used only in standard parameterization, where the NTK is reported
-            as ``Theta / n`` (see :mod:`wideinf.kernels.core`).
+            Hidden width n; in standard parameterization the NTK is reported as ``Theta / n``.
         dtype : {np.float64, np.float32}, default float64
-            Precision of the computation and of the result; float32 halves the memory and its
-            error is documented in :mod:`wideinf.kernels.tiled`.
+            Precision of the computation and the result (float32: :mod:`wideinf.kernels.tiled`).
         method : {"tiled", "reference"}, default "tiled"
-            "tiled": all layers at once on cache-sized tiles, on every core
-            (:func:`wideinf.kernels.tiled.tiled_kernel`). "reference": the plain layer-by-layer
-            recursion on whole matrices (:func:`wideinf.kernels.core.recursion`), float64 only.
-            Both give the same numbers to rounding.
+            :func:`wideinf.kernels.tiled.tiled_kernel` (cache-sized tiles, every core) or
+            :func:`wideinf.kernels.core.recursion` (whole matrices, float64); equal to rounding.
         workers : int, optional
             Threads of the tiled method (default: every core this process may use).
 
@@ -139,8 +123,8 @@ class Architecture:
         -------
         Kernel with ``nngp`` and ``ntk`` of shape (n1, n2).
         """
-        x1 = _as_points(x1, "x1")
-        x2 = None if x2 is None else _as_points(x2, "x2")
+        x1 = check_points(x1, name="x1", min_points=1)
+        x2 = None if x2 is None else check_points(x2, name="x2", min_points=1)
         if x2 is not None and x2.shape[1] != x1.shape[1]:
             raise ConfigError(f"x1 has {x1.shape[1]} input dimension(s) but x2 has {x2.shape[1]}")
         steps = self.kernel_steps(x1.shape[1], width)
@@ -173,13 +157,15 @@ class Architecture:
         return (d / width if first else 1.0), 1.0 / width
 
 
-def _as_points(x, name: str) -> np.ndarray:
+def check_points(x, d: int | None = None, name: str = "x", *, min_points: int = 0) -> np.ndarray:
+    """Points as a finite float array of shape (N, d), N >= ``min_points`` (1-D: d = 1)."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
         x = x[:, None]
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+    if x.ndim != 2 or x.shape[0] < min_points or x.shape[1] < 1 or d not in (None, x.shape[1]):
+        least = f" with N >= {min_points}" if min_points else ""
         raise ConfigError(
-            f"{name}: expected an array of shape (n, d) with n, d >= 1, got {x.shape}"
+            f"{name}: expected an array of shape (N, {d or 'd'}){least}, got {x.shape}"
         )
     if not np.all(np.isfinite(x)):
         raise ConfigError(f"{name}: contains NaN or infinite values")

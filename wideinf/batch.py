@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import WideinfError
@@ -54,28 +55,12 @@ def run_many(
     With ``scheduler`` (a Dask scheduler address) every experiment is a task on the cluster's
     workers, which must see ``out`` on a shared file system.
     """
+    parallel = bool(scheduler) or (jobs > 1 and len(paths) > 1)
+    args = (out, seed, quick, formats, sets, quiet or parallel)
     rows = []
-    if scheduler:
-        from .scale import connect
-
-        with connect(scheduler) as client:
-            args = (out, seed, quick, formats, sets, True)
-            futures = [client.submit(_run_in_process, p, *args, pure=False) for p in paths]
-            for fut in futures:
-                rows.append(fut.result())
-                _echo_row(rows[-1], echo)
-    elif jobs > 1 and len(paths) > 1:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
-            futures = [
-                pool.submit(_run_in_process, p, out, seed, quick, formats, sets, True)
-                for p in paths
-            ]
-            for fut in futures:
-                rows.append(fut.result())
-                _echo_row(rows[-1], echo)
-    else:
-        for p in paths:
-            rows.append(_run_in_process(p, out, seed, quick, formats, sets, quiet))
+    with _submitter(scheduler, jobs if parallel else 1) as submit:
+        for result in [submit(_run_in_process, p, *args) for p in paths]:
+            rows.append(result())
             _echo_row(rows[-1], echo)
     echo("")
     echo(f"{'experiment':<28} {'status':<7} {'time':>8} {'files':>5}")
@@ -84,6 +69,22 @@ def run_many(
     failed = [r[0] for r in rows if r[1] != "ok"]
     echo(f"{len(rows) - len(failed)} ok, {len(failed)} failed; outputs in {out}/")
     return failed
+
+
+@contextmanager
+def _submitter(scheduler, jobs: int):
+    """``submit(fn, *args)`` -> a function that waits for ``fn(*args)``: on Dask, in processes,
+    or serially (run when waited for)."""
+    if scheduler:
+        from .scale import connect
+
+        with connect(scheduler) as client:
+            yield lambda fn, *args: client.submit(fn, *args, pure=False).result
+    elif jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
+            yield lambda fn, *args: pool.submit(fn, *args).result
+    else:
+        yield lambda fn, *args: lambda: fn(*args)
 
 
 def _one_blas_thread():

@@ -1,15 +1,9 @@
 """Regression data for experiments: a CSV file, or a target function plus Gaussian noise.
 
-The YAML ``data:`` block (:class:`DataConfig`) has two forms::
-
-    data: {file: points.csv, noise: 0.1}          # relative to the config file's folder
-    data: {target: sin, noise: 0.1, n_train: 10, n_test: 100, x_range: [-3, 3]}
-
-A CSV file has a header row and the columns ``is_test`` (0 for a training point, 1 for a test
-point), ``x`` (or ``x0, x1, ...`` for inputs of several dimensions) and ``y``, in any order.
-Generated inputs are uniform in ``x_range`` in every coordinate; targets are ``target(x)`` plus
-noise of sd ``noise`` on train and test points alike. For a file, ``noise`` is the assumed sd of
-the targets' noise (used, e.g., to widen predictive bands for coverage).
+The ``data:`` block (:class:`DataConfig`) is ``{file: points.csv, noise: 0.1}`` (relative to the
+config file's folder; ``noise`` is then the targets' assumed sd) or ``{target: sin, noise: 0.1,
+n_train: 10, ...}``. A CSV file has a header and the columns ``is_test`` (0 for a training
+point, 1 for a test point), ``x`` (or ``x0, x1, ...``) and ``y``, in any order.
 """
 
 from __future__ import annotations
@@ -25,6 +19,7 @@ import numpy as np
 
 from .config import setting
 from .errors import ConfigError
+from .io import existing_file
 
 __all__ = ["TARGETS", "DataConfig", "Dataset", "load_dataset", "read_csv", "generate"]
 
@@ -74,19 +69,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test points.
+    """Train points x_train (n, d), y_train (n,) and test points x_test (m, d), y_test (m,).
 
-    Attributes
-    ----------
-    x_train : ndarray, shape (n, d)
-    y_train : ndarray, shape (n,)
-    x_test : ndarray, shape (m, d)
-        m may be 0.
-    y_test : ndarray, shape (m,)
-    noise : float
-        Standard deviation of the targets' observation noise (generated or assumed).
-    source : str
-        Where the points came from (a file path or a description), for reports.
+    m may be 0. ``noise``: the sd of the targets' noise (generated or assumed); ``source``: where
+    the points came from (a file path or a description), for reports.
     """
 
     x_train: np.ndarray
@@ -110,28 +96,22 @@ class Dataset:
 
 
 def load_dataset(cfg: DataConfig, config_dir: str | Path, rng: np.random.Generator) -> Dataset:
-    """The data a ``data:`` block describes: ``cfg.file`` relative to ``config_dir``, else generated.
-
-    ``rng`` is used only for generated data.
-    """
-    if cfg.file:
-        path = Path(cfg.file)
-        if not path.is_absolute():
-            path = Path(config_dir or ".") / path
-        return read_csv(path, noise=cfg.noise)
+    """The data of a ``data:`` block: ``cfg.file`` (relative to ``config_dir``), else generated."""
+    if cfg.file:  # an absolute cfg.file replaces config_dir
+        return read_csv(Path(config_dir or ".") / cfg.file, noise=cfg.noise)
     return generate(cfg, rng)
 
 
 def generate(cfg: DataConfig, rng: np.random.Generator) -> Dataset:
     """``x ~ U(x_range)^d``, ``y = target(x) + noise * N(0, 1)``; train points drawn first."""
     lo, hi = cfg.x_range
-    f = TARGETS[cfg.target]
-    x_train = rng.uniform(lo, hi, size=(cfg.n_train, cfg.input_dim))  # (n, d)
-    y_train = f(x_train) + cfg.noise * rng.standard_normal(cfg.n_train)  # (n,)
-    x_test = rng.uniform(lo, hi, size=(cfg.n_test, cfg.input_dim))  # (m, d)
-    y_test = f(x_test) + cfg.noise * rng.standard_normal(cfg.n_test)  # (m,)
+
+    def draw(n):
+        x = rng.uniform(lo, hi, size=(n, cfg.input_dim))  # (n, d)
+        return x, TARGETS[cfg.target](x) + cfg.noise * rng.standard_normal(n)  # (n,)
+
     source = f"{cfg.target}(x) + N(0, {cfg.noise:g}^2), x in [{lo:g}, {hi:g}]^{cfg.input_dim}"
-    return Dataset(x_train, y_train, x_test, y_test, float(cfg.noise), source)
+    return Dataset(*draw(cfg.n_train), *draw(cfg.n_test), float(cfg.noise), source)
 
 
 _X_COLUMN = re.compile(r"^x(\d+)$")
@@ -140,86 +120,73 @@ _X_COLUMN = re.compile(r"^x(\d+)$")
 def read_csv(path: str | Path, noise: float = 0.0) -> Dataset:
     """Read a CSV with a header and columns ``is_test``, ``x`` or ``x0, x1, ...``, ``y``.
 
-    Every problem (missing file or column, a row of the wrong length, text that is not a number,
-    NaN or infinity, ``is_test`` other than 0/1, no training rows) is a one-line ConfigError
-    naming the file and the line.
+    Every problem is a one-line ConfigError naming the file and the line.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"data.file: {path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"data.file: {path}: is a directory, expected a CSV file")
+    path = existing_file(path, "data.file:")
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = [row for row in csv.reader(fh) if row and any(c.strip() for c in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"data.file: {path}: cannot read: {exc}") from None
+        raise _bad(path, f"cannot read: {exc}") from None
     if not rows:
-        raise ConfigError(f"data.file: {path}: is empty; expected a header is_test,x,y")
+        raise _bad(path, "is empty; expected a header is_test,x,y")
     header = [h.strip() for h in rows[0]]
     x_cols = _x_columns(header, path)
     for name in ("is_test", "y"):
         if name not in header:
-            raise ConfigError(
-                f"data.file: {path}: no column {name!r}; expected a header like is_test,x,y "
-                f"(got {','.join(header)})"
+            raise _bad(
+                path,
+                f"no column {name!r}; expected a header like is_test,x,y (got {','.join(header)})",
             )
     if len(set(header)) != len(header):
-        raise ConfigError(f"data.file: {path}: repeated column names in {','.join(header)}")
+        raise _bad(path, f"repeated column names in {','.join(header)}")
     values = np.empty((len(rows) - 1, len(header)))  # (rows, columns)
     for i, row in enumerate(rows[1:]):
         line = i + 2
         if len(row) != len(header):
-            raise ConfigError(
-                f"data.file: {path}: line {line} has {len(row)} field(s), the header {len(header)}"
-            )
+            raise _bad(path, f"line {line} has {len(row)} field(s), the header {len(header)}")
         for j, cell in enumerate(row):
             try:
-                value = float(cell)
+                values[i, j] = float(cell)
             except ValueError:
-                raise ConfigError(
-                    f"data.file: {path}: line {line}, column {header[j]!r}: {cell.strip()!r} "
-                    "is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise ConfigError(
-                    f"data.file: {path}: line {line}, column {header[j]!r}: NaN or infinity"
-                )
-            values[i, j] = value
+                where = f"line {line}, column {header[j]!r}"
+                raise _bad(path, f"{where}: {cell.strip()!r} is not a number") from None
+            if not math.isfinite(values[i, j]):
+                raise _bad(path, f"line {line}, column {header[j]!r}: NaN or infinity")
     is_test = values[:, header.index("is_test")]  # (rows,)
     bad = np.flatnonzero((is_test != 0) & (is_test != 1))
     if bad.size:
-        raise ConfigError(
-            f"data.file: {path}: line {bad[0] + 2}: is_test must be 0 or 1, got {is_test[bad[0]]:g}"
-        )
+        raise _bad(path, f"line {bad[0] + 2}: is_test must be 0 or 1, got {is_test[bad[0]]:g}")
     test = is_test == 1
     x = values[:, [header.index(c) for c in x_cols]]  # (rows, d)
     y = values[:, header.index("y")]  # (rows,)
     if not (~test).any():
-        raise ConfigError(f"data.file: {path}: no training rows (is_test = 0)")
+        raise _bad(path, "no training rows (is_test = 0)")
     if (~test).sum() > MAX_POINTS or test.sum() > MAX_POINTS:
-        raise ConfigError(f"data.file: {path}: more than {MAX_POINTS} points in a split")
+        raise _bad(path, f"more than {MAX_POINTS} points in a split")
     return Dataset(x[~test], y[~test], x[test], y[test], float(noise), str(path))
+
+
+def _bad(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"data.file: {path}: {message}")
 
 
 def _x_columns(header: list[str], path: Path) -> list[str]:
     """``["x"]`` or ``["x0", ..., "x{d-1}"]`` (all of them, no gaps), from the header."""
     numbered = sorted((int(m.group(1)), h) for h in header if (m := _X_COLUMN.match(h)))
     if "x" in header and numbered:
-        raise ConfigError(
-            f"data.file: {path}: use either a column x or columns x0, x1, ..., not both"
-        )
+        raise _bad(path, "use either a column x or columns x0, x1, ..., not both")
     if "x" in header:
         return ["x"]
     if not numbered:
-        raise ConfigError(
-            f"data.file: {path}: no input column; expected x (or x0, x1, ...) in the header "
-            f"(got {','.join(header)})"
+        raise _bad(
+            path,
+            f"no input column; expected x (or x0, x1, ...) in the header (got {','.join(header)})",
         )
-    indices = [k for k, _ in numbered]
-    if indices != list(range(len(indices))):
-        raise ConfigError(
-            f"data.file: {path}: input columns must be x0, x1, ..., x{len(indices) - 1} "
-            f"without gaps (got {', '.join(h for _, h in numbered)})"
+    if [k for k, _ in numbered] != list(range(len(numbered))):
+        raise _bad(
+            path,
+            f"input columns must be x0, x1, ..., x{len(numbered) - 1} without gaps "
+            f"(got {', '.join(h for _, h in numbered)})",
         )
     return [h for _, h in numbered]

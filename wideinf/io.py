@@ -1,8 +1,7 @@
 """Files in and out: validated input arrays, and atomic writes of every output.
 
-Every output goes to a temporary file in the destination folder and is renamed into place only
-when all of a run's files are written, so a failed or interrupted run leaves the previous
-results intact.
+Outputs are written as temporaries and renamed into place only when all of a run's files are
+written (:class:`StagedFiles`): a failed or interrupted run leaves the previous results intact.
 """
 
 from __future__ import annotations
@@ -23,50 +22,41 @@ __all__ = [
 ]
 
 
-def existing_file(path, label: str) -> Path:
-    """``path`` as a Path, or a one-line ConfigError ``"{label} {path}: ..."`` if it is missing
-    or a directory."""
+def existing_file(path, label: str = "") -> Path:
+    """``path`` as a Path, or a ConfigError ``"{label} {path}: ..."`` if missing or a folder."""
     path = Path(path)
+    where = f"{label} {path}".lstrip()
     if not path.exists():
-        raise ConfigError(f"{label} {path}: no such file")
+        raise ConfigError(f"{where}: no such file")
     if path.is_dir():
-        raise ConfigError(f"{label} {path}: is a directory")
+        raise ConfigError(f"{where}: is a directory")
     return path
 
 
 def load_points(path, name: str = "x"):
     """Read an (n, d) float64 array from ``.npy`` or ``.csv`` (one row per point, no header).
 
-    A 1-D array is read as n points of dimension 1. NaN, infinities, empty files and
-    non-numeric text are rejected with a one-line ConfigError.
+    A 1-D array is n points of dimension 1; anything else is a one-line ConfigError.
     """
     import numpy as np
 
+    from .architecture import check_points
+
     path = existing_file(path, f"{name}:")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv", ".txt"):
+        raise ConfigError(f"{name}: {path}: expected a .npy or .csv file")
     try:
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
-        elif suffix in (".csv", ".txt"):
-            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
         else:
-            raise ConfigError(f"{name}: {path}: expected a .npy or .csv file")
-    except ConfigError:
-        raise
+            x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=float)
     except (ValueError, OSError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{name}: {path}: cannot read as numbers: {reason}") from None
     if x.dtype.kind not in "biuf":
         raise ConfigError(f"{name}: {path}: expected a numeric array, got dtype {x.dtype}")
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.size == 0:
-        raise ConfigError(f"{name}: {path}: expected shape (n, d) with n, d >= 1, got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        bad = int(np.argwhere(~np.isfinite(x))[0][0])
-        raise ConfigError(f"{name}: {path}: row {bad} contains NaN or infinity")
-    return x
+    return check_points(x, name=f"{name}: {path}", min_points=1)
 
 
 def ensure_writable_dir(path) -> Path:
@@ -149,9 +139,7 @@ def read_npz(path) -> dict:
     """All arrays of a saved result (no pickles)."""
     import numpy as np
 
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
+    path = existing_file(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}

@@ -1,10 +1,7 @@
-"""Memory guards for finite networks: refuse what the machine cannot hold, and block sizes.
+"""Memory guards: refuse what the machine cannot hold, before allocating, and block sizes.
 
-Finite networks hold their parameters and, during a forward and backward pass, the
-activations of every layer. Requests are checked against the memory the machine has before
-anything is allocated (a clear :class:`~wideinf.errors.ResourceError` instead of swapping or
-being killed), and ensembles are processed in blocks of networks whose size depends only on
-the shapes, never on the machine, so results are the same everywhere.
+Ensembles are processed in blocks of networks whose size depends only on the shapes, never on
+the machine, so results are the same everywhere.
 """
 
 from __future__ import annotations
@@ -51,15 +48,8 @@ def _gb(nbytes: float) -> str:
 
 
 def check_memory(nbytes: float, what: str) -> None:
-    """Raise :class:`ResourceError` if ``nbytes`` exceeds 80% of the available memory.
-
-    Parameters
-    ----------
-    nbytes : float
-        The request's estimated peak memory.
-    what : str
-        What needs it, for the message ("the empirical NTK on 500 x 500 points").
-    """
+    """Raise :class:`ResourceError` if ``nbytes``, the peak memory of ``what`` (named in the
+    message), exceeds :data:`MEMORY_FRACTION` of the available memory."""
     avail = available_memory()
     if avail and nbytes > MEMORY_FRACTION * avail:
         raise ResourceError(
@@ -80,9 +70,9 @@ def network_blocks(n_networks: int, per_network_bytes: int) -> list[slice]:
 
 
 def working_bytes(dims, n_points: int) -> int:
-    """Memory of a forward and backward pass of one network on ``n_points`` inputs.
+    """Bytes of a forward and backward pass of one network on N = ``n_points`` inputs.
 
-    Each layer's input, pre-activations, activation derivatives and backpropagated derivative:
-    ``4 N sum(dims)`` floats, with dims the layer sizes ``(d, n_1, ..., n_L, 1)``.
+    ``4 N sum(dims)`` floats (each layer's input, pre-activation, phi' and delta), with dims the
+    layer sizes ``(d, n_1, ..., n_L, 1)``.
     """
     return 4 * n_points * sum(dims) * FLOAT_BYTES

@@ -1,17 +1,8 @@
 """Finite-width MLPs in numpy: forward, the dense backward pass, and empirical NNGP/NTK.
 
-The finite view of every :class:`~wideinf.architecture.Architecture`, for an ensemble of S
-networks (:class:`~wideinf.parameters.Params`: sampling, counting and the parameterizations
-are in :mod:`wideinf.parameters`, re-exported here). The core, on which everything else is
-built: :func:`forward_cache` (the forward pass, keeping what the backward pass needs),
-:func:`backward` (**the** dense backward pass), and on it :func:`vjp` (gradients) and
-:func:`descent_step` (a gradient step written into the parameters in place; gradient descent
-itself is :mod:`wideinf.training`).
-
-:func:`forward`, :func:`features`, :func:`gradients`, :func:`empirical_nngp` and
-:func:`empirical_ntk` bound their working memory by processing blocks of networks
-(:mod:`wideinf.memory`). In standard parameterization :func:`empirical_ntk` reports
-``Theta / n`` with ``n`` the hidden width, as ``Architecture.kernel(x, width=n)`` does.
+The finite view of an :class:`~wideinf.architecture.Architecture` for an ensemble of S networks
+(:class:`~wideinf.parameters.Params`, re-exported here); formulas in docs/theory.md, "Finite
+networks". :func:`forward` and the functions after it work on memory-bounded blocks of networks.
 """
 
 from __future__ import annotations
@@ -22,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.blas import dgemm
 
+from .architecture import check_points
 from .errors import ConfigError
 from .memory import (
     FLOAT_BYTES,
@@ -34,9 +26,7 @@ from .memory import (
 from .parameters import (
     Params,
     check_multipliers,
-    check_points,
     dense_blocks,
-    hidden_widths,
     init_params,
     layer_scales,
     parameter_bytes,
@@ -48,11 +38,9 @@ from .parameters import (
 __all__ = [
     "Params",
     "Cache",
-    "hidden_widths",
     "parameter_count",
     "parameter_bytes",
     "init_params",
-    "check_points",
     "forward_cache",
     "backward",
     "vjp",
@@ -87,13 +75,9 @@ class Cache:
 
     Attributes
     ----------
-    f : ndarray, shape (S, N)
-        The outputs.
-    inputs : tuple of ndarray
-        ``inputs[k]`` is the input of dense layer k: (N, d) for k = 0 (shared by every
-        network), (S, N, n_in) after.
-    pre : tuple of tuple of ndarray
-        ``pre[k][j]`` is the input of the j-th activation after dense layer k, (S, N, n_out).
+    f : ndarray, shape (S, N), the outputs
+    inputs : ``inputs[k]`` the input of dense layer k, (N, d) for k = 0, (S, N, n_in) after
+    pre : ``pre[k][j]`` the input of activation j after dense layer k, (S, N, n_out)
     """
 
     f: np.ndarray
@@ -102,20 +86,15 @@ class Cache:
 
     def head(self, n: int) -> Cache:
         """The same pass restricted to its first n points (views, no copies)."""
-
-        def rows(a):
-            return a[:n] if a.ndim == 2 else a[:, :n]
-
         pre = tuple(tuple(z[:, :n] for z in zs) for zs in self.pre)
-        return Cache(self.f[:, :n], tuple(rows(y) for y in self.inputs), pre)
+        inputs = tuple(y[:n] if y.ndim == 2 else y[:, :n] for y in self.inputs)
+        return Cache(self.f[:, :n], inputs, pre)
 
 
 def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cache:
-    """Forward pass of all S networks on N points, keeping what :func:`backward` needs.
+    """Forward pass ``z = sw y @ W + sb b`` (:func:`layer_scales`), then the activations.
 
-    Dense layer k computes ``z = sw y @ W + sb b`` with the scales of
-    :func:`~wideinf.parameters.layer_scales`, then its activations. No blocking and no memory
-    check: the caller bounds S and N (see :func:`wideinf.memory.working_bytes`).
+    No blocks and no memory check: the caller bounds S and N (:func:`working_bytes`).
 
     Parameters
     ----------
@@ -123,13 +102,8 @@ def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cac
     params : Params, S networks
     x : array, shape (N, d)
     reuse : Cache, optional
-        A pass of the same networks on the same x in which only the readout's parameters have
-        changed since: the hidden layers are taken from it and only the readout is recomputed
-        (readout-only training); x is then not read.
-
-    Returns
-    -------
-    Cache with f of shape (S, N).
+        A pass on the same x after which only the readout changed: only the readout is
+        recomputed (readout-only training), and x is not read.
     """
     blocks = _check(arch, params)
     start = 0 if reuse is None else len(blocks) - 1
@@ -154,30 +128,15 @@ def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cac
 def backward(
     arch, params: Params, cache: Cache, cotangent, *, lowest: int = 0
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """The dense backward pass: ``delta_k = d(sum_i c_i f(x_i)) / dz_k`` for each dense layer.
+    """The dense backward pass: ``delta_k = d(sum_i c_i f(x_i)) / dz_k``, point by point.
 
-    For the readout ``delta = c``; through an activation ``delta <- delta * phi'(z)``; through
-    dense layer k to the layer below ``delta <- sw_k delta @ W_k^T``. Point by point: nothing
-    is summed over N. The parameter gradients follow as ``dW_k = sw_k y_k^T delta_k`` and
-    ``db_k = sb_k sum_i delta_k,i`` (:func:`vjp`).
+    ``delta = c`` at the readout; ``delta <- delta * phi'(z)`` through an activation;
+    ``delta <- sw_k delta @ W_k^T`` through dense layer k.
 
-    Parameters
-    ----------
-    arch : Architecture
-    params : Params, S networks (those of ``cache``)
-    cache : Cache
-        The forward pass on N points (:func:`forward_cache`).
-    cotangent : array, shape (S, N)
-        ``c``, the weight of each output.
-    lowest : int, default 0
-        Stop after dense layer ``lowest`` (the number of dense layers minus one: the readout
-        only).
-
-    Yields
-    ------
-    (k, delta_k) for k from the readout down to ``lowest``; delta_k has shape (S, N, n_out).
-    The derivative for the layer below is computed *before* (k, delta_k) is yielded, so the
-    consumer may update layer k's parameters in place (as :func:`descent_step` does).
+    Yields (k, delta_k), delta_k of shape (S, N, n_out), from the readout down to dense layer
+    ``lowest``, for the forward pass ``cache`` of ``params`` on N points and cotangent (S, N).
+    The derivative for the layer below is computed first, so the consumer may update layer k's
+    parameters in place (:func:`descent_step`).
     """
     blocks = _check(arch, params)
     delta = np.asarray(cotangent, dtype=float)[..., None]  # (S, N, 1)
@@ -194,33 +153,19 @@ def backward(
         delta = below
 
 
-def _transpose_points(y: np.ndarray) -> np.ndarray:
-    return y.T if y.ndim == 2 else y.transpose(0, 2, 1)  # (n_in, N) or (S, n_in, N)
-
-
 def vjp(arch, params: Params, cache: Cache, cotangent) -> Params:
     """Vector-Jacobian product ``sum_i c_i df(x_i)/dtheta`` from a forward pass.
 
-    Parameters
-    ----------
-    cache : Cache, the forward pass on N points
-    cotangent : array, shape (S, N)
-
-    Returns
-    -------
-    Params of gradients shaped like ``params`` (with respect to the stored parameters):
-    ``dW_k = sw_k y_k^T delta_k`` (S, n_in, n_out), ``db_k = sb_k sum_i delta_k,i`` (S, n_out).
+    Returns Params shaped like ``params``: ``dW_k = sw_k y_k^T delta_k`` (S, n_in, n_out),
+    ``db_k = sb_k sum_i delta_k,i`` (S, n_out); cotangent (S, N).
     """
     blocks = _check(arch, params)
     gw, gb = [None] * len(blocks), [None] * len(blocks)
     for k, delta in backward(arch, params, cache, cotangent):
         sw, sb = layer_scales(arch, blocks[k][0], params.weights[k].shape[1])
-        gw[k] = np.matmul(_transpose_points(cache.inputs[k]), delta)  # (S, n_in, n_out)
-        if sw != 1.0:
-            gw[k] *= sw
-        gb[k] = np.sum(delta, axis=1)  # (S, n_out)
-        if sb != 1.0:
-            gb[k] *= sb
+        y = cache.inputs[k]
+        gw[k] = sw * np.matmul(np.swapaxes(y, -1, -2), delta)  # (S, n_in, n_out)
+        gb[k] = sb * np.sum(delta, axis=1)  # (S, n_out)
     return Params(tuple(gw), tuple(gb))
 
 
@@ -230,40 +175,31 @@ def descent_step(
 ) -> None:  # fmt: skip
     """One gradient step ``theta <- theta - eta sum_i c_i df(x_i)/dtheta``, in place.
 
-    Each layer is updated as soon as :func:`backward` has passed it: ``b -= eta sb sum_i
-    delta_i`` and ``W += (-eta sw) y^T delta`` by BLAS ``dgemm`` with ``beta = 1`` writing into
-    the Fortran-ordered view ``W[s].T``, so a step allocates nothing of a weight matrix's size.
-    Very wide networks are bound by memory traffic, and this reads and writes each weight
-    once. (Few, large BLAS calls: splitting W into cache-sized blocks saved under 10% with
-    one thread and was many times slower with several.)
+    Each layer is updated once :func:`backward` has passed it, ``W += (-eta sw) y^T delta`` by
+    one BLAS ``dgemm`` into the view ``W[s].T``: each weight read and written once, no temporary.
 
     Parameters
     ----------
     params : Params, S networks, updated in place (writeable arrays)
     cache : Cache, their forward pass on the N training points
-    cotangent : array, shape (S, N); ``dL/df`` for a loss L
-    learning_rate : float
-        eta.
+    cotangent : array, shape (S, N), ``dL/df`` for a loss L; learning_rate : float
     active : bool array, shape (S,), optional
         Update only these networks (default: all).
     lowest : int, default 0
-        Update only dense layers ``lowest`` and above (the readout only: their number minus one).
+        Update only dense layers ``lowest`` and above.
     multipliers : sequence of (float, float), optional
-        Per-layer rates: dense layer k's (weights, bias) step with ``eta * multipliers[k]``
-        (e.g. the maximal-update parameterization, :mod:`wideinf.mup`); default ``eta``.
+        Dense layer k's (weights, bias) step with ``eta * multipliers[k]`` (:mod:`wideinf.mup`).
     """
     blocks = _check(arch, params)
     eta = float(learning_rate)
     rates = check_multipliers(multipliers, len(blocks))
     nets = range(params.n_networks) if active is None else np.flatnonzero(active)
+    which = slice(None) if active is None else active
     for k, delta in backward(arch, params, cache, cotangent, lowest=lowest):
         W, b, y = params.weights[k], params.biases[k], cache.inputs[k]
         sw, sb = layer_scales(arch, blocks[k][0], W.shape[1])
         eta_w, eta_b = (eta, eta) if rates is None else (eta * rates[k][0], eta * rates[k][1])
-        if active is None:
-            b -= (eta_b * sb) * delta.sum(axis=1)  # (S, n_out)
-        else:
-            b[active] -= (eta_b * sb) * delta[active].sum(axis=1)
+        b[which] -= (eta_b * sb) * delta[which].sum(axis=1)  # (S, n_out)
         for s in nets:
             ys = y if y.ndim == 2 else y[s]  # (N, n_in)
             target = W[s].T  # (n_out, n_in), Fortran-ordered view
@@ -273,132 +209,92 @@ def descent_step(
 
 
 # --------------------------------------------------------------------------- guarded entry points
-def _guarded_blocks(params: Params, per_net: int, fixed: int, what: str) -> list[slice]:
+def _blocks(params: Params, per_net: int, fixed: int, what: str) -> list[slice]:
     """Blocks of networks after checking ``fixed`` bytes plus one block's working memory."""
     s = params.n_networks
     check_memory(fixed + block_size(per_net, s) * per_net, what)
     return network_blocks(s, per_net)
 
 
-def forward(arch, params: Params, x) -> np.ndarray:
-    """Outputs of every network of the ensemble.
-
-    Parameters
-    ----------
-    arch : Architecture
-    params : Params, S networks
-    x : array, shape (N, d)
-
-    Returns
-    -------
-    f : ndarray, shape (S, N)
-    """
+def _per_block(arch, params: Params, x, pick, tail: tuple, what: str) -> np.ndarray:
+    """``pick(forward_cache(...))`` of every block of networks, into one (S, N, *tail) array."""
     _check(arch, params)
     x = check_points(x, params.d_in)
-    s, n = params.n_networks, x.shape[0]
-    per_net = working_bytes(params.dims, n) // 2
-    out = np.empty((s, n))  # (S, N)
-    for sl in _guarded_blocks(params, per_net, s * n * FLOAT_BYTES, f"the outputs at {n} points"):
-        out[sl] = forward_cache(arch, params.take(sl), x).f
+    out = np.empty((params.n_networks, x.shape[0], *tail))
+    per_net = working_bytes(params.dims, x.shape[0]) // 2
+    for sl in _blocks(params, per_net, out.nbytes, f"{what} at {x.shape[0]} points"):
+        out[sl] = pick(forward_cache(arch, params.take(sl), x))
     return out
+
+
+def forward(arch, params: Params, x) -> np.ndarray:
+    """Outputs of every network, shape (S, N); x of shape (N, d)."""
+    return _per_block(arch, params, x, lambda c: c.f, (), "the outputs")
 
 
 def features(arch, params: Params, x) -> np.ndarray:
     """The readout's input (last hidden layer's activations), shape (S, N, n_L)."""
-    _check(arch, params)
-    x = check_points(x, params.d_in)
-    s, n, n_l = params.n_networks, x.shape[0], params.weights[-1].shape[1]
-    out = np.empty((s, n, n_l))  # (S, N, n_L)
-    per_net = working_bytes(params.dims, n) // 2
-    for sl in _guarded_blocks(params, per_net, s * n * n_l * FLOAT_BYTES, "the readout features"):
-        last = forward_cache(arch, params.take(sl), x).inputs[-1]
-        out[sl] = last if last.ndim == 3 else last[None]
-    return out
+    n_l = params.weights[-1].shape[1]
+    return _per_block(arch, params, x, lambda c: c.inputs[-1], (n_l,), "the readout features")
 
 
 def gradients(arch, params: Params, x, cotangent) -> Params:
-    """Vector-Jacobian product ``sum_i cotangent_i df(x_i)/dtheta`` for every network.
-
-    Parameters
-    ----------
-    x : array, shape (N, d)
-    cotangent : array, shape (S, N) or (N,)
-
-    Returns
-    -------
-    Params of gradients, shaped like ``params`` (with respect to the stored parameters).
-    """
+    """:func:`vjp` of every network: x (N, d), cotangent (S, N) or (N,); Params like ``params``."""
     _check(arch, params)
     x = check_points(x, params.d_in)
     s, n = params.n_networks, x.shape[0]
     cot = np.broadcast_to(np.asarray(cotangent, dtype=float), (s, n))
-    per_net = working_bytes(params.dims, n)
-    fixed = 2 * s * params.n_params * FLOAT_BYTES
-    gw = [np.empty_like(w) for w in params.weights]
-    gb = [np.empty_like(b) for b in params.biases]
-    for sl in _guarded_blocks(params, per_net, fixed, "the gradients"):
+    flat = np.empty((s, params.n_params))  # (S, P), then shaped like params: 2 S P in all
+    for sl in _blocks(params, working_bytes(params.dims, n), 2 * flat.nbytes, "the gradients"):
         sub = params.take(sl)
-        g = vjp(arch, sub, forward_cache(arch, sub, x), cot[sl])
-        for out, part in zip(gw + gb, g.weights + g.biases):
-            out[sl] = part
-    return Params(tuple(gw), tuple(gb))
+        flat[sl] = ravel_params(vjp(arch, sub, forward_cache(arch, sub, x), cot[sl]))
+    return unravel_params(flat, params)
 
 
 # --------------------------------------------------------------------------- empirical kernels
+def _kernel(params, x1, x2, bytes_per_net, name: str, compute) -> np.ndarray:
+    """``compute(sub, x1, x2)`` of every block of networks, (S, N1, N2), symmetric if x2 is None.
+
+    ``bytes_per_net(w, k)``: one network's memory, from its pass's ``w`` bytes and ``k`` bytes
+    of an (N1, N2) matrix.
+    """
+    x1 = check_points(x1, params.d_in, "x1")
+    x2 = None if x2 is None else check_points(x2, params.d_in, "x2")
+    n1, n2 = x1.shape[0], x1.shape[0] if x2 is None else x2.shape[0]
+    out = np.empty((params.n_networks, n1, n2))  # (S, N1, N2)
+    per_net = bytes_per_net(working_bytes(params.dims, n1 + n2), n1 * n2 * FLOAT_BYTES)
+    for sl in _blocks(params, per_net, out.nbytes, f"the empirical {name} on {n1} x {n2} points"):
+        k = compute(params.take(sl), x1, x2)
+        out[sl] = 0.5 * (k + np.swapaxes(k, -1, -2)) if x2 is None else k
+    return out
+
+
 def empirical_nngp(arch, params: Params, x1, x2=None) -> np.ndarray:
-    """Empirical NNGP: the readout's input features, scaled as the kernel.
+    """Empirical NNGP ``W_std^2 phi_L(x) . phi_L(x') / n_L + b_std^2`` of the readout's input.
 
-    ``K_hat(x, x') = W_std^2 phi_L(x) . phi_L(x') / n_L + b_std^2`` with the readout layer's
-    ``W_std``, ``b_std`` and ``n_L`` its fan-in: the output covariance over the readout's
-    random weights given the features (Neal 1996; Lee et al. 2018, arXiv:1711.00165). Its mean
-    over networks is the analytic NNGP (exactly for one hidden layer).
-
-    Parameters
-    ----------
-    x1 : array, shape (N1, d)
-    x2 : array, shape (N2, d), optional (defaults to x1; the result is then symmetric)
-
-    Returns
-    -------
-    ndarray, shape (S, N1, N2)
+    With the readout's ``W_std``, ``b_std`` and fan-in ``n_L`` (Lee et al. 2018,
+    arXiv:1711.00165). x1 (N1, d); x2 (N2, d) or None (x1, symmetric); returns (S, N1, N2).
     """
     readout = _check(arch, params)[-1][0]
-    x1 = check_points(x1, params.d_in, "x1")
-    x2v = x1 if x2 is None else check_points(x2, params.d_in, "x2")
-    s, n1, n2 = params.n_networks, x1.shape[0], x2v.shape[0]
-    per_net = working_bytes(params.dims, n1 + n2) // 2 + 2 * n1 * n2 * FLOAT_BYTES
-    what = f"the empirical NNGP on {n1} x {n2} points"
-    n_l = params.weights[-1].shape[1]
-    out = np.empty((s, n1, n2))  # (S, N1, N2)
-    for sl in _guarded_blocks(params, per_net, s * n1 * n2 * FLOAT_BYTES, what):
-        sub = params.take(sl)
+    scale = readout.W_std**2 / params.weights[-1].shape[1]
+
+    def compute(sub, x1, x2):
         f1 = forward_cache(arch, sub, x1).inputs[-1]
-        f2 = f1 if x2 is None else forward_cache(arch, sub, x2v).inputs[-1]
+        f2 = f1 if x2 is None else forward_cache(arch, sub, x2).inputs[-1]
         gram = np.matmul(f1, np.swapaxes(f2, -1, -2))  # (S, N1, N2) or (N1, N2)
-        k = (readout.W_std**2 / n_l) * gram + readout.b_std**2
-        if x2 is None:
-            k = 0.5 * (k + np.swapaxes(k, -1, -2))
-        out[sl] = k
-    return out
+        return scale * gram + readout.b_std**2
+
+    return _kernel(params, x1, x2, lambda w, k: w // 2 + 2 * k, "NNGP", compute)
 
 
 def empirical_ntk(arch, params: Params, x1, x2=None, *, multipliers=None) -> np.ndarray:
     """Empirical NTK ``J(x1) J(x2)^T``, layer by layer without the Jacobian.
 
-    For dense layer l with input y_{l-1}, output z_l and scales ``(sw, sb)``
-    (``(W_std / sqrt(n_in), b_std)`` in NTK parameterization, ``(1, 1)`` in standard),
-    with ``delta_l(x) = df(x) / dz_l`` from :func:`backward`:
-    ``Theta += sw^2 [y_{l-1}(x) . y_{l-1}(x')] [delta_l(x) . delta_l(x')]
-    + sb^2 [delta_l(x) . delta_l(x')]`` (Jacot et al. 2018, arXiv:1806.07572).
-    In standard parameterization the result is divided by the hidden width n to match
-    :meth:`Architecture.kernel(x, width=n)`, which has a single n: the hidden widths must then
-    be equal (layer l's weights contribute ``n_{l-1} / n`` times the limit's term otherwise).
-
-    With per-layer learning-rate ``multipliers`` (:func:`descent_step`) each layer's terms are
-    weighted by theirs: ``J M J^T``, the kernel that gradient descent with those rates follows.
-
-    Parameters and result as :func:`empirical_nngp`: x1 of shape (N1, d), x2 of shape (N2, d)
-    or None (then x1, and the result is symmetric); returns an ndarray of shape (S, N1, N2).
+    ``Theta = sum_l [sw_l^2 y_{l-1}(x) . y_{l-1}(x') + sb_l^2] delta_l(x) . delta_l(x')``
+    (Jacot et al. 2018, arXiv:1806.07572); with ``multipliers`` (:func:`descent_step`) layer l's
+    terms are weighted by its rates, ``J M J^T``. In standard parameterization the result is
+    divided by the hidden width, which must be the same in every layer. Arguments and shapes as
+    :func:`empirical_nngp`.
     """
     blocks = _check(arch, params)
     rates = check_multipliers(multipliers, len(blocks))
@@ -407,44 +303,39 @@ def empirical_ntk(arch, params: Params, x1, x2=None, *, multipliers=None) -> np.
             "empirical_ntk: standard parameterization needs equal hidden widths to match the "
             f"kernel's Theta / n, got {'x'.join(map(str, params.widths))}"
         )
-    x1 = check_points(x1, params.d_in, "x1")
-    x2v = x1 if x2 is None else check_points(x2, params.d_in, "x2")
-    s, n1, n2 = params.n_networks, x1.shape[0], x2v.shape[0]
-    per_net = working_bytes(params.dims, n1 + n2) + 3 * n1 * n2 * FLOAT_BYTES
-    what = f"the empirical NTK on {n1} x {n2} points"
-    out = np.empty((s, n1, n2))  # (S, N1, N2)
-    for sl in _guarded_blocks(params, per_net, s * n1 * n2 * FLOAT_BYTES, what):
-        sub = params.take(sl)
-        c1 = forward_cache(arch, sub, x1)
-        d1 = dict(backward(arch, sub, c1, np.ones((sub.n_networks, n1))))  # {k: (S, N1, n_k)}
-        c2 = c1 if x2 is None else forward_cache(arch, sub, x2v)
-        d2 = d1 if x2 is None else dict(backward(arch, sub, c2, np.ones((sub.n_networks, n2))))
-        theta = np.zeros((sub.n_networks, n1, n2))  # (S, N1, N2)
+
+    def pass_(sub, x):
+        cache = forward_cache(arch, sub, x)
+        ones = np.ones((sub.n_networks, x.shape[0]))
+        return cache, dict(backward(arch, sub, cache, ones))  # {k: (S, N, n_k)}
+
+    def compute(sub, x1, x2):
+        c1, d1 = pass_(sub, x1)
+        c2, d2 = (c1, d1) if x2 is None else pass_(sub, x2)
+        theta = np.zeros((sub.n_networks, x1.shape[0], c2.f.shape[1]))  # (S, N1, N2)
         for k, (dense, _) in enumerate(blocks):
             sw, sb = layer_scales(arch, dense, sub.weights[k].shape[1])
             dd = np.matmul(d1[k], d2[k].transpose(0, 2, 1))  # (S, N1, N2)
             yy = np.matmul(c1.inputs[k], np.swapaxes(c2.inputs[k], -1, -2))  # (S,N1,N2)|(N1,N2)
             mw, mb = (1.0, 1.0) if rates is None else rates[k]  # x 1.0 is exact
             theta += (mw * sw * sw * yy + mb * sb * sb) * dd
-        if x2 is None:
-            theta = 0.5 * (theta + theta.transpose(0, 2, 1))
-        out[sl] = theta
+        return theta
+
+    out = _kernel(params, x1, x2, lambda w, k: w + 3 * k, "NTK", compute)
     if arch.parameterization == "standard":
         out /= params.weights[-1].shape[1]
     return out
 
 
 def jacobian(arch, params: Params, x) -> np.ndarray:
-    """Explicit Jacobian ``df(x_i)/dtheta``, shape (S, N, P), one backward pass per point.
+    """Explicit Jacobian ``df(x_i)/dtheta``, shape (S, N, P) in :func:`ravel_params` order.
 
-    In the order of :func:`ravel_params`. Memory ``S N P``: for small networks (tests).
+    One backward pass per point, memory ``S N P``: for small networks (tests).
     """
     x = check_points(x, params.d_in)
     s, n, p = params.n_networks, x.shape[0], params.n_params
     check_memory(2 * s * n * p * FLOAT_BYTES, f"the explicit Jacobian ({s} x {n} x {p})")
     jac = np.empty((s, n, p))  # (S, N, P)
-    for i in range(n):
-        cot = np.zeros((s, n))
-        cot[:, i] = 1.0
-        jac[:, i] = ravel_params(gradients(arch, params, x, cot))
+    for i, point in enumerate(np.eye(n)):  # cotangent 1 at point i
+        jac[:, i] = ravel_params(gradients(arch, params, x, point))
     return jac

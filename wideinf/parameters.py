@@ -1,18 +1,10 @@
 """Parameters of finite networks: the ensemble container, its shapes and count, sampling, flat views.
 
-An *ensemble* of S independent networks is one set of arrays with a leading axis S. Everything
-here is re-exported by :mod:`wideinf.networks`, which computes with these parameters.
-
-Parameterizations (Neural Tangents' conventions; Jacot et al. 2018, arXiv:1806.07572;
-Sohl-Dickstein et al. 2020, arXiv:2001.07301), for a dense layer with fan-in ``n_in``:
-
-- ``"ntk"``: ``z = (W_std / sqrt(n_in)) y @ W + b_std b`` with ``W, b ~ N(0, 1)``; the stored
-  (and trained) parameters are the standard normal ``W`` and ``b``.
-- ``"standard"``: ``z = y @ W + b`` with ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``;
-  the stored parameters are ``W`` and ``b`` themselves.
-
-The same generator state gives the same function in both parameterizations (the standard
-weights are the NTK ones times their scales).
+An ensemble of S networks is one set of arrays with a leading axis S; re-exported by
+:mod:`wideinf.networks`. A dense layer with fan-in ``n_in`` stores ``W, b ~ N(0, 1)`` and computes
+``z = (W_std / sqrt(n_in)) y @ W + b_std b`` in NTK parameterization; in standard
+parameterization it stores ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)`` and computes
+``z = y @ W + b`` (docs/theory.md, "Conventions").
 """
 
 from __future__ import annotations
@@ -28,7 +20,6 @@ from .memory import FLOAT_BYTES, check_memory
 
 __all__ = [
     "Params",
-    "check_points",
     "check_multipliers",
     "dense_blocks",
     "hidden_widths",
@@ -94,32 +85,17 @@ class Params:
 
 
 # --------------------------------------------------------------------------- structure
-def check_points(x, d: int, name: str = "x") -> np.ndarray:
-    """Inputs as a float array of shape (N, d) (a 1-D array is N points of dimension 1)."""
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[1] != d:
-        raise ConfigError(f"{name}: expected an array of shape (N, {d}), got {x.shape}")
-    return x
-
-
 def check_multipliers(multipliers, n_layers: int) -> tuple | None:
-    """Per-layer learning-rate multipliers as a tuple of ``n_layers`` (weight, bias) pairs.
-
-    ``None`` stays ``None`` (every layer at the base rate). Each multiplier must be finite and
-    positive; anything else is a ConfigError.
-    """
+    """Per-layer learning-rate multipliers: ``n_layers`` positive (weight, bias) pairs, or None."""
     if multipliers is None:
         return None
     pairs = tuple(tuple(float(m) for m in pair) for pair in multipliers)
-    if len(pairs) != n_layers or any(len(pair) != 2 for pair in pairs):
+    shaped = len(pairs) == n_layers and all(len(pair) == 2 for pair in pairs)
+    if not (shaped and all(math.isfinite(m) and m > 0 for pair in pairs for m in pair)):
         raise ConfigError(
-            f"multipliers: expected one (weight, bias) pair per dense layer ({n_layers}), "
-            f"got {multipliers!r}"
+            f"multipliers: expected one (weight, bias) pair of positive numbers per dense layer "
+            f"({n_layers}), got {multipliers!r}"
         )
-    if not all(math.isfinite(m) and m > 0 for pair in pairs for m in pair):
-        raise ConfigError(f"multipliers: expected positive finite numbers, got {multipliers!r}")
     return pairs
 
 
@@ -145,55 +121,31 @@ def dense_blocks(arch) -> list[tuple[Dense, list]]:
 
 
 def hidden_widths(arch, width) -> tuple[int, ...]:
-    """Hidden widths, one per dense layer before the readout.
-
-    Parameters
-    ----------
-    width : int or sequence of int
-        One width for every hidden layer, or one per hidden layer.
-    """
+    """Hidden widths, one per dense layer before the readout, from one width or one per layer."""
     n_hidden = len(dense_blocks(arch)) - 1
-    if np.ndim(width) == 0:
-        values = [width] * n_hidden
-    else:
-        values = list(width)
-        if len(values) != n_hidden:
-            raise ConfigError(
-                f"width: the architecture has {n_hidden} hidden layer(s) "
-                f"but {len(values)} width(s) were given"
-            )
-    out = []
+    values = [width] * n_hidden if np.ndim(width) == 0 else list(width)
+    if len(values) != n_hidden:
+        raise ConfigError(
+            f"width: the architecture has {n_hidden} hidden layer(s) "
+            f"but {len(values)} width(s) were given"
+        )
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ConfigError(f"width: expected a positive integer, got {v!r}")
-        if not math.isfinite(v) or v < 1 or v != int(v):
+        number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not (number and math.isfinite(v) and v >= 1 and v == int(v)):
             raise ConfigError(f"width: a finite network needs positive integer widths, got {v!r}")
-        out.append(int(v))
-    return tuple(out)
+    return tuple(int(v) for v in values)
 
 
 def layer_scales(arch, dense: Dense, n_in: int) -> tuple[float, float]:
-    """(weight scale, bias scale) a dense layer with fan-in ``n_in`` applies in the forward pass.
-
-    ``(W_std / sqrt(n_in), b_std)`` in NTK parameterization, ``(1, 1)`` in standard
-    parameterization (where the scales are in the stored parameters; validated by
-    :func:`dense_blocks`).
-    """
+    """``(sw, sb)`` of a dense layer with fan-in ``n_in``: ``(W_std / sqrt(n_in), b_std)`` in NTK
+    parameterization, ``(1, 1)`` in standard (the scales are in the stored parameters)."""
     if arch.parameterization == "standard":
         return 1.0, 1.0
     return dense.W_std / math.sqrt(n_in), dense.b_std
 
 
 def parameter_count(arch, d_in: int, width) -> int:
-    """Parameters of one network: ``P = sum_l (n_{l-1} + 1) n_l``, weights and biases.
-
-    Parameters
-    ----------
-    arch : Architecture
-    d_in : int
-        Input dimension d (``n_0``).
-    width : int or sequence of int
-        Hidden width(s), as in :func:`hidden_widths`; the readout has one output.
+    """Parameters of one network, ``P = sum_l (n_{l-1} + 1) n_l``, for input dimension d_in.
 
     Examples
     --------
@@ -211,25 +163,11 @@ def parameter_bytes(arch, d_in: int, width, n_networks: int = 1) -> int:
 
 # --------------------------------------------------------------------------- init
 def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generator) -> Params:
-    """Sample S independent networks of an architecture.
+    """Sample S = ``n_networks`` networks for inputs of dimension ``d_in``.
 
-    Parameters
-    ----------
-    arch : Architecture
-    d_in : int
-        Input dimension d.
-    width : int or sequence of int
-        Hidden width of every hidden layer, or one per hidden layer.
-    n_networks : int
-        Ensemble size S.
-    rng : numpy.random.Generator
-        The only source of randomness. For each dense layer in order, ``W`` (S, n_in, n_out)
-        then ``b`` (S, n_out) are drawn as standard normals (scaled by ``W_std / sqrt(n_in)``
-        and ``b_std`` in standard parameterization).
-
-    Returns
-    -------
-    Params with weights (S, n_in, n_out) and biases (S, n_out).
+    For each dense layer in order, ``W`` (S, n_in, n_out) then ``b`` (S, n_out) are drawn from
+    ``rng`` as standard normals (scaled by ``W_std / sqrt(n_in)`` and ``b_std`` in standard
+    parameterization). ``width``: as :func:`hidden_widths`.
     """
     widths = hidden_widths(arch, width)
     if int(d_in) < 1 or int(n_networks) < 1:
@@ -252,25 +190,23 @@ def init_params(arch, d_in: int, width, n_networks: int, rng: np.random.Generato
 
 
 # --------------------------------------------------------------------------- flat views
+def _in_order(params: Params) -> list:
+    """W_1, b_1, W_2, b_2, ...: the order of the flat views."""
+    return [a for pair in zip(params.weights, params.biases) for a in pair]
+
+
 def ravel_params(params: Params) -> np.ndarray:
     """All parameters of each network in one row, shape (S, P): W_1, b_1, W_2, b_2, ..."""
-    s = params.n_networks
-    parts = []
-    for w, b in zip(params.weights, params.biases):
-        parts += [w.reshape(s, -1), b.reshape(s, -1)]
-    return np.concatenate(parts, axis=1)
+    return np.concatenate([a.reshape(params.n_networks, -1) for a in _in_order(params)], axis=1)
 
 
 def unravel_params(flat, like: Params) -> Params:
     """Inverse of :func:`ravel_params`, shaped like ``like``; flat (S, P)."""
     flat = np.asarray(flat, dtype=float)
-    s = flat.shape[0]
-    weights, biases, pos = [], [], 0
-    for w, b in zip(like.weights, like.biases):
-        for arr, out in ((w, weights), (b, biases)):
-            size = arr[0].size
-            out.append(flat[:, pos : pos + size].reshape((s, *arr.shape[1:])).copy())
-            pos += size
-    if pos != flat.shape[1]:
-        raise ConfigError(f"expected {pos} parameters per network, got {flat.shape[1]}")
-    return Params(tuple(weights), tuple(biases))
+    arrays = _in_order(like)
+    ends = np.cumsum([a[0].size for a in arrays])
+    if ends[-1] != flat.shape[1]:
+        raise ConfigError(f"expected {ends[-1]} parameters per network, got {flat.shape[1]}")
+    parts = np.split(flat, ends[:-1], axis=1)
+    parts = [p.reshape((len(flat), *a.shape[1:])).copy() for p, a in zip(parts, arrays)]
+    return Params(tuple(parts[0::2]), tuple(parts[1::2]))

@@ -1,26 +1,9 @@
 """Predictions of infinitely wide networks: the NNGP posterior, the NTK ensemble, the NTK-GP.
 
-Notation: X the N training inputs with targets y (N,), * the M test inputs, K the NNGP kernel and
-Theta the NTK (blocks ``XX`` (N, N), ``*X`` (M, N), ``**`` (M, M)), ``lambda`` the diagonal
-regularizer of the train-train matrix that is inverted.
-
-- NNGP posterior (exact Bayesian inference with the NNGP prior; Lee et al. 2018,
-  arXiv:1711.00165; Rasmussen & Williams 2006, Alg. 2.1):
-  ``mean = K*X (KXX + lambda I)^-1 y``, ``cov = K** - K*X (KXX + lambda I)^-1 KX*``.
-- NTK ensemble: the distribution over random initialisations of infinitely wide networks
-  trained by gradient flow on ``(1/2N) sum_i (f(x_i) - y_i)^2`` for a time t (Lee et al. 2019,
-  arXiv:1902.06720, Eq. 16). With ``A_t = Theta*X Theta^-1 (I - exp(-Theta t / N))``:
-  ``mean = A_t y``, ``cov = K** + A_t KXX A_t^T - (A_t KX* + K*X A_t^T)``; at ``t = inf``,
-  ``A = Theta*X Theta^-1``. Time t is steps x learning rate, so the train residual decays as
-  ``exp(-Theta t / N)``.
-- NTK-GP (He, Lakshminarayanan & Teh 2020, arXiv:2007.05864): a GP with covariance Theta;
-  the mean is the NTK ensemble's at t = inf, ``cov = Theta** - Theta*X Theta^-1 ThetaX*``.
-
-``diag_reg`` is added to the diagonal of the matrix inverted (``KXX`` or ``ThetaX X``); with
-``diag_reg_relative=True`` (Neural Tangents' default) it is first multiplied by ``trace / N`` of
-that matrix. The regularized Theta drives the finite-time dynamics too, so ``t -> inf`` meets the
-closed form. Everything is float64; one Cholesky factor (t = inf) and one eigendecomposition
-(finite t) of the train-train matrix serve every test point and every time.
+Formulas and references in docs/theory.md, "Predictions". X the N training inputs with targets
+y, * the M test inputs, K the NNGP and Theta the NTK with blocks ``XX`` (N, N), ``*X`` (M, N),
+``**`` (M, M); ``lambda`` (:func:`regularizer`) is added to the diagonal of the train-train matrix
+inverted, and also drives the finite-time dynamics, so ``t -> inf`` meets the closed form.
 """
 
 from __future__ import annotations
@@ -33,18 +16,11 @@ import scipy.linalg
 
 from .errors import ConfigError, NumericalError
 
-__all__ = [
-    "Prediction",
-    "regularizer",
-    "gp_posterior",
-    "ntk_ensemble",
-    "ntk_train_loss",
-    "factorize",
-    "RCOND_MIN",
-]
+__all__ = ["Prediction", "regularizer", "gp_posterior", "ntk_ensemble", "ntk_train_loss"]
+__all__ += ["factorize", "RCOND_MIN"]
 
 # Smallest reciprocal condition number (1-norm) of a regularized train-train matrix that we
-# invert: below it a solve loses more than about 4 of float64's 16 digits.
+# invert: below it a solve loses more than about 12 of float64's 16 digits.
 RCOND_MIN = 1e-12
 
 
@@ -55,12 +31,10 @@ class Prediction:
     Attributes
     ----------
     mean : ndarray, shape (M,) or (T, M), or (M, C) / (T, M, C) for C target columns
-        Mean of the latent function f (no observation noise); (T, M) with one row per time.
+        Mean of the latent f (no observation noise), one row per time t.
     cov : ndarray, shape (M, M), (M,), (T, M, M) or (T, M), or None
-        Covariance of f, or only its diagonal (the variances) when the test-test block was
-        given as a diagonal; None for a mean alone (:func:`gp_posterior` without ``k_test``).
-    times : ndarray, shape (T,), or None
-        Gradient-flow times of the rows (NTK ensemble), None for a GP posterior.
+        Covariance of f, or its diagonal if k** was given as one; None for a mean alone.
+    times : ndarray, shape (T,), or None (GP posterior)
     """
 
     mean: np.ndarray
@@ -106,43 +80,20 @@ def gp_posterior(
     """GP posterior of f at test points: the NNGP posterior (K) or the NTK-GP (Theta).
 
     ``mean = k*X (kXX + lambda I)^-1 y``, ``cov = k** - k*X (kXX + lambda I)^-1 kX*``
-    (Rasmussen & Williams 2006, Alg. 2.1, with one Cholesky factor of ``kXX + lambda I``).
-    The mean alone is kernel regression: with the NNGP the limit of training the readout
-    only, with the NTK the limit of training every layer from a zero initial output (Lee et
-    al. 2019, arXiv:1902.06720).
+    (Rasmussen & Williams 2006, Alg. 2.1).
 
     Parameters
     ----------
-    k_train : ndarray, shape (N, N)
-        Train-train kernel kXX.
-    k_cross : ndarray, shape (M, N)
-        Test-train kernel k*X.
+    k_train, k_cross : ndarray, shapes (N, N) and (M, N); kXX and k*X
     k_test : ndarray, shape (M, M) or (M,), or None
-        Test-test kernel k**, or only its diagonal: then only variances are returned; None
-        for the mean alone.
-    y : ndarray, shape (N,) or (N, C)
-        Training targets (C columns share the covariance).
-    diag_reg : float, default 0
-        Diagonal regularizer (see :func:`regularizer`).
-    diag_reg_relative : bool, default True
-        Scale ``diag_reg`` by ``trace(kXX) / N`` (Neural Tangents' convention).
-    name : str, default "NNGP"
-        Kernel name used in error messages.
-    advice : str, optional
-        What an error message tells the user to change (default: increase ``diag_reg``).
-    factor : optional
-        ``factorize(k_train, diag_reg, diag_reg_relative, name)``, when already computed.
+        k**, or its diagonal (then only variances are returned), or None for the mean alone.
+    y : ndarray, shape (N,) or (N, C); C target columns share the covariance
+    diag_reg, diag_reg_relative, name, advice
+        As :func:`factorize`; ``factor``: its result, when already computed.
 
     Returns
     -------
-    Prediction
-        ``mean`` (M,) or (M, C), ``cov`` (M, M), (M,) or None.
-
-    Raises
-    ------
-    NumericalError
-        If ``kXX + lambda I`` is not positive definite or too ill-conditioned; the message says
-        to increase ``diag_reg``.
+    Prediction: ``mean`` (M,) or (M, C), ``cov`` (M, M), (M,) or None.
     """
     mean_only = k_test is None
     k_test = np.zeros(len(k_cross)) if mean_only else k_test
@@ -176,55 +127,31 @@ def ntk_ensemble(
 ) -> Prediction:
     """Mean and covariance of infinitely wide networks trained by gradient flow for times t.
 
-    Lee et al. 2019 (arXiv:1902.06720), Eq. 16, on the loss ``(1/2N) sum (f - y)^2``:
-
+    Lee et al. 2019 (arXiv:1902.06720), Eq. 16, with ``Theta = ThetaXX + lambda I``:
     ``A_t = Theta*X Theta^-1 (I - exp(-Theta t / N))``, ``mean_t = A_t y``,
-    ``cov_t = K** + A_t KXX A_t^T - (A_t KX* + K*X A_t^T)``,
-
-    with ``Theta = ThetaXX + lambda I``. For finite t we use ``Theta = V diag(w) V^T`` (one eigh):
-    ``A_t = Theta*X V diag(g_t(w)) V^T`` with ``g_t(w) = (1 - exp(-w t / N)) / w`` (``t / N`` at
-    w = 0), so a singular Theta is fine at finite t. At ``t = inf``, ``A = Theta*X Theta^-1`` (one
-    Cholesky). ``t = 0`` gives the prior: mean 0, covariance K**.
+    ``cov_t = K** + A_t KXX A_t^T - (A_t KX* + K*X A_t^T)``. Finite t by one eigh,
+    ``A_t = Theta*X V diag(g_t(w)) V^T`` (:func:`_flow_gain`); t = inf by one Cholesky.
 
     Parameters
     ----------
-    ntk_train : ndarray, shape (N, N)
-        ThetaXX.
-    ntk_cross : ndarray, shape (M, N)
-        Theta*X.
-    nngp_train : ndarray, shape (N, N)
-        KXX.
-    nngp_cross : ndarray, shape (M, N)
-        K*X.
-    nngp_test : ndarray, shape (M, M) or (M,)
-        K**, or only its diagonal: then only variances are returned.
+    ntk_train, ntk_cross : ndarray, shapes (N, N) and (M, N); ThetaXX and Theta*X
+    nngp_train, nngp_cross : ndarray, shapes (N, N) and (M, N); KXX and K*X
+    nngp_test : ndarray, shape (M, M) or (M,); K** or its diagonal (then only variances)
     y : ndarray, shape (N,) or (N, C)
-        Training targets.
     times : sequence of float, default (inf,)
-        Gradient-flow times t >= 0 (steps x learning rate); ``inf`` for the end of training.
+        Gradient-flow times t >= 0 (steps x learning rate), or inf.
     diag_reg, diag_reg_relative
-        Regularizer of ThetaXX (see :func:`regularizer`).
-    factor : optional
-        ``factorize(ntk_train, diag_reg, diag_reg_relative, "NTK")``, when already computed.
+        Regularizer of ThetaXX (:func:`regularizer`); ``factor``: ``factorize(ntk_train,
+        diag_reg, diag_reg_relative, "NTK")``, when already computed.
 
     Returns
     -------
-    Prediction
-        ``mean`` (T, M) or (T, M, C), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
-
-    Raises
-    ------
-    NumericalError
-        At t = inf, if the regularized ThetaXX is not positive definite or too ill-conditioned;
-        at finite t, if it has clearly negative eigenvalues. The message names ``diag_reg``.
+    Prediction: ``mean`` (T, M) or (T, M, C), ``cov`` (T, M, M) or (T, M), ``times`` (T,).
     """
     ntk_train, ntk_cross, nngp_test, y = _check_shapes(ntk_train, ntk_cross, nngp_test, y)
     nngp_train, nngp_cross, _, _ = _check_shapes(nngp_train, nngp_cross, nngp_test, y)
-    times = np.atleast_1d(np.asarray(times, dtype=float))  # (T,)
-    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
-        raise ConfigError(f"times: expected numbers >= 0 (or inf), got {times.tolist()}")
-    n = y.shape[0]
-    m = ntk_cross.shape[0]
+    times = _times(times)
+    n, m = y.shape[0], ntk_cross.shape[0]
     a_t = np.empty((times.size, m, n))  # (T, M, N)
     infinite = np.isinf(times)
     if infinite.any():
@@ -260,27 +187,15 @@ def ntk_train_loss(
 ) -> np.ndarray:
     """Expected training loss of the NTK ensemble, ``E[(1/2N) |f_t(X) - y|^2]``, at times t.
 
-    The train residual is ``r_t = E_t (f_0 - y)`` with ``E_t = exp(-Theta t / N)`` and
-    ``f_0 ~ N(0, KXX)`` (Lee et al. 2019, Eq. 9), so
-    ``E[|r_t|^2] = tr(E_t KXX E_t) + |E_t y|^2``; at t = 0 this is ``tr(KXX) + |y|^2``.
+    ``(tr(E_t KXX E_t) + |E_t y|^2) / 2N`` with ``E_t = exp(-Theta t / N)`` (Lee et al. 2019).
 
-    Parameters
-    ----------
-    ntk_train, nngp_train : ndarray, shape (N, N)
-        ThetaXX (regularized as in :func:`ntk_ensemble`) and KXX.
-    y : ndarray, shape (N,) or (N, C)
-        (C columns: the loss summed over them.)
-    times : sequence of float, shape (T,)
-        Times t >= 0; inf allowed (then the loss is 0).
-
-    Returns
-    -------
-    ndarray, shape (T,)
+    ``ntk_train`` (regularized as in :func:`ntk_ensemble`) and ``nngp_train``, (N, N): ThetaXX
+    and KXX; y (N,) or (N, C), the loss summed over the C columns; times (T,), t >= 0 or inf.
+    Returns shape (T,).
     """
     # (the train-train blocks pass the shape checks of a cross and a test block with M = N)
     ntk_train, _, nngp_train, y = _check_shapes(ntk_train, ntk_train, nngp_train, y)
-    times = np.atleast_1d(np.asarray(times, dtype=float))  # (T,)
-    n = y.shape[0]
+    times, n = _times(times), y.shape[0]
     w, v = _eigh(ntk_train, diag_reg, diag_reg_relative)  # (N,), (N, N)
     k_eig = v.T @ nngp_train @ v  # (N, N), KXX in the eigenbasis of Theta
     y_eig = (v.T @ y).reshape(n, -1)  # (N, C)
@@ -303,11 +218,19 @@ def _flow_gain(w: np.ndarray, s: float) -> np.ndarray:
     return np.where(small, s, -np.expm1(-ws) / safe_w)  # (N,)
 
 
+def _times(times) -> np.ndarray:
+    """Times t >= 0 or inf as a float array, shape (T,)."""
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    if times.ndim != 1 or np.any(np.isnan(times)) or np.any(times < 0):
+        raise ConfigError(f"times: expected numbers >= 0 (or inf), got {times.tolist()}")
+    return times
+
+
 def _check_shapes(k_train, k_cross, k_test, y):
-    k_train = np.asarray(k_train, dtype=np.float64)
-    k_cross = np.asarray(k_cross, dtype=np.float64)
-    k_test = np.asarray(k_test, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    """The kernel blocks and targets as float64 arrays, after checking shapes and finiteness."""
+    k_train, k_cross, k_test, y = (
+        np.asarray(a, dtype=np.float64) for a in (k_train, k_cross, k_test, y)
+    )
     n = y.shape[0] if y.ndim in (1, 2) else -1
     if y.ndim not in (1, 2) or n == 0:
         raise ConfigError(f"y: expected shape (N,) or (N, C) with N >= 1, got {y.shape}")
@@ -343,15 +266,9 @@ def factorize(
 ):
     """Cholesky factor of ``matrix + lambda I`` (cho_solve format), with a condition check.
 
-    One factor serves :func:`gp_posterior`, :func:`ntk_ensemble` and
-    :func:`wideinf.evidence.log_marginal_likelihood` (their ``factor=``). ``advice``: what an error message
-    tells the user to change (default: increase ``diag_reg``).
-
-    Raises
-    ------
-    NumericalError
-        If the matrix is not positive definite or its reciprocal condition number is below
-        :data:`RCOND_MIN`.
+    ``lambda = regularizer(matrix, diag_reg, relative)``; ``name`` and ``advice`` (default:
+    increase ``diag_reg``) go into the NumericalError raised if the matrix is not positive
+    definite or its reciprocal condition number is below :data:`RCOND_MIN`.
     """
     reg = _regularized(matrix, diag_reg, relative)
     advice = advice or _advice(diag_reg, relative)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time as _time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, ResourceError
+from .memory import available_memory
 
 __all__ = ["PredictOptions", "run_predict", "available_memory", "MAX_CLASSES_INFERRED"]
 
@@ -195,18 +195,6 @@ def _task(table, column, requested):
             f"({_plain(classes[0])!r}); classification needs at least 2"
         )
     return "classification", values, classes, why
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _check_memory(path, n_train, n_test, options):

@@ -1,15 +1,7 @@
 """Statistics shared by the experiments: power-law fits, relative errors, z-scores, limits.
 
-A claim such as "the error falls as n^-1/2" is checked by a least-squares line through
-``(log n, log v)`` over the widest half of the widths, ``v`` a statistic of the S networks of
-each width (a median, a spread across seeds). Its one uncertainty is the **bootstrap**
-standard error (Efron & Tibshirani 1993, ch. 6): the networks of each width (independent
-samples) are resampled with replacement, the statistic and the slope recomputed, and the sd of
-the resampled slopes reported. Not the jackknife: the main statistic is a median, and the
-delete-one jackknife variance of a median is inconsistent (its leave-one-out medians take two
-values; Efron & Tibshirani 1993, sec. 11.6); the bootstrap suits medians and smooth statistics
-alike. A resample with a statistic that is not positive at some width (one network drawn S
-times: zero spread) has no logarithm and is left out.
+A log-log slope is fitted over the widest half of the widths and its standard error is a
+bootstrap over the networks of each width (docs/theory.md, "Statistics": why not the jackknife).
 """
 
 from __future__ import annotations
@@ -54,8 +46,16 @@ def widest_half(n_widths: int) -> slice:
 
 def loglog_fit(widths, values) -> tuple[float, float]:
     """(slope, intercept) of the least-squares line through ``(log widths, log values)``, (W,)."""
-    slope, intercept = np.polyfit(np.log(widths), np.log(values), 1)
-    return float(slope), float(intercept)
+    log_values = np.log(values)
+    slope = float(_slopes(widths, log_values))
+    return slope, float(np.mean(log_values) - slope * np.mean(np.log(widths)))
+
+
+def _slopes(widths, log_values: np.ndarray) -> np.ndarray:
+    """Least-squares slopes ``sum (log v)(L - mean L) / sum (L - mean L)^2``, L = log widths (W,),
+    of the rows of ``log_values`` (..., W)."""
+    logn = np.log(widths) - np.mean(np.log(widths))  # (W,) centred
+    return log_values @ logn / (logn @ logn)
 
 
 def median_over_networks(values: np.ndarray) -> np.ndarray:
@@ -72,17 +72,15 @@ def bootstrap_slope_se(
 ) -> float:
     """Bootstrap standard error of the log-log slope of ``statistic(samples)`` against width.
 
-    ``samples`` (W, S, ...) holds S networks per width on axis 1; ``statistic`` maps
-    (..., W, S, ...) to (..., W), keeping leading batch axes (e.g. :func:`median_over_networks`);
-    ``rng`` draws one (B, W, S) array of indices. Returns ``sd(slope_b, ddof=1)`` over the
-    B = ``resamples`` resamples with a positive statistic (NaN if fewer than two).
+    ``samples`` (W, S, ...) holds S networks per width; ``statistic`` maps (..., W, S, ...) to
+    (..., W). Returns ``sd(slope_b, ddof=1)`` over the B = ``resamples`` resamples (drawn from
+    ``rng`` as one (B, W, S) array of indices) with a positive statistic, NaN if fewer than two.
     """
     samples = np.asarray(samples)
     w, s = samples.shape[:2]
     idx = rng.integers(0, s, size=(resamples, w, s))  # (B, W, S)
     rows = np.arange(w)[None, :, None]
-    per_resample = max(1, samples.size)
-    step = max(1, _CHUNK_ENTRIES // per_resample)
+    step = max(1, _CHUNK_ENTRIES // max(1, samples.size))  # resamples per chunk
     stats = np.concatenate(
         [statistic(samples[rows, idx[a : a + step]]) for a in range(0, resamples, step)]
     )  # (B, W)
@@ -91,9 +89,7 @@ def bootstrap_slope_se(
     log_stats = log_stats[np.all(np.isfinite(log_stats), axis=1)]
     if log_stats.shape[0] < 2:
         return math.nan
-    logn = np.log(widths) - np.mean(np.log(widths))  # (W,) centred
-    slopes = log_stats @ logn / (logn @ logn)  # (B',): least-squares slope of each resample
-    return float(np.std(slopes, ddof=1))
+    return float(np.std(_slopes(widths, log_stats), ddof=1))  # over the B' resamples
 
 
 def fit_power_law(
@@ -108,9 +104,8 @@ def fit_power_law(
     part = widest_half(len(widths))
     widths, samples = np.asarray(widths)[part], np.asarray(samples)[part]
     slope, intercept = loglog_fit(widths, statistic(samples))
-    return PowerLaw(
-        slope, intercept, bootstrap_slope_se(widths, samples, statistic, rng, resamples)
-    )
+    se = bootstrap_slope_se(widths, samples, statistic, rng, resamples)
+    return PowerLaw(slope, intercept, se)
 
 
 def relative_error(estimate, reference) -> np.ndarray:
@@ -127,20 +122,13 @@ def standard_error(samples, axis: int = 0) -> np.ndarray:
 
 
 def z_score(estimate, expected, se) -> np.ndarray:
-    """``(estimate - expected) / se``: about N(0, 1) when ``se`` is the estimate's error.
-
-    NaN where ``se`` is 0 and the difference is too, +-inf where only ``se`` is 0.
-    """
+    """``(estimate - expected) / se`` (NaN where both are 0, +-inf where only ``se`` is 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return (np.asarray(estimate) - np.asarray(expected)) / np.asarray(se)
 
 
 def mc_limits(samples, k: float = 3.0, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Monte Carlo limits ``(mean - k se, mean + k se)`` of the samples' mean along ``axis``.
-
-    They hold the value estimated with probability ``2 Phi(k) - 1`` (99.7% for k = 3) when the
-    mean is near Gaussian (central limit theorem).
-    """
+    """Monte Carlo limits ``mean -+ k se`` along ``axis``: probability ``2 Phi(k) - 1`` (CLT)."""
     samples = np.asarray(samples)
     mean, se = samples.mean(axis=axis), standard_error(samples, axis)
     return mean - k * se, mean + k * se

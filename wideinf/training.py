@@ -1,60 +1,32 @@
-"""Full-batch gradient descent on the MSE loss, vectorised over an ensemble of networks.
+"""Full-batch gradient descent on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` for an ensemble.
 
-The loss of each network is ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` and one step is
-``theta <- theta - eta dL/dtheta``. In the infinite-width limit (NTK parameterization) the
-training outputs then follow ``f_t = f_0 e^{-Theta t/N} + (I - e^{-Theta t/N}) y`` with
-``t = steps * eta`` (Jacot et al. 2018, arXiv:1806.07572; Lee et al. 2019, arXiv:1902.06720),
-up to the discretisation: a mode with ``a = eta lambda / N`` decays as ``(1 - a)^k`` rather
-than ``e^{-a k}``, so keep ``eta lambda_max / N`` small to follow the flow (:func:`step_size`).
-
-Standard parameterization: train with ``eta / n`` (n the hidden width) to follow the kernel
-that :func:`wideinf.networks.empirical_ntk` and ``Architecture.kernel(x, width=n)`` report
-(``Theta / n``), with the same time ``t = steps * eta``.
-
-Each step is :func:`wideinf.networks.forward_cache` then
-:func:`wideinf.networks.descent_step`, which writes the step into the parameters in place.
+Each step is :func:`wideinf.networks.forward_cache` then :func:`wideinf.networks.descent_step`.
+Time is ``t = steps * eta``; in standard parameterization train with ``eta / n``
+(docs/theory.md, "Gradient descent and time").
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from .architecture import check_points
 from .errors import ConfigError, NumericalError
 from .memory import FLOAT_BYTES, block_size, check_memory, network_blocks, working_bytes
-from .networks import (
-    check_points,
-    descent_step,
-    forward,
-    forward_cache,
-    hidden_widths,
-    parameter_count,
-)
-from .parameters import check_multipliers
+from .networks import descent_step, forward, forward_cache
+from .parameters import check_multipliers, hidden_widths, parameter_count
 from .progress import progress
 
 __all__ = ["TrainResult", "train", "step_size", "recorded_steps", "memory_estimate"]
 
 
 def step_size(ntk_train, lr_factor: float = 1.0) -> float:
-    """The gradient-descent step ``eta = lr_factor * N / lambda_max(Theta)``.
+    """The gradient-descent step ``eta = lr_factor * N / lambda_max(Theta)`` (stable below 2).
 
-    Linearised gradient descent on ``(1/2N) |f - y|^2`` moves the train residual by
-    ``r <- (I - eta Theta / N) r``: ``lr_factor = 1`` removes the stiffest mode in one step,
-    and the descent is stable for ``lr_factor < 2``.
-
-    Parameters
-    ----------
-    ntk_train : ndarray, shape (N, N) or (S, N, N)
-        The tangent kernel that training follows, on the N training points, in the units of
-        the learning rate; for an ensemble, ``lambda_max`` is the largest over its networks.
-    lr_factor : float, default 1.0
-
-    Returns
-    -------
-    float
+    ``ntk_train`` (N, N) or (S, N, N): the tangent kernel that training follows on the N
+    training points; for an ensemble ``lambda_max`` is the largest over its networks.
     """
     ntk_train = np.asarray(ntk_train, dtype=float)
     n = ntk_train.shape[-1]
@@ -66,18 +38,12 @@ def step_size(ntk_train, lr_factor: float = 1.0) -> float:
 
 def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     """0, r, 2r, ..., and always ``steps`` itself; shape (T,)."""
-    rec = list(range(0, steps + 1, record_every))
-    if rec[-1] != steps:
-        rec.append(steps)
-    return np.asarray(rec, dtype=int)
+    return np.union1d(np.arange(0, steps + 1, record_every), [steps])
 
 
 def memory_estimate(arch, d_in: int, width, n_networks: int, n_points: int) -> int:
-    """Bytes to train an ensemble on ``n_points`` inputs (training and evaluation points).
-
-    The parameters and their trained copy (``2 S P``) plus, for one block of networks, the
-    working memory of a forward and backward pass (:func:`wideinf.memory.working_bytes`).
-    """
+    """Bytes to train S networks on ``n_points`` (training and evaluation) inputs: the
+    parameters and their trained copy (``2 S P``) plus one block's :func:`working_bytes`."""
     per_net = working_bytes((int(d_in), *hidden_widths(arch, width), 1), n_points)
     copies = 2 * n_networks * parameter_count(arch, d_in, width) * FLOAT_BYTES
     return copies + block_size(per_net, n_networks) * per_net
@@ -89,25 +55,14 @@ class TrainResult:
 
     Attributes
     ----------
-    params : Params
-        The final parameters (a copy; the input is left unchanged).
-    loss : ndarray, shape (S, T)
-        Loss of each network at the recorded steps (a frozen network keeps its last loss).
-    steps_recorded : ndarray of int, shape (T,)
-        Step numbers of the columns of ``loss``: 0, r, 2r, ... and always the last step.
-    steps_taken : ndarray of int, shape (S,)
-        Gradient steps each network took: fewer than ``steps`` if it reached ``tol``, or if it
-        diverged (its loss is then NaN or infinite; check ``np.isfinite(final_loss)``).
-    f_train : ndarray, shape (S, N)
-        Final outputs on the training inputs.
-    f_eval : ndarray, shape (S, M), or None
-        Final outputs on ``x_eval``, if given.
+    params : Params, the final parameters (a copy)
+    loss : ndarray, shape (S, T), at the recorded steps (a frozen network keeps its last loss)
+    steps_recorded : ndarray of int, shape (T,), the steps of the columns (:func:`recorded_steps`)
+    steps_taken : ndarray of int, shape (S,), fewer if a network reached ``tol`` or diverged
+    f_train, f_eval : ndarray, shapes (S, N) and (S, M) (or None), the final outputs
     tol : float or None
-        The loss tolerance used.
-    f_train_path : ndarray, shape (S, T, N), or None
-        Outputs on the training inputs at the recorded steps (with ``record_outputs``).
-    f_eval_path : ndarray, shape (S, T, M), or None
-        Outputs on ``x_eval`` at the recorded steps (with ``record_outputs`` and ``x_eval``).
+    f_train_path, f_eval_path : ndarray, shapes (S, T, N) and (S, T, M), or None
+        Outputs at the recorded steps (with ``record_outputs``).
     """
 
     params: object
@@ -128,19 +83,16 @@ class TrainResult:
     @property
     def converged(self) -> np.ndarray:
         """Networks whose final loss is at most ``tol``, shape (S,) (all False without tol)."""
-        if self.tol is None:
-            return np.zeros(self.loss.shape[0], dtype=bool)
-        return self.final_loss <= self.tol
+        return self.final_loss <= (-np.inf if self.tol is None else self.tol)
 
 
 def _check_settings(learning_rate, steps, record_every, tol) -> None:
     eta = float(learning_rate)
     if not (math.isfinite(eta) and eta > 0):
         raise ConfigError(f"learning_rate: expected a positive number, got {learning_rate!r}")
-    if int(steps) != steps or steps < 0:
-        raise ConfigError(f"steps: expected a non-negative integer, got {steps!r}")
-    if int(record_every) != record_every or record_every < 1:
-        raise ConfigError(f"record_every: expected a positive integer, got {record_every!r}")
+    for name, value, least in (("steps", steps, 0), ("record_every", record_every, 1)):
+        if int(value) != value or value < least:
+            raise ConfigError(f"{name}: expected an integer >= {least}, got {value!r}")
     if tol is not None and not (tol >= 0):
         raise ConfigError(f"tol: expected a non-negative number, got {tol!r}")
 
@@ -155,32 +107,22 @@ def train(
     Parameters
     ----------
     arch : Architecture
-    params : Params, S networks
-        Initial parameters (not modified: training updates a copy in place).
-    x : array, shape (N, d)
-    y : array, shape (N,) or (S, N)
-        Targets, shared by every network or one row per network.
-    learning_rate : float
-        Step size eta (> 0); time ``t = steps * eta``. Use ``eta / n`` in standard
-        parameterization (see the module docstring).
-    steps : int
-        Number of gradient steps (>= 0).
+    params : Params, S networks (not modified: a copy is trained)
+    x : array, shape (N, d); y : array, shape (N,) or (S, N)
+    learning_rate : float, eta > 0; steps : int >= 0
     readout_only : bool, default False
-        Train only the last dense layer (linear regression on the fixed random features).
+        Train only the last dense layer.
     tol : float, optional
-        Stop a network (freeze its parameters) as soon as its loss is at most ``tol``.
+        Freeze a network as soon as its loss is at most ``tol``.
     x_eval : array, shape (M, d), optional
         Inputs at which to report the outputs.
     record_every : int, default 1
-        Record the loss (and outputs) every this many steps, and at the last step.
+        Record the loss (and with ``record_outputs`` the outputs) every this many steps and at
+        the last.
     quiet : bool, default False
-        No progress bar (it is also off when stderr is not a terminal, and under ``--quiet``).
-    record_outputs : bool, default False
-        Also record the outputs at the recorded steps (``f_train_path``, ``f_eval_path``);
-        a recorded step then runs one forward pass on the training and evaluation points.
+        No progress bar.
     multipliers : sequence of (float, float), optional
-        Per-layer learning rates ``eta * multipliers[k]`` for dense layer k's (weights, bias)
-        (:func:`wideinf.networks.descent_step`); default ``eta`` for every parameter.
+        Per-layer rates, as :func:`wideinf.networks.descent_step`.
 
     Returns
     -------
@@ -205,62 +147,47 @@ def train(
     slices = network_blocks(s, working_bytes(params.dims, n + m))
 
     params = params.copy()
-    out = _Outputs(
-        loss=np.empty((s, t_rec)),  # (S, T)
-        taken=np.zeros(s, dtype=int),  # (S,)
-        f_train=np.empty((s, n)),  # (S, N)
-        f_path=np.empty((s, t_rec, n)) if record_outputs else None,  # (S, T, N)
-        e_path=np.empty((s, t_rec, m)) if record_outputs and xe is not None else None,
-    )
+    out = {
+        "loss": np.empty((s, t_rec)),  # (S, T)
+        "taken": np.zeros(s, dtype=int),  # (S,)
+        "f_train": np.empty((s, n)),  # (S, N)
+        "f_path": np.empty((s, t_rec, n)) if record_outputs else None,  # (S, T, N)
+        "e_path": np.empty((s, t_rec, m)) if record_outputs and xe is not None else None,
+    }
     eta = float(learning_rate)
     bar = None if quiet else progress(total=steps * len(slices), desc="gradient descent")
     try:
         for sl in slices:
+            block = {k: None if a is None else a[sl] for k, a in out.items()}  # views
             _descend(arch, params.take(sl), x, xe, y[sl], eta, recorded, tol, readout_only,
-                     out.take(sl), bar, rates)  # fmt: skip
+                     bar, rates, **block)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
-    if out.e_path is not None:
-        f_eval = out.e_path[:, -1].copy()  # the last step is always recorded
+    e_path = out["e_path"]
+    if e_path is not None:
+        f_eval = e_path[:, -1].copy()  # the last step is always recorded
     else:
         f_eval = None if xe is None else forward(arch, params, xe)
     return TrainResult(
-        params, out.loss, recorded, out.taken, out.f_train, f_eval,
-        None if tol is None else float(tol), out.f_path, out.e_path,
+        params, out["loss"], recorded, out["taken"], out["f_train"], f_eval,
+        None if tol is None else float(tol), out["f_path"], e_path,
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Outputs:
-    """The arrays :func:`train` fills, network axis first."""
-
-    loss: np.ndarray
-    taken: np.ndarray
-    f_train: np.ndarray
-    f_path: np.ndarray | None
-    e_path: np.ndarray | None
-
-    def take(self, sl: slice) -> _Outputs:
-        """Views of the networks ``sl``."""
-        parts = (getattr(self, f.name) for f in fields(self))
-        return _Outputs(*(None if a is None else a[sl] for a in parts))
-
-
-def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, out: _Outputs, bar, rates):
-    """Gradient descent of one block of networks ``sub`` (views, updated in place)."""
+def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, bar, rates, *, loss, taken,
+             f_train, f_path, e_path):  # fmt: skip
+    """Gradient descent of one block of networks ``sub``; the arrays are its views, filled."""
     n, steps = x.shape[0], int(recorded[-1])
-    stacked = np.vstack([x, xe]) if out.e_path is not None else None  # (N + M, d)
+    stacked = np.vstack([x, xe]) if e_path is not None else None  # (N + M, d)
     lowest = len(sub.weights) - 1 if readout_only else 0
     frozen = {}  # readout only: the first pass on each set of points (its hidden layers)
 
     def run(points):
-        if not readout_only:
-            return forward_cache(arch, sub, points)
-        if id(points) not in frozen:
-            frozen[id(points)] = forward_cache(arch, sub, points)
-            return frozen[id(points)]
-        return forward_cache(arch, sub, points, reuse=frozen[id(points)])
+        cache = forward_cache(arch, sub, points, reuse=frozen.get(id(points)))
+        if readout_only:
+            frozen.setdefault(id(points), cache)
+        return cache
 
     active = np.ones(sub.n_networks, dtype=bool)
     column = 0
@@ -279,23 +206,21 @@ def _descend(arch, sub, x, xe, y, eta, recorded, tol, readout_only, out: _Output
         # Record this step; when done, fill the remaining columns with the frozen state.
         if record or done:
             cols = slice(column, None) if done else slice(column, column + 1)
-            out.loss[:, cols] = current[:, None]
-            if out.f_path is not None:
-                out.f_path[:, cols] = f[:, None]
-            if out.e_path is not None:
-                f_eval = cache.f[:, n:] if both else run(xe).f  # (S, M)
-                out.e_path[:, cols] = f_eval[:, None]
+            loss[:, cols] = current[:, None]
+            if f_path is not None:
+                f_path[:, cols] = f[:, None]
+            if e_path is not None:
+                e_path[:, cols] = (cache.f[:, n:] if both else run(xe).f)[:, None]  # (S, 1, M)
             column += 1
         if done:
             if bar is not None:
                 bar.update(steps - step)
             break
         # dL/df = (f - y) / N
-        all_active = active.all()
         descent_step(arch, sub, cache.head(n), resid / n, eta,
-                     active=None if all_active else active, lowest=lowest,
+                     active=None if active.all() else active, lowest=lowest,
                      multipliers=rates)  # fmt: skip
-        out.taken[...] += active
+        taken += active
         if bar is not None:
             bar.update(1)
-    out.f_train[...] = f
+    f_train[...] = f
