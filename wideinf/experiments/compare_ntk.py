@@ -36,8 +36,7 @@ from ..data import DataConfig, Dataset, load_dataset
 from ..errors import ConfigError
 from ..predict import Prediction, gp_posterior, ntk_ensemble
 from . import Result
-from .blog import BLOG_ARCHITECTURE
-from .ensemble import parameter_count, step_size
+from .ensemble import BLOG_ARCHITECTURE, parameter_count, step_size
 from .trained_ensemble import compare_trained_ensemble
 
 __all__ = [

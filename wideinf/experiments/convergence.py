@@ -1,41 +1,21 @@
 """Finite networks converge to their infinite-width limits, and train lazily.
 
-``wideinf convergence`` (experiments/kernel_convergence.yaml). For every hidden width n of a
-sweep, S independently initialised networks on 1-D inputs x (a grid of M points on
-[x_min, x_max]):
+``wideinf convergence`` (experiments/kernel_convergence.yaml). For every hidden width n, S
+independently initialised networks on a grid of M points in [x_min, x_max]:
 
-- at initialisation, the relative Frobenius errors ``||K_hat - K||_F / ||K||_F`` of each
-  network's empirical NNGP and NTK against the analytic kernels on the grid. The empirical
-  kernels are averages over n hidden units, so their fluctuations fall as n^-1/2 (Jacot et al.
-  2018, arXiv:1806.07572; Lee et al. 2019, arXiv:1902.06720);
-- lazy training: each network is trained by full-batch gradient descent (learning rate eta,
-  loss ``(1/2N) sum (f - y)^2``) on N points of y = sin(x), the cell centres of [x_min, x_max].
-  Beside it the linearised network ``f_lin(x; theta) = f(x; theta_0) + grad f(x; theta_0) .
-  (theta - theta_0)`` takes the same steps, exactly, through the empirical NTK at
-  initialisation (see :mod:`wideinf.experiments.lazy`). Recorded against width:
+- at initialisation, ``||K_hat - K||_F / ||K||_F`` of each network's empirical NNGP and NTK
+  against the analytic kernels (Jacot et al. 2018, arXiv:1806.07572);
+- lazy training (full-batch gradient descent on N points of y = sin(x), the cell centres of
+  [x_min, x_max], beside the linearised network of :mod:`wideinf.experiments.lazy`):
+  ``ntk_change`` ``||Theta_T - Theta_0||_F / ||Theta_0||_F``, ``linearization_gap``
+  ``max_k RMS_x |f_k(x) - f_lin_k(x)|`` over the recorded steps k, and ``weight_change``
+  ``||W_T - W_0||_F / ||W_0||_F`` per dense layer.
 
-  * ``ntk_change``: ``||Theta_T - Theta_0||_F / ||Theta_0||_F`` on the grid;
-  * ``linearization_gap``: ``max_k RMS_x |f_k(x) - f_lin_k(x)|`` over the grid and the
-    recorded steps k (every ``train.record_every`` steps and the last);
-  * ``weight_change``: ``||W_T - W_0||_F / ||W_0||_F`` of each dense layer's weight matrix.
-
-  Lee et al. 2019 (Theorem 2.1) bound the first two, and the parameters' motion, by O(n^-1/2).
-  With a ReLU in the network both fall at about that rate (measured: slopes near -1/2 for the
-  Gabor-ReLU network); for smooth activations only they fall faster, as 1/n (Dyer & Gur-Ari
-  2020, arXiv:1909.11304: the NTK's time derivative is O(1/n); measured here for a
-  one-hidden-layer erf network, see the tests). The weights need not all move at that rate.
-  In NTK parameterization a hidden-to-hidden matrix has ``||W_0||_F = n`` while its gradient
-  ``sw y^T delta`` has O(1) Frobenius norm (y = O(1) per unit, delta = df/dz = O(n^-1/2) per
-  unit, sw = O(n^-1/2)), so it moves by O(1/n) relatively; the input layer
-  (``||W_0||_F = sqrt(d n)``) and the readout (``||W_0||_F = sqrt(n)``) move by O(1) in total,
-  O(n^-1/2) relatively.
-
-  The slopes of ``log median`` against ``log n`` are fitted over the widest half of the widths,
-  with bootstrap standard errors (networks resampled within each width; :mod:`wideinf.stats`).
-
-An optional ``variant`` architecture (the ReLU network of the shipped config) gets the kernel
-errors at initialisation only. The NTK on the unit circle (Jacot et al. 2018, Figure 1) is its
-own experiment, :mod:`wideinf.experiments.ntk_circle`.
+All fall as about n^-1/2 (Lee et al. 2019, arXiv:1902.06720, Theorem 2.1), faster for smooth
+activations and for hidden-to-hidden weights: docs/theory.md, "Lazy training and O(n^-1/2)
+convergence". Slopes of ``log median`` against ``log n`` are fitted over the widest half of the
+widths with bootstrap standard errors (:mod:`wideinf.stats`). An optional ``variant``
+architecture gets the kernel errors at initialisation only.
 
 Arrays (the ``<name>.npz`` contract): ``widths`` (W,), ``nngp_rel_err``, ``ntk_rel_err``,
 ``ntk_change``, ``linearization_gap`` (W, S), ``weight_change`` (W, S, L), ``slope_nngp``,
@@ -60,8 +40,7 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
 from ..stats import fit_power_law, relative_error, widest_half
 from . import Result
-from .blog import BLOG_ARCHITECTURE
-from .ensemble import TrainConfig, check_network_size, each_block, lazy_run
+from .ensemble import BLOG_ARCHITECTURE, TrainConfig, check_network_size, each_block, lazy_run
 
 __all__ = [
     "Config",

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import networks as nw
 from ..architecture import Architecture
-from ..config import setting
+from ..config import ArchitectureConfig, setting
 from ..errors import ConfigError
 from ..networks import parameter_count
 from ..progress import progress
@@ -28,6 +28,7 @@ from .lazy import descend, linearized_path
 BLOCK_BYTES = 64 * 2**20
 
 __all__ = [
+    "BLOG_ARCHITECTURE",
     "parameter_count",
     "check_network_size",
     "step_size",
@@ -38,6 +39,12 @@ __all__ = [
     "TrainConfig",
     "lazy_run",
 ]
+
+# Dense(1.5, 0.05) -> Gabor -> Dense(1.5, 0.05) -> ReLU -> Dense(1.5, 0.05), NTK parameterization:
+# the network of both figures of the blog post, the default of the experiments that redraw it.
+BLOG_ARCHITECTURE = ArchitectureConfig.from_raw(
+    {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
+)
 
 
 def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str) -> None:

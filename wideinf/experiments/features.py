@@ -1,56 +1,23 @@
 """Perfect vs random features under minimum-norm regression (the essay's toy model).
 
-The second text ("Infinite-width MLPs as an ensemble prior") models the readout of an infinitely
-wide network as linear regression on M fixed features. Of the M features a fraction p are
-*perfect* (each equal to the label vector ``y``, labels +-1) and the rest are *random* (fair
-coin flips +-1 on every input). Gradient descent from zero finds the minimum-L2-norm weights
-
-    w = F^T (F F^T)^+ y,     F = [y 1^T | Rnd]  (N, M),  n_p = pM perfect and m = M - n_p
-                                                           random columns,
-
-computed here exactly at finite M through the N x N Gram matrix
-``G = F F^T = n_p y y^T + K``, ``K = Rnd Rnd^T`` (never the M x M one). With ``a = G^+ y``:
-
-- perfect part of the fit on the training set ``v_P = n_p (y . a) y``, parallel to y;
-- random part ``v_R = K a``; because ``G a = y``, ``v_P + v_R = y`` exactly, so ``v_R`` is
-  parallel to y as well;
-- *perfect share* ``s = (v_P . y) / |y|^2 = n_p (y . a)``, the component of the perfect part
-  along the labels. The essay's contributions are the lengths of the two weighted sums,
-  ``P = |v_P| = s sqrt(N)`` and ``R = |v_R| = (1 - s) sqrt(N)``, so ``s = P / (P + R)`` as
-  well: both definitions are one number, and it is the number the theory below predicts.
-
-Theory (M -> infinity). ``K / m -> I_N``, so y is an eigenvector of G with eigenvalue
-``M (pN + 1 - p)`` and ``a = y / (M (pN + 1 - p))``; then
+The readout of an infinitely wide network is linear regression on M fixed features: a fraction p
+are *perfect* (each equal to the labels ``y = +-1``), the rest *random* (fair +-1 coins). Gradient
+descent from zero finds the minimum-L2-norm weights ``w = F^T (F F^T)^+ y``, computed exactly
+through the N x N Gram matrix ``G = n_p y y^T + K``, ``K = Rnd Rnd^T`` (``n_p`` perfect and ``m``
+random columns). With ``a = G^+ y`` the *perfect share* is ``s = n_p (y . a)`` and the
+contributions are ``P = s sqrt(N)``, ``R = (1 - s) sqrt(N)``. As M -> infinity
 
     s = pN / (pN + 1 - p),    P / R = pN / (1 - p),
 
-and the perfect part dominates (s > 1/2) iff ``pN > 1 - p``, i.e. ``N > N* = (1 - p) / p``. With
-the complexity ``C = log2(1/p)`` bits, ``N* = 2^C - 1``: exponential in C. A Bayesian learner
-with prior p on the perfect feature and 1 - p spread over coin-flip features has posterior odds
-``p / ((1 - p) 2^-N)`` after N labels, so it needs only ``N > log2((1 - p) / p) ~ C`` points.
-Since ``a^T G a = y^T a``, the sums of squared weights are ``|w_P|^2 = s^2 / n_p`` and
-``|w_R|^2 = a^T K a = s (1 - s) / n_p`` at any M, so their ratio is exactly ``P / R`` (the
-essay's remark), ``pN / (1 - p)`` in the limit.
+so the perfect part dominates iff ``N > N* = (1 - p) / p = 2^C - 1`` with ``C = log2(1/p)``
+bits, where a Bayesian learner needs only ``log2((1 - p) / p) ~ C`` points. The finite-M
+approximation, the test accuracy on fresh inputs and the simulation scheme (nested columns, one
+Cholesky factor for every N, exact float32 Gram matrices) are derived in docs/theory.md,
+"Perfect and random features".
 
-At finite M the random Gram matrix fluctuates. For Gaussian features ``y^T K^-1 y =
-N / chi^2_(m-N+1)`` exactly (Muirhead 1982, Thm 3.2.12), which suggests the finite-M
-approximation ``s_M = n_p N / (n_p N + m - N + 1)``, reported beside the limit.
-
-Fresh inputs: a perfect feature equals the new input's label y*, a random one is a fresh coin
-``xi_j``. The margin is ``y* f* = s + y* xi . w_R`` (``y* xi`` are again fair coins); the noise
-has sd ``|w_R| -> sqrt((1 - p) N / M) / (pN + 1 - p)``, so the test accuracy is about
-``Phi(s / |w_R|) = Phi(p sqrt(N M / (1 - p)))`` (Gaussian approximation of the coin sum). It
-depends on M: as M -> infinity the fresh coins average out and only the margin ``s`` is left.
-
-Simulation. One repetition draws ``max(N)`` items and M columns; the training set of size N is
-the first N items (so one Cholesky factor of G serves every N: its leading N x N block is the
-factor of the leading block of G), and the configurations of the different p use nested random
-columns. The +-1 Gram matrices are sums of integers below 2^24, accumulated exactly in float32
-BLAS and solved in float64.
-
-L1. With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from
-the same coins (:mod:`wideinf.experiments.features_l1`; derivation in docs/features-l1.md); the
-solvers of both fits are in :mod:`wideinf.experiments.features_solvers`.
+With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from the
+same coins (:mod:`wideinf.experiments.features_l1`, docs/features-l1.md); the solvers of both
+fits are in :mod:`wideinf.experiments.features_solvers`.
 """
 
 from __future__ import annotations
@@ -296,10 +263,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     mean = {k: v.mean(axis=0) for k, v in per_seed.items()}  # each (B, A)
     sd = {k: v.std(axis=0, ddof=1) for k, v in per_seed.items()}
-    share = per_seed["share"]  # (S, B, A)
-    n_star_seeds = np.array(
-        [[crossing(ns, share[s, b]) for b in range(b_len)] for s in range(s_len)]
-    )
     theory = theory_share(ps[:, None], ns[None, :])  # (B, A)
     noise_sd = np.sqrt((1 - ps[:, None]) * ns / m_total) / (ps[:, None] * ns + 1 - ps[:, None])
     n_star_theory = (1 - ps) / ps  # (B,)
@@ -318,17 +281,14 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "perfect_share_sd": sd["share"],
         "theory_share": theory,
         "theory_share_finite_m": theory_share_finite_m(counts[:, None], m_random[:, None], ns),
-        "P": mean["P"],
-        "R": mean["R"],
-        "n_star": np.array([crossing(ns, mean["share"][b]) for b in range(b_len)]),
-        "n_star_sd": _nan_sd(n_star_seeds),
+        **{
+            k: mean[k]
+            for k in ("P", "R", "random_along_y", "weight_sq_perfect", "weight_sq_random")
+        },
         "n_star_theory": n_star_theory,
         "n_star_bayes": n_star_bayes,
         "complexity": c,
         "n_perfect": counts.astype(float),
-        "random_along_y": mean["random_along_y"],
-        "weight_sq_perfect": mean["weight_sq_perfect"],
-        "weight_sq_random": mean["weight_sq_random"],
         "test_accuracy": mean["accuracy"],
         "test_accuracy_sd": sd["accuracy"],
         "test_accuracy_theory": ndtr(theory / noise_sd),
@@ -339,23 +299,25 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "n_star_bayes_fine": bayes_fine,
         "regularizations": np.array(config.regularization),
     }
+    arrays["n_star"], arrays["n_star_sd"] = _crossings(ns, mean["share"], per_seed["share"])
     summary, warnings = _summarise(config, arrays, per_seed)
     if tally:
         arrays.update(tally.arrays(ps, counts, m_random, n_fine, c_fine))
-        arrays["n_star_l1"] = np.array(
-            [crossing(ns, arrays["perfect_share_l1"][b], log_n=False) for b in range(b_len)]
+        arrays["n_star_l1"], arrays["n_star_l1_sd"] = _crossings(
+            ns, arrays["perfect_share_l1"], tally.share, log_n=False
         )
-        per_seed_l1 = [[crossing(ns, t, log_n=False) for t in seed] for seed in tally.share]
-        arrays["n_star_l1_sd"] = _nan_sd(np.array(per_seed_l1))
         summary.update(tally.summary(arrays, s_len))
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 
-def _nan_sd(x) -> np.ndarray:
-    """Sd over axis 0 ignoring nan (nan where fewer than two values). Shape x.shape[1:]."""
+def _crossings(ns, share, per_seed, log_n: bool = True):
+    """:func:`crossing` of the mean share (B, A), and the sd over seeds of the crossings of the
+    per-seed shares (S, B, A), ignoring seeds that do not cross; (B,) each."""
+    n_star = np.array([crossing(ns, row, log_n=log_n) for row in share])
+    seeds = np.array([[crossing(ns, row, log_n=log_n) for row in seed] for seed in per_seed])
     with catch_warnings():  # "degrees of freedom <= 0" where fewer than two
         simplefilter("ignore", RuntimeWarning)
-        return np.nanstd(x, axis=0, ddof=1)
+        return n_star, np.nanstd(seeds, axis=0, ddof=1)
 
 
 def _summarise(config, arrays, per_seed):

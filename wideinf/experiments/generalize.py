@@ -1,24 +1,13 @@
 """4-point 2-D sweeps: finite MLPs fitted to tiny data sets against their infinite-width limits.
 
-A reconstruction of the experiment described in "Infinite-width MLPs as an ensemble prior"
-(the second text): fit MLPs of growing width to 4 labelled points in a 2-D input square, one
-network per seed, and compare the learned functions over the square with the infinite-width
-mean predictors (Lee et al. 2019, arXiv:1902.06720; Jacot et al. 2018, arXiv:1806.07572):
-
-- NTK:  ``f_inf(*) = Theta(*, X) Theta(X, X)^-1 y``, the limit of training every layer;
-- NNGP: ``f_inf(*) = K(*, X) K(X, X)^-1 y``, the limit of training the readout only;
-- features (standard parameterization only): ``k(*, X) k(X, X)^-1 y`` with ``k = E[phi phi]``
-  the last hidden layer's kernel, where the readout bias freezes (Sohl-Dickstein et al. 2020,
-  arXiv:2001.07301).
-
-A network's learned function is ``f_init + correction``. The random initial function ``f_init``
-is O(1) at every width and survives training away from the data, so each network converges to
-one limiting function only once it is removed: ``init_output: centered`` trains and reports
-``f(x; theta) - f(x; theta_0)``, whose lazy limit is kernel regression from a zero initial
-output (Chizat et al. 2019, arXiv:1812.07956; Arora et al. 2019, arXiv:1904.11955, shrink the
-output scale instead); ``zero_readout`` starts the readout at zero (then all-layer training in NTK
-parameterization tends to the NNGP predictor, since the hidden layers' gradients start at zero);
-``standard`` keeps ``f_init``, and only the ensemble mean tends to the limit.
+A reconstruction of the experiment of "Infinite-width MLPs as an ensemble prior" (the second
+text): MLPs of growing width, one per seed, fitted to 4 labelled points in a 2-D square, against
+the infinite-width mean predictors over the square (Lee et al. 2019, arXiv:1902.06720):
+NTK ``Theta(*, X) Theta(X, X)^-1 y`` (training every layer), NNGP ``K(*, X) K(X, X)^-1 y``
+(the readout only) and, in standard parameterization, the last hidden layer's kernel
+``E[phi phi]`` (Sohl-Dickstein et al. 2020, arXiv:2001.07301). ``training.init_output`` says
+how the random initial function is removed (centered, zero_readout or standard); which limit
+each setting reaches is derived in docs/theory.md, "Centered training".
 
 Network j of width n is drawn from its own stream ``default_rng([base, n, j])`` (``base`` drawn
 once from the run's generator), so adding a width leaves the others' networks as they were.
@@ -265,6 +254,16 @@ def matching_limit(config: Config) -> str:
 # ----------------------------------------------------------------------------- run
 
 
+# Arrays of a sweep (``train_width``'s keys) saved under the names of the npz contract.
+_SWEEP_ARRAYS = {
+    "f": "predictions",
+    "loss": "train_loss",
+    "steps": "steps",
+    "lr": "learning_rate",
+    "movement": "feature_movement",
+}
+
+
 def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, bar) -> dict:
     """Every width of one parameterization: ``f`` (W, S, G), ``loss``, ``steps``,
     ``movement`` (W, S) and ``lr`` (W,); a NumericalError if a network diverged."""
@@ -272,8 +271,7 @@ def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, 
     for width in widths:
         rows.append(train_width(config, scheme, x_train, y_train, grid_x, int(width), base))
         bar.update(1)
-    out = {key: np.stack([r[key] for r in rows]) for key in ("f", "loss", "steps", "movement")}
-    out["lr"] = np.array([r["lr"] for r in rows])  # (W,)
+    out = {key: np.stack([np.asarray(r[key]) for r in rows]) for key in _SWEEP_ARRAYS}
     bad = ~np.all(np.isfinite(out["f"]), axis=-1)  # (W, S)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -285,12 +283,22 @@ def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, 
     return out
 
 
-def _metrics(f, limits: dict, g: int, h: float) -> dict:
-    """``spread`` (W,), ``gradient_norm`` and ``dist_<limit>`` (W, S) of a sweep f (W, S, G)."""
-    out = {"spread": spread(f), "gradient_norm": gradient_norm(f, g, h)}
+def _sweep_arrays(sweep: dict, limits: dict, g: int, h: float, suffix: str = "") -> dict:
+    """A sweep's arrays and metrics under their npz names plus ``suffix``: those of
+    :data:`_SWEEP_ARRAYS`, ``spread`` (W,), ``gradient_norm`` and ``dist_<limit>`` (W, S)."""
+    f = sweep["f"]  # (W, S, G)
+    out = {name: sweep[key] for key, name in _SWEEP_ARRAYS.items()}
+    out.update(spread=spread(f), gradient_norm=gradient_norm(f, g, h))
     for name, lim in limits.items():
         out[f"dist_{name}"] = rms(f - lim, axis=-1)  # (W, S)
-    return out
+    return {f"{name}{suffix}": value for name, value in out.items()}
+
+
+def _rounded_slopes(summary: dict, fits: dict, suffix: str = "") -> None:
+    """``slope_<key><suffix>`` and ``slope_<key><suffix>_sd`` of :func:`slopes`' fits."""
+    for key, (slope, sd) in fits.items():
+        summary[f"slope_{key}{suffix}"] = round(slope, 4)
+        summary[f"slope_{key}{suffix}_sd"] = round(sd, 4)
 
 
 def _movement_summary(name: str, widths, movement, rng) -> dict:
@@ -335,39 +343,25 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         }  # fmt: skip
     finally:
         bar.close()
-    ref = sweeps[names[0]]
-    f, loss = ref["f"], ref["loss"]  # (W, S, G), (W, S)
+    f = sweeps[names[0]]["f"]  # (W, S, G): the reference sweep
     arrays = {
         "grid_x": grid_x,
         "grid_axis": axis,
         "x_train": x_train,
         "y_train": y_train,
         "widths": widths,
-        "predictions": f,
-        "ntk_limit": limits["ntk"],
-        "nngp_limit": limits["nngp"],
-        "features_limit": limits["features"],
-        "train_loss": loss,
-        "steps": ref["steps"],
-        "learning_rate": ref["lr"],
-        **_metrics(f, limits, g, h),
+        **{f"{key}_limit": limit for key, limit in limits.items()},
+        **_sweep_arrays(sweeps[names[0]], limits, g, h),
         "limit_gradient_norm": np.array([gradient_norm(limits[k], g, h) for k in limits]),
         "parameterizations": np.array(names),
     }
+    del arrays["feature_movement"]  # saved per parameterization only
     for name, sw in sweeps.items():
-        arrays[f"predictions_{name}"] = sw["f"]
-        arrays[f"feature_movement_{name}"] = sw["movement"]
-        arrays[f"train_loss_{name}"] = sw["loss"]
-        arrays[f"steps_{name}"] = sw["steps"]
-        arrays[f"learning_rate_{name}"] = sw["lr"]
-        for key, value in _metrics(sw["f"], limits, g, h).items():
-            arrays[f"{key}_{name}"] = value
+        arrays.update(_sweep_arrays(sw, limits, g, h, f"_{name}"))
 
     match = matching_limit(config)
     summary = {"matching_limit": match, "init_output": config.training.init_output}
-    for key, (slope, sd) in slopes(widths, f, limits, boot_rng).items():
-        summary[f"slope_{key}"] = round(slope, 4)
-        summary[f"slope_{key}_sd"] = round(sd, 4)
+    _rounded_slopes(summary, slopes(widths, f, limits, boot_rng))
     summary["slope_matching"] = summary[f"slope_dist_{match}"]
     tol = config.training.loss_tol
     missed = {name: ~(sw["loss"] <= tol) for name, sw in sweeps.items()}  # each (W, S)
@@ -383,10 +377,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     summary["mup_base_width"] = config.mup.base_width if "mup" in names else None
     for name, sw in sweeps.items():
         summary.update(_movement_summary(name, widths, sw["movement"], boot_rng))
-        fits = slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng)
-        for key, (slope, sd) in fits.items():
-            summary[f"slope_{key}_{name}"] = round(slope, 4)
-            summary[f"slope_{key}_{name}_sd"] = round(sd, 4)
+        _rounded_slopes(
+            summary, slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng), f"_{name}"
+        )
         summary[f"dist_ntk_widest_{name}"] = float(rms(arrays[f"dist_ntk_{name}"][-1]))
     warnings = []
     for name, miss in missed.items():

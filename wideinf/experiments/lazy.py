@@ -1,22 +1,10 @@
 """Gradient descent on wide networks, and the linearised network trained beside it.
 
 Lazy training (Chizat et al. 2019, arXiv:1812.07956; Lee et al. 2019, arXiv:1902.06720): a wide
-network trained by gradient descent stays close to its first-order Taylor expansion around the
-initial parameters theta_0,
-
-    f_lin(x; theta) = f(x; theta_0) + grad f(x; theta_0) . (theta - theta_0).
-
-Gradient descent with learning rate eta on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` moves the
-linearised model's outputs by exactly (discrete time, no approximation)
-
-    f_lin_{k+1}(x) = f_lin_k(x) - (eta / N) Theta_0(x, X) (f_lin_k(X) - y),
-
-with ``Theta_0`` the *empirical* NTK of that network at initialisation, so the linearised
-network at any step follows from ``Theta_0`` on (evaluation points, training points) alone:
-:func:`linearized_path`, no Jacobian.
-
-:func:`descend` is :func:`wideinf.training.train`, which updates every weight matrix in place
-(:func:`wideinf.networks.descent_step`), recording the outputs at the evaluation points and how
+network stays close to ``f_lin(x; theta) = f(x; theta_0) + grad f(x; theta_0) . (theta -
+theta_0)``, whose outputs follow exactly from the empirical NTK at initialisation
+(:func:`linearized_path`, no Jacobian; docs/theory.md, "Lazy training and O(n^-1/2)
+convergence"). :func:`descend` is :func:`wideinf.training.train` recording the outputs and how
 far each layer's weights moved.
 """
 
@@ -92,29 +80,18 @@ def descend(
     Parameters
     ----------
     arch : Architecture
-    params : Params, S networks
-        Initial parameters (not modified).
-    x : ndarray, shape (N, d)
-        Training inputs.
-    y : ndarray, shape (N,)
-        Targets.
+    params : Params of S networks, left unchanged
+    x : ndarray, shape (N, d), and y : ndarray, shape (N,)
+        Training inputs and targets.
     learning_rate : float
         eta, applied to the stored parameters (use eta / n in standard parameterization).
     steps : int
-        Gradient steps.
     x_record : ndarray, shape (M, d)
-        Inputs at which the outputs are recorded.
-    record_every : int
-        Record every this many steps (and at the last step).
+        Inputs at which the outputs are recorded, every ``record_every`` steps and at the last.
 
     Returns
     -------
-    LazyTrace
-
-    Raises
-    ------
-    NumericalError
-        If the outputs become NaN or infinite (the learning rate is too large for the width).
+    LazyTrace; a NumericalError if the outputs become NaN or infinite (eta too large).
     """
     # Divergence is reported below as a NumericalError, not as overflow warnings.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -145,12 +122,9 @@ def linearized_path(
 
     Parameters
     ----------
-    theta_eval : ndarray, shape (S, M, N)
-        Empirical NTK at initialisation between the evaluation and the training inputs.
-    theta_train : ndarray, shape (S, N, N)
-        Empirical NTK at initialisation among the training inputs.
-    f0_eval : ndarray, shape (S, M)
-    f0_train : ndarray, shape (S, N)
+    theta_eval, theta_train : ndarray, shape (S, M, N) and (S, N, N)
+        Empirical NTK at initialisation, evaluation (or training) against training inputs.
+    f0_eval, f0_train : ndarray, shape (S, M) and (S, N)
         Outputs at initialisation.
     y : ndarray, shape (N,)
     learning_rate : float

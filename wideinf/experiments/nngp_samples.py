@@ -37,8 +37,7 @@ from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
 from . import Result
-from .blog import BLOG_ARCHITECTURE
-from .ensemble import check_network_size, parameter_count
+from .ensemble import BLOG_ARCHITECTURE, check_network_size, parameter_count
 
 __all__ = [
     "Config",
