@@ -1,25 +1,14 @@
 """NNGP posterior vs NTK ensemble vs trained finite networks (blog Figure 2).
 
 On one regression data set (by default the blog's: sin(x) plus noise of sd 0.1, 10 training and
-100 test points in [-3, 3]) this experiment computes, on a grid of inputs and at the test points:
-
-- the NNGP posterior of f (exact Bayesian inference with the network's NNGP prior);
-- the NTK ensemble: infinitely wide networks trained by gradient flow on
-  ``(1/2N) sum (f - y)^2`` from random initialisations, at ``t = inf`` and at each of ``times``
-  (Lee et al. 2019, arXiv:1902.06720);
-- optionally the NTK-GP (He et al. 2020, arXiv:2007.05864);
-- optionally an ensemble of S finite networks of the same architecture trained by full-batch
-  gradient descent from independent initialisations, for ``steps`` steps at ``learning_rate``,
-  i.e. up to time ``t = steps * learning_rate``; the NTK ensemble at that time is its
-  infinite-width prediction (z-scores in :mod:`wideinf.experiments.trained_ensemble`).
-
-Formulas are in :mod:`wideinf.predict`. Bands are mean +- 1.96 sd of f. For the test metrics
-(RMSE of each mean, and the fraction of test targets inside each 95% band) the band includes the
-observation noise: ``mean +- 1.96 sqrt(sd^2 + noise^2)``.
-
-The original figure drew the NTK band with the NNGP posterior's sd; ``ntk_band: nngp``
-reproduces that, the default ``ntk`` draws the NTK ensemble's own sd. The arrays always hold
-the correct sd (``ntk_std``).
+100 test points in [-3, 3]), on a grid of inputs and at the test points: the NNGP posterior of f;
+the NTK ensemble (Lee et al. 2019, arXiv:1902.06720) at ``t = inf`` and at each of ``times``;
+optionally the NTK-GP (He et al. 2020, arXiv:2007.05864); optionally S finite networks trained
+by gradient descent for ``steps`` steps of ``learning_rate``, against the NTK ensemble at their
+time (:mod:`wideinf.experiments.trained_ensemble`). Formulas: :mod:`wideinf.predict` and
+docs/theory.md, "Predictions". Bands are mean +- 1.96 sd of f; the test metrics' bands add the
+observation noise (:func:`band_metrics`). ``ntk_band: nngp`` draws the NTK band with the NNGP
+sd, as the original figure did; the arrays always hold the NTK ensemble's sd (``ntk_std``).
 """
 
 from __future__ import annotations
@@ -34,10 +23,10 @@ from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, setting
 from ..data import DataConfig, Dataset, load_dataset
 from ..errors import ConfigError
-from ..predict import Prediction, gp_posterior, ntk_ensemble
+from ..predict import gp_posterior, ntk_ensemble
 from . import Result
-from .ensemble import BLOG_ARCHITECTURE, parameter_count, step_size
-from .trained_ensemble import compare_trained_ensemble
+from .ensemble import BLOG_ARCHITECTURE, check_ensemble_size, step_size
+from .trained_ensemble import compare_trained_ensemble, diag_reg_args
 
 __all__ = [
     "Config",
@@ -47,7 +36,6 @@ __all__ = [
     "report",
     "make_grid",
     "kernel_blocks",
-    "infinite_width_predictions",
     "band_metrics",
 ]
 
@@ -113,15 +101,10 @@ class Config(ExperimentConfig):
         if ens.size:
             if ens.size < 2:
                 raise ConfigError(f"{where}.ensemble.size: need at least 2 networks (or 0)")
-            arch = Architecture.from_config(self.architecture)
             d = self.data.input_dim if not self.data.file else 1
-            per_net = parameter_count(arch, d, ens.width)
-            if ens.size * per_net > _MAX_ENSEMBLE_PARAMS:
-                raise ConfigError(
-                    f"{where}.ensemble: {ens.size} networks of width {ens.width} have "
-                    f"{ens.size * per_net:.2e} parameters (at most {_MAX_ENSEMBLE_PARAMS:.0e}); "
-                    "use fewer networks or a smaller width"
-                )
+            check_ensemble_size(
+                self.architecture, d, ens.width, ens.size, _MAX_ENSEMBLE_PARAMS, f"{where}.ensemble"
+            )
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -182,35 +165,6 @@ def kernel_blocks(arch: Architecture, x_train: np.ndarray, x_eval: np.ndarray) -
     )
 
 
-def infinite_width_predictions(
-    blocks: KernelBlocks,
-    y_train: np.ndarray,
-    times,
-    *,
-    diag_reg: float,
-    diag_reg_relative: bool,
-    ntk_gp: bool = False,
-) -> dict[str, Prediction]:
-    """``{"nngp": ..., "ntk": ..., "ntk_gp": ...}`` at the evaluation inputs.
-
-    ``ntk`` has one row per entry of ``times`` (which may include inf); ``nngp`` and ``ntk_gp``
-    are single GP posteriors; only variances are computed (no (M, M) covariance).
-    """
-    b = blocks
-    reg = {"diag_reg": diag_reg, "diag_reg_relative": diag_reg_relative}
-    out = {
-        "nngp": gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, **reg),
-        "ntk": ntk_ensemble(
-            b.ntk_train, b.ntk_cross, b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, times, **reg
-        ),
-    }
-    if ntk_gp:
-        out["ntk_gp"] = gp_posterior(
-            b.ntk_train, b.ntk_cross, b.ntk_diag, y_train, name="NTK", **reg
-        )
-    return out
-
-
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -252,11 +206,12 @@ def run(config: Config, rng: np.random.Generator) -> Result:
                 f"ensemble.learning_rate {eta:g} is above the stable limit 2N/lambda_max = "
                 f"{stable:.3g} of the infinite-width dynamics"
             )
-    preds = infinite_width_predictions(
-        blocks, data.y_train, times, diag_reg=config.diag_reg,
-        diag_reg_relative=config.diag_reg_relative, ntk_gp=config.ntk_gp,
-    )  # fmt: skip
-    nngp, ntk = preds["nngp"], preds["ntk"]
+    # Variances only, no (M, M) covariance; the NTK ensemble has one row per time.
+    b, y, reg = blocks, data.y_train, diag_reg_args(config)
+    nngp = gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y, **reg)
+    ntk = ntk_ensemble(
+        b.ntk_train, b.ntk_cross, b.nngp_train, b.nngp_cross, b.nngp_diag, y, times, **reg
+    )
     ntk_mean, ntk_std = ntk.mean, ntk.std  # (T_all, G + m)
 
     arrays = {
@@ -286,7 +241,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     }
     methods = {"nngp": (nngp.mean, nngp.std), "ntk": (ntk_mean[0], ntk_band_std)}
     if config.ntk_gp:
-        gp = preds["ntk_gp"]
+        gp = gp_posterior(b.ntk_train, b.ntk_cross, b.ntk_diag, y, name="NTK", **reg)
         arrays["ntkgp_mean"], arrays["ntkgp_std"] = gp.mean[:g], gp.std[:g]
         methods["ntk_gp"] = (gp.mean, gp.std)
 

@@ -29,7 +29,6 @@ of network 0 of each width after training and of its linearisation; with a varia
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +39,7 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
 from ..stats import fit_power_law, relative_error, widest_half
 from . import Result
-from .ensemble import BLOG_ARCHITECTURE, TrainConfig, check_network_size, each_block, lazy_run
+from .ensemble import BLOG_ARCHITECTURE, TrainConfig, check_widths, each_block, lazy_run
 
 __all__ = [
     "Config",
@@ -50,11 +49,7 @@ __all__ = [
     "run",
     "report",
     "kernel_errors",
-    "check_widths",
 ]
-
-# Largest single network (its parameters alone; training holds two copies), bytes.
-_NETWORK_BYTES = 3 * 2**30
 
 _RELU = ArchitectureConfig.from_raw(
     {"layers": ["dense", "relu", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
@@ -114,18 +109,6 @@ class Config(ExperimentConfig):
         archs = [self.architecture] + ([self.variant.architecture] if self.variant else [])
         for arch_cfg in archs:
             check_widths(arch_cfg, 1, self.widths, where)
-
-
-def check_widths(arch_cfg, d_in: int, widths, where: str) -> None:
-    """Widths finite, increasing, and each network at most 3 GiB of parameters."""
-    for i, width in enumerate(widths):
-        if math.isinf(width):
-            raise ConfigError(
-                f"{where}.widths[{i}]: must be finite (the analytic limit is always shown)"
-            )
-        if i and width <= widths[i - 1]:
-            raise ConfigError(f"{where}.widths: must increase, got {[int(w) for w in widths]}")
-    check_network_size(arch_cfg, d_in, widths, _NETWORK_BYTES, f"{where}.widths")
 
 
 def _fit(arrays, key, widths, values, rng):

@@ -31,6 +31,9 @@ __all__ = [
     "BLOG_ARCHITECTURE",
     "parameter_count",
     "check_network_size",
+    "check_finite_widths",
+    "check_widths",
+    "check_ensemble_size",
     "step_size",
     "stored_step",
     "init_per_stream",
@@ -58,6 +61,37 @@ def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str
                 f"{where}[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per network (at "
                 f"most {limit_bytes / 2**30:.0f} GiB); use a smaller width"
             )
+
+
+def check_finite_widths(widths, where: str, increasing: bool = True) -> None:
+    """A ConfigError at ``where`` (e.g. ``file.yaml.widths``) unless every width is finite (the
+    analytic limit is always shown) and the widths increase, or with ``increasing=False`` differ."""
+    for i, width in enumerate(widths):
+        if math.isinf(width):
+            raise ConfigError(f"{where}[{i}]: must be finite (the analytic limit is always shown)")
+        if width in widths[:i] or (increasing and i and width < widths[i - 1]):
+            listed = ", ".join(f"{w:g}" for w in widths)
+            raise ConfigError(
+                f"{where}: must {'increase' if increasing else 'differ'}, got {listed}"
+            )
+
+
+def check_widths(arch_cfg, d_in: int, widths, where: str, limit_bytes: int = 3 * 2**30) -> None:
+    """Widths finite and increasing, each network's parameters at most ``limit_bytes`` (training
+    holds two copies); ``where`` is the config block holding ``widths``."""
+    check_finite_widths(widths, f"{where}.widths")
+    check_network_size(arch_cfg, d_in, widths, limit_bytes, f"{where}.widths")
+
+
+def check_ensemble_size(arch_cfg, d_in: int, width, count: int, limit: int, where: str) -> None:
+    """A ConfigError at ``where`` if ``count`` networks of ``width`` hold over ``limit``
+    parameters in all."""
+    total = count * parameter_count(Architecture.from_config(arch_cfg), d_in, int(width))
+    if total > limit:
+        raise ConfigError(
+            f"{where}: {count} networks of width {width:g} hold {total:,} parameters (at most "
+            f"{limit:,}); use fewer networks or a smaller width"
+        )
 
 
 def stored_step(arch, eta: float, width: int) -> float:

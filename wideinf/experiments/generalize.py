@@ -16,7 +16,6 @@ Slopes against width carry bootstrap standard errors over seeds (:mod:`wideinf.s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +28,7 @@ from ..predict import gp_posterior
 from ..progress import progress
 from ..stats import fit_power_law
 from . import Result
-from .ensemble import parameter_count
+from .ensemble import check_ensemble_size, check_finite_widths
 from .generalize_sweep import gradient_norm, make_scheme, rms, slopes, spread, train_width
 
 __all__ = [
@@ -156,21 +155,12 @@ class Config(ExperimentConfig):
                 f"{where}.parameterizations: must include the architecture's parameterization "
                 f"{ref!r} (the sweep saved as `predictions` and compared with the limits)"
             )
-        if any(math.isinf(w) for w in self.widths):
-            raise ConfigError(
-                f"{where}.widths: list finite widths only; the infinite-width rows are always drawn"
-            )
-        if len(set(self.widths)) != len(self.widths):
-            raise ConfigError(f"{where}.widths: contains a repeated width")
+        check_finite_widths(self.widths, f"{where}.widths", increasing=False)
         if max(self.widths) > 2**20:
             raise ConfigError(f"{where}.widths: at most {2**20}, got {max(self.widths):g}")
-        arch = Architecture.from_config(self.architecture)
-        largest = self.seeds * parameter_count(arch, 2, int(max(self.widths)))
-        if largest > MAX_PARAMETERS:
-            raise ConfigError(
-                f"{where}.widths: {self.seeds} networks of width {max(self.widths):g} hold "
-                f"{largest:,} parameters (limit {MAX_PARAMETERS:,}); lower the widths or seeds"
-            )
+        check_ensemble_size(
+            self.architecture, 2, max(self.widths), self.seeds, MAX_PARAMETERS, f"{where}.widths"
+        )
 
 
 # ----------------------------------------------------------------------------- data

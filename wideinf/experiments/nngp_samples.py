@@ -1,27 +1,15 @@
 """Random output functions at finite and infinite width (blog Figure 1).
 
-At initialisation a network's output ``f(x)`` is a random function of its input. As every hidden
-width ``n`` grows, the law of ``f`` tends to a centred Gaussian process whose covariance is the
-NNGP kernel ``K`` (Neal 1996; Lee et al. 2018, arXiv:1711.00165; Matthews et al. 2018,
-arXiv:1804.11271). For each width this experiment draws ``S`` functions on a grid of 1-D inputs
-and at two fixed inputs (the *pair*, ``x = 1`` and ``x = -1`` in the blog):
-
-- finite ``n``: ``S`` independently initialised networks (:mod:`wideinf.networks`);
-- ``n = inf``: ``S`` exact draws from ``N(0, K)`` on the grid and the pair jointly, ``f = U z``
-  with ``K = V diag(lam) V^T``, ``U = V diag(sqrt(max(lam, 0)))`` and ``z ~ N(0, I)``.
-
-How Gaussian the pair's outputs ``(a, b)`` are, per width:
-
-- excess kurtosis ``g2 = m4 / m2^2 - 3`` of each coordinate (0 for any Gaussian), with the
-  delta-method standard error ``sd(psi) / sqrt(S)``, where the influence function is
-  ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3`` and ``d = a - mean(a)``
-  (``sqrt(24 / S)`` for a Gaussian). With heavy tails (width 4) this estimate converges slowly
-  and runs low; the test of Gaussianity is against the Gaussian null, ``g2 / sqrt(24 / S)``;
-- the sample covariance ``C`` of ``(a, b)`` against ``K(pair, pair)``, with the standard error of
-  each entry ``sqrt(Var[d_i d_j] / S)``, and ``max |C - K| / se`` over the three entries.
-
-A finite network's covariance differs from ``K`` by O(1/n) (the dual activations are nonlinear in
-the finite-width empirical kernel), far below the Monte Carlo error at n = 500 and S = 1000.
+As every hidden width n grows, the law of a network's output function tends to a centred
+Gaussian process with the NNGP kernel K as covariance (Neal 1996; Lee et al. 2018,
+arXiv:1711.00165; Matthews et al. 2018, arXiv:1804.11271). For each width this experiment draws
+S functions on a grid of 1-D inputs and at two fixed inputs (the *pair*, x = 1 and x = -1 in the
+blog): S initialised networks at finite n, S exact draws from ``N(0, K)`` at n = inf
+(:func:`gp_draws`). How Gaussian the pair's outputs are, per width: the excess kurtosis of each
+coordinate (:func:`excess_kurtosis`) and the sample covariance against ``K(pair, pair)``
+(:func:`sample_covariance`), each with its standard error (docs/theory.md, "Standard errors").
+A finite network's covariance differs from K by O(1/n), far below the Monte Carlo error at
+n = 500 and S = 1000.
 """
 
 from __future__ import annotations
@@ -92,28 +80,17 @@ class Config(ExperimentConfig):
     def validate(self, where: str = "config"):
         if not self.x_min < self.x_max:
             raise ConfigError(
-                f"{_at(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
+                f"{where}.x_min: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
             )
         if self.pair_inputs[0] == self.pair_inputs[1]:
             raise ConfigError(
-                f"{_at(where, 'pair_inputs')}: need two different inputs, "
-                f"got {list(self.pair_inputs)}"
+                f"{where}.pair_inputs: need two different inputs, got {list(self.pair_inputs)}"
             )
         labels = [width_label(w) for w in self.widths]
         for i, label in enumerate(labels):
             if label in labels[:i]:
-                raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
-        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, _at(where, "widths"))
-
-
-def _at(where: str, key: str) -> str:
-    """Where a key is: ``file.yaml: key`` at the top of a file, ``block.key`` below it."""
-    where = where.rstrip()
-    if where.endswith(":"):
-        return f"{where} {key}"
-    if where.endswith((".yaml", ".yml")):
-        return f"{where}: {key}"
-    return f"{where}.{key}" if where else key
+                raise ConfigError(f"{where}.widths[{i}]: {label[1:]} appears twice")
+        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, f"{where}.widths")
 
 
 def width_label(width: float) -> str:
@@ -125,22 +102,12 @@ def width_label(width: float) -> str:
 
 
 def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Exact draws from ``N(0, kernel)`` by eigendecomposition.
+    """S = ``n_samples`` exact draws from ``N(0, kernel)``, kernel (M, M) PSD; shape (S, M).
 
-    Parameters
-    ----------
-    kernel : ndarray, shape (M, M)
-        Symmetric positive semi-definite covariance.
-    n_samples : int
-        S, the number of draws.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray, shape (S, M)
-        Rows ``U z`` with ``U = V diag(sqrt(lam))`` and ``z ~ N(0, I)``, so ``Cov = kernel``
-        exactly, singular kernels (repeated or very close inputs) included. Eigenvalues below
-        zero by rounding are set to zero; a clearly negative one is a NumericalError.
+    Rows ``U z`` with ``kernel = V diag(lam) V^T``, ``U = V diag(sqrt(lam))`` and
+    ``z ~ N(0, I)``, so ``Cov = kernel`` exactly, singular kernels (repeated or very close
+    inputs) included. Eigenvalues below zero by rounding are set to zero; a clearly negative
+    one is a NumericalError.
     """
     lam, vecs = np.linalg.eigh(kernel)  # (M,), (M, M)
     scale = max(float(lam[-1]), np.finfo(float).tiny)
@@ -154,35 +121,16 @@ def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np
     return z @ root.T  # (S, M)
 
 
-def network_batch_size(arch: Architecture, n_points: int, width: int) -> int:
-    """Networks per batch so that parameters and activations stay within about 128 MB."""
-    n_layers = len(arch.layers)
-    per_network = 8 * (parameter_count(arch, 1, width) + 2 * n_points * width * n_layers)
-    return max(1, _BATCH_BYTES // per_network)
-
-
 def network_draws(
     arch: Architecture, x: np.ndarray, width: int, n_samples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Outputs of ``n_samples`` independently initialised networks, built in batches.
-
-    Parameters
-    ----------
-    arch : Architecture
-    x : ndarray, shape (N, d)
-    width : int
-        Width of every hidden layer.
-    n_samples : int
-        S, the number of networks.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray, shape (S, N)
-    """
+    """Outputs (S, N) at x (N, d) of S = ``n_samples`` independently initialised networks of
+    hidden width ``width``, built in batches of about 128 MB (parameters and activations)."""
     from ..networks import forward, init_params
 
-    batch = network_batch_size(arch, x.shape[0], width)
+    n_layers = len(arch.layers)
+    per_network = 8 * (parameter_count(arch, 1, width) + 2 * x.shape[0] * width * n_layers)
+    batch = max(1, _BATCH_BYTES // per_network)
     starts = range(0, n_samples, batch)
     out = np.empty((n_samples, x.shape[0]))  # (S, N)
     for start in progress(starts, total=len(starts), desc=f"width {width}"):

@@ -24,8 +24,7 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
 from ..stats import relative_error
 from . import Result
-from .convergence import check_widths
-from .ensemble import TrainConfig, each_block, lazy_run
+from .ensemble import TrainConfig, check_widths, each_block, lazy_run
 
 __all__ = ["Config", "run", "report"]
 
