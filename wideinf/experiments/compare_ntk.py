@@ -111,13 +111,9 @@ class Config(ExperimentConfig):
 
 
 def make_grid(config: Config, data: Dataset) -> np.ndarray:
-    """Inputs where the curves are drawn, shape (G, d).
-
-    1-D inputs: ``grid_points`` equally spaced points over ``grid_range``, else over
-    ``data.x_range`` for generated data, else over the data's span widened by 5% each side.
-    Inputs of several dimensions have no line to draw along: the test inputs (or, without
-    test points, the training inputs) are the grid.
-    """
+    """Inputs where the curves are drawn, shape (G, d): in 1-D ``grid_points`` points over
+    ``grid_range``, else ``data.x_range`` (generated data), else the data's span widened by 5%
+    each side; in several dimensions the test inputs (or without them the training inputs)."""
     if data.dim > 1:
         return (data.x_test if data.n_test else data.x_train).copy()
     if config.grid_range:
@@ -133,23 +129,14 @@ def make_grid(config: Config, data: Dataset) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KernelBlocks:
-    """Kernel blocks between N training and M evaluation inputs.
+    """Kernel blocks between N training and M evaluation inputs."""
 
-    Attributes
-    ----------
-    nngp_train, ntk_train : ndarray, shape (N, N)
-    nngp_cross, ntk_cross : ndarray, shape (M, N)
-        Evaluation inputs (rows) against training inputs (columns).
-    nngp_diag, ntk_diag : ndarray, shape (M,)
-        K(x, x) and Theta(x, x) at the evaluation inputs.
-    """
-
-    nngp_train: np.ndarray
-    ntk_train: np.ndarray
-    nngp_cross: np.ndarray
-    ntk_cross: np.ndarray
-    nngp_diag: np.ndarray
-    ntk_diag: np.ndarray
+    nngp_train: np.ndarray  # (N, N)
+    ntk_train: np.ndarray  # (N, N)
+    nngp_cross: np.ndarray  # (M, N): evaluation inputs (rows) against training inputs
+    ntk_cross: np.ndarray  # (M, N)
+    nngp_diag: np.ndarray  # (M,) K(x, x) at the evaluation inputs
+    ntk_diag: np.ndarray  # (M,) Theta(x, x)
 
 
 def kernel_blocks(arch: Architecture, x_train: np.ndarray, x_eval: np.ndarray) -> KernelBlocks:

@@ -11,10 +11,9 @@ independently initialised networks on a grid of M points in [x_min, x_max]:
   ``max_k RMS_x |f_k(x) - f_lin_k(x)|`` over the recorded steps k, and ``weight_change``
   ``||W_T - W_0||_F / ||W_0||_F`` per dense layer.
 
-All fall as about n^-1/2 (Lee et al. 2019, arXiv:1902.06720, Theorem 2.1), faster for smooth
-activations and for hidden-to-hidden weights: docs/theory.md, "Lazy training and O(n^-1/2)
-convergence". Slopes of ``log median`` against ``log n`` are fitted over the widest half of the
-widths with bootstrap standard errors (:mod:`wideinf.stats`). An optional ``variant``
+All fall as about n^-1/2 (Lee et al. 2019, arXiv:1902.06720; docs/theory.md, "Lazy training
+and O(n^-1/2) convergence"); slopes of ``log median`` against ``log n`` over the widest half of
+the widths carry bootstrap standard errors (:mod:`wideinf.stats`). An optional ``variant``
 architecture gets the kernel errors at initialisation only.
 
 Arrays (the ``<name>.npz`` contract): ``widths`` (W,), ``nngp_rel_err``, ``ntk_rel_err``,
@@ -217,21 +216,8 @@ def _warnings(out) -> list[str]:
 
 
 def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:
-    """Relative NNGP and NTK errors of freshly initialised networks on 1-D inputs.
-
-    Parameters
-    ----------
-    arch_cfg : ArchitectureConfig
-    widths : ndarray, shape (W,)
-    s : int
-        Networks per width.
-    xg : ndarray, shape (M, 1)
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    {"nngp": (W, S), "ntk": (W, S)}
-    """
+    """``{"nngp": (W, S), "ntk": (W, S)}``: the relative errors of the empirical kernels of
+    S = ``s`` freshly initialised networks per width (W,) on 1-D inputs ``xg`` (M, 1)."""
     arch = Architecture.from_config(arch_cfg)
     errs = {"nngp": np.empty((len(widths), s)), "ntk": np.empty((len(widths), s))}
     widths = widths.astype(int)

@@ -116,9 +116,8 @@ class Config(ExperimentConfig):
 
 def theory_share(p, n):
     """Infinite-M perfect share ``pN / (pN + 1 - p)``; arrays broadcast (shape of ``p * n``)."""
-    p = np.asarray(p, dtype=float)
-    n = np.asarray(n, dtype=float)
-    return p * n / (p * n + 1.0 - p)
+    pn = np.asarray(p, dtype=float) * np.asarray(n, dtype=float)
+    return pn / (pn + 1.0 - np.asarray(p, dtype=float))
 
 
 def theory_share_finite_m(n_perfect, n_random, n):
@@ -149,10 +148,8 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
     Parameters
     ----------
     rng : numpy.random.Generator
-    n_items : int
-        Training items (rows) N_max.
-    n_test : int
-        Fresh test inputs T.
+    n_items, n_test : int
+        Training items (rows) N_max and fresh test inputs T.
     stops : sequence of int
         Increasing column counts m at which to report.
     observe : callable, optional
@@ -186,19 +183,11 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
 
 
 def crossing(n, share, level: float = 0.5, log_n: bool = True) -> float:
-    """N at which ``share`` first reaches ``level``, interpolating logit(share) in log N.
+    """N at which ``share`` (A,) first reaches ``level`` over increasing sizes ``n`` (A,).
 
-    logit(s) is exactly linear in log N for the theory (``logit s = log N - log N*``), so the
-    interpolation is exact there. ``nan`` when the crossing lies outside the grid. With
-    ``log_n=False`` it interpolates in N instead, exact for the L1 theory
-    (``logit s = (N - N*) log 2``).
-
-    Parameters
-    ----------
-    n : ndarray, shape (A,)
-        Increasing training sizes.
-    share : ndarray, shape (A,)
-        Perfect share at each size.
+    logit(share) is interpolated in log N, exact for the theory (``logit s = log N - log N*``),
+    or with ``log_n=False`` in N, exact for the L1 theory (``logit s = (N - N*) log 2``).
+    ``nan`` when the crossing lies outside the grid.
     """
     n = np.asarray(n, dtype=float)
     share = np.asarray(share, dtype=float)

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from ..architecture import Architecture
-from ..config import ArchitectureConfig, ExperimentConfig, LayerConfig, Width, setting
+from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError, NumericalError
 from ..predict import gp_posterior
 from ..progress import progress
@@ -113,11 +113,9 @@ class MupConfig:
     )
 
 
-def _default_architecture() -> ArchitectureConfig:
-    layers = (LayerConfig("dense"), LayerConfig("relu"), LayerConfig("dense"))
-    return ArchitectureConfig(layers, W_std=1.5, b_std=0.5, parameterization="ntk")
-
-
+_DEFAULT_ARCHITECTURE = ArchitectureConfig.from_raw(
+    {"layers": ["dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.5}
+)
 _DEFAULT_WIDTHS = tuple(float(2**k) for k in range(3, 14))  # 8 .. 8192
 
 
@@ -125,7 +123,7 @@ _DEFAULT_WIDTHS = tuple(float(2**k) for k in range(3, 14))  # 8 .. 8192
 class Config(ExperimentConfig):
     """``wideinf generalize``: see the module docstring and experiments/ensemble_prior_4point.yaml."""
 
-    architecture: ArchitectureConfig = setting(_default_architecture())
+    architecture: ArchitectureConfig = setting(_DEFAULT_ARCHITECTURE)
     widths: tuple[Width, ...] = setting(
         _DEFAULT_WIDTHS, min_len=2, max_len=32, help="finite hidden widths (the limits are added)"
     )
@@ -205,11 +203,9 @@ _SINGULAR_ADVICE = (
 def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, np.ndarray]:
     """The infinite-width mean predictors at ``x_test`` (G, 2): each an array (G,).
 
-    Each is the mean of :func:`wideinf.predict.gp_posterior`, with no regularizer.
-    ``ntk``: ``Theta(*, X) Theta^-1 y`` with the architecture's NTK (in standard
-    parameterization the limit NTK without the first layer's and the biases' terms);
-    ``nngp``: ``K(*, X) K^-1 y``; ``features``: the same with the kernel ``E[phi phi]`` of the
-    last hidden layer (the readout's own contribution in standard parameterization).
+    Means of :func:`wideinf.predict.gp_posterior` without regularizer: ``ntk``
+    ``Theta(*, X) Theta^-1 y``, ``nngp`` ``K(*, X) K^-1 y``, and ``features`` the same with the
+    last hidden layer's kernel ``E[phi phi]``.
     """
     k_train = arch.kernel(x_train)
     k_cross = arch.kernel(x_test, x_train)  # (G, N) blocks
@@ -229,11 +225,9 @@ def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, 
 def matching_limit(config: Config) -> str:
     """Which limit each network should converge to: ``ntk``, ``nngp`` or ``features``.
 
-    All-layer training from a random readout: the NTK predictor. Readout-only training, or a
-    zero readout (the hidden layers' gradients are proportional to the readout, so they start
-    at zero and stay O(n^-1/2)): the readout's kernel, which is the NNGP in NTK
-    parameterization and ``E[phi phi]`` in standard parameterization, where the readout bias's
-    contribution 1/n vanishes.
+    All-layer training from a random readout: the NTK predictor; readout-only training or a zero
+    readout: the readout's kernel, the NNGP in NTK parameterization and ``E[phi phi]`` in
+    standard parameterization (docs/theory.md, "Centered training").
     """
     training = config.training
     if training.layers == "all" and training.init_output != "zero_readout":

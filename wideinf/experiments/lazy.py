@@ -24,28 +24,13 @@ __all__ = ["LazyTrace", "descend", "linearized_path", "relative_change", "record
 
 @dataclass(frozen=True)
 class LazyTrace:
-    """What :func:`descend` returns.
+    """What :func:`descend` returns for S networks, T recorded steps and M recorded inputs."""
 
-    Attributes
-    ----------
-    params : Params
-        Final parameters of the S networks (new arrays; the initial ones are unchanged).
-    steps_recorded : ndarray of int, shape (T,)
-        Steps at which outputs were recorded: 0, r, 2r, ... and the last step.
-    f_path : ndarray, shape (S, T, M)
-        Outputs at ``x_record`` at the recorded steps (column 0: at initialisation).
-    loss : ndarray, shape (S, T)
-        Training loss ``(1/2N) sum (f - y)^2`` at the recorded steps.
-    weight_change : ndarray, shape (S, L)
-        ``||W_T - W_0||_F / ||W_0||_F`` of each dense layer's weight matrix (biases excluded),
-        input layer first, readout last.
-    """
-
-    params: Params
-    steps_recorded: np.ndarray
-    f_path: np.ndarray
-    loss: np.ndarray
-    weight_change: np.ndarray
+    params: Params  # final parameters (new arrays; the initial ones are unchanged)
+    steps_recorded: np.ndarray  # (T,) int: 0, r, 2r, ... and the last step
+    f_path: np.ndarray  # (S, T, M) outputs at x_record at the recorded steps
+    loss: np.ndarray  # (S, T) training loss (1/2N) sum (f - y)^2 at the recorded steps
+    weight_change: np.ndarray  # (S, L) ||W_T - W_0||_F / ||W_0||_F per layer, biases excluded
 
 
 # Entries of one row block in :func:`relative_change` (4 MB): no temporary of W's size.
@@ -115,26 +100,14 @@ def descend(
 def linearized_path(
     theta_eval, theta_train, f0_eval, f0_train, y, learning_rate: float, steps_recorded
 ) -> np.ndarray:
-    """Outputs of the linearised networks under the same gradient descent.
+    """Outputs (S, T, M) of the linearised networks at the T ``steps_recorded``.
 
     ``f_lin_{k+1}(x) = f_lin_k(x) - (eta / N) Theta_0(x, X) (f_lin_k(X) - y)`` (Lee et al. 2019,
-    eq. 8, in discrete time), evaluated exactly step by step.
-
-    Parameters
-    ----------
-    theta_eval, theta_train : ndarray, shape (S, M, N) and (S, N, N)
-        Empirical NTK at initialisation, evaluation (or training) against training inputs.
-    f0_eval, f0_train : ndarray, shape (S, M) and (S, N)
-        Outputs at initialisation.
-    y : ndarray, shape (N,)
-    learning_rate : float
-        eta times the factor that turns the given kernel into the kernel of the stored
-        parameters (1 in NTK parameterization; n with eta / n in standard parameterization).
-    steps_recorded : ndarray of int, shape (T,)
-
-    Returns
-    -------
-    ndarray, shape (S, T, M): the linearised outputs at ``x_eval`` at the recorded steps.
+    eq. 8, in discrete time), evaluated exactly step by step from the empirical NTK at
+    initialisation ``theta_eval`` (S, M, N) and ``theta_train`` (S, N, N), the initial outputs
+    ``f0_eval`` (S, M) and ``f0_train`` (S, N), and the targets y (N,). ``learning_rate`` is eta
+    times the factor that turns the given kernel into the stored parameters' (1 in NTK
+    parameterization; n with eta / n in standard parameterization).
     """
     n = theta_train.shape[-1]
     rate = learning_rate / n

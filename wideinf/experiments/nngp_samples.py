@@ -144,20 +144,12 @@ def network_draws(
 
 
 def excess_kurtosis(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Excess kurtosis of each column and its delta-method standard error.
+    """Excess kurtosis g2 (k,) of each column of ``samples`` (S, k) and its standard error (k,).
 
-    Parameters
-    ----------
-    samples : ndarray, shape (S, k)
-
-    Returns
-    -------
-    g2 : ndarray, shape (k,)
-        ``m4 / m2^2 - 3`` with central sample moments ``m_r = mean(d^r)``, ``d = x - mean(x)``.
-    se : ndarray, shape (k,)
-        ``sd(psi) / sqrt(S)`` with the influence function
-        ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3``; ``sqrt(24 / S)`` for a
-        Gaussian. NaN for a column with zero variance.
+    ``g2 = m4 / m2^2 - 3`` with central sample moments ``m_r = mean(d^r)``, ``d = x - mean(x)``;
+    by the delta method ``se = sd(psi) / sqrt(S)`` with the influence function
+    ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3`` (``sqrt(24 / S)`` for a
+    Gaussian). NaN for a column with zero variance.
     """
     d = samples - samples.mean(axis=0)  # (S, k)
     m2, m3, m4 = ((d**r).mean(axis=0) for r in (2, 3, 4))  # (k,) each
@@ -169,18 +161,10 @@ def excess_kurtosis(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_covariance(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample covariance and the standard error of each of its entries.
+    """Sample covariance (k, k) of ``samples`` (S, k) and the standard error of each entry.
 
-    Parameters
-    ----------
-    samples : ndarray, shape (S, k)
-
-    Returns
-    -------
-    cov : ndarray, shape (k, k)
-        ``sum_s d_si d_sj / (S - 1)`` with ``d = x - mean(x)``.
-    se : ndarray, shape (k, k)
-        ``sd(d_i d_j) / sqrt(S)``: the Monte Carlo error of the entry, from the same samples.
+    ``cov_ij = sum_s d_si d_sj / (S - 1)`` with ``d = x - mean(x)``; ``se_ij = sd(d_i d_j) /
+    sqrt(S)``, the Monte Carlo error of the entry, from the same samples.
     """
     s = samples.shape[0]
     d = samples - samples.mean(axis=0)  # (S, k)
@@ -236,9 +220,7 @@ def _nice_ceiling(value: float) -> float:
 def run(config: Config, rng: np.random.Generator) -> Result:
     """Sample output functions at each width and measure the pair's Gaussianity.
 
-    Returns
-    -------
-    Result with arrays (G grid points, S samples, W widths, D density points)
+    Arrays (G grid points, S samples, W widths, D density points):
 
     - ``x_grid`` (G,), ``pair_inputs`` (2,), ``widths`` (W,) (float, ``inf`` for the GP);
     - ``nngp_pair_cov`` (2, 2): ``K`` at the pair; ``nngp_sd`` (G,): ``sqrt(K(x, x))``;

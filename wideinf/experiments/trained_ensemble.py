@@ -35,18 +35,11 @@ def train_ensemble(
     arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *,
     size: int, width: int, learning_rate: float, steps: int, rng: np.random.Generator,
 ):  # fmt: skip
-    """Train ``size`` independently initialised networks; outputs at ``x_eval`` (S, M).
+    """Train S = ``size`` independently initialised networks for ``steps`` steps.
 
-    ``learning_rate`` is in the kernel's units (time ``t = steps * learning_rate``); in standard
-    parameterization the networks take steps of ``learning_rate / width``, as the NTK reported
-    by :meth:`Architecture.kernel` is ``Theta / width`` there.
-
-    Returns
-    -------
-    f_eval : ndarray, shape (S, M)
-    loss : ndarray, shape (S, R)
-        Training loss recorded along the run.
-    recorded_steps : ndarray, shape (R,)
+    ``learning_rate`` is in the kernel's units, time ``t = steps * learning_rate``
+    (:func:`wideinf.experiments.ensemble.stored_step`). Returns the outputs at ``x_eval``
+    (S, M), the training loss (S, R) at the R recorded steps, and those steps (R,).
     """
     eta = stored_step(arch, learning_rate, width)
     params = init_params(arch, x_train.shape[1], width, size, rng)
