@@ -120,31 +120,29 @@ def _fit(arrays, key, widths, values, rng):
         arrays[f"{name}_{key}"] = got if values.ndim == 3 else got[0]
 
 
-_SCALING_WS = (
-    "nngp_rel_err",
-    "ntk_rel_err",
-    "ntk_change",
-    "linearization_gap",
-    "loss_initial",
-    "loss_final",
-)
+# Measures of every network (W, S); lazy training adds weight_change (W, S, L).
+_LAZY = ("ntk_change", "linearization_gap", "loss_initial", "loss_final")
 
 
-def _measure(config: Config, arch, xg, xt, y_train, width_rngs) -> dict:
-    """Kernel errors at initialisation and lazy training, per width and network."""
-    widths = np.array(config.widths)
-    n_w, s, m = len(widths), config.n_networks, config.grid.points
-    out = {k: np.empty((n_w, s)) for k in _SCALING_WS}
-    out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
-    out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))
+def _measure(arch, widths, s: int, xg, width_rngs, train=None, x_train=None, y_train=None):
+    """Kernel errors at initialisation of S networks per width on ``xg`` (M, 1); with ``train``
+    (a :class:`ScalingTrainConfig`) also lazy training on x_train (N, 1), y_train (N,)."""
+    n_w, m = len(widths), xg.shape[0]
+    keys = ("nngp_rel_err", "ntk_rel_err") + (_LAZY if train else ())
+    out = {k: np.empty((n_w, s)) for k in keys}
+    if train:
+        out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
+        out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))
     for i, width, sl, params in each_block(arch, 1, widths.astype(int), [s] * n_w, width_rngs):
         if sl.start == 0:
             kernel = arch.kernel(xg, width=width)
         nngp = nw.empirical_nngp(arch, params, xg)  # (S_b, M, M)
         out["nngp_rel_err"][i, sl] = relative_error(nngp, kernel.nngp)
-        res = lazy_run(
-            arch, params, xg, xt, y_train, config.train, width, config.train.record_every
-        )
+        if not train:
+            theta = nw.empirical_ntk(arch, params, xg)  # (S_b, M, M)
+            out["ntk_rel_err"][i, sl] = relative_error(theta, kernel.ntk)
+            continue
+        res = lazy_run(arch, params, xg, x_train, y_train, train, width, train.record_every)
         del params
         out["ntk_rel_err"][i, sl] = relative_error(res["theta0"], kernel.ntk)
         out["ntk_change"][i, sl] = relative_error(res["theta_t"], res["theta0"])
@@ -170,7 +168,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     xg = x_grid[:, None]
 
     boot_rng, variant_rng, *width_rngs = rng.spawn(n_w + 2)
-    out = _measure(config, arch, xg, x_train[:, None], y_train, width_rngs)
+    out = _measure(arch, widths, s, xg, width_rngs, config.train, x_train[:, None], y_train)
     arrays = {"widths": widths, "x_grid": x_grid, "x_train": x_train, "y_train": y_train}
     arrays.update(out)
     fit = widest_half(n_w)
@@ -219,16 +217,8 @@ def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:
     """``{"nngp": (W, S), "ntk": (W, S)}``: the relative errors of the empirical kernels of
     S = ``s`` freshly initialised networks per width (W,) on 1-D inputs ``xg`` (M, 1)."""
     arch = Architecture.from_config(arch_cfg)
-    errs = {"nngp": np.empty((len(widths), s)), "ntk": np.empty((len(widths), s))}
-    widths = widths.astype(int)
-    for i, width, sl, params in each_block(
-        arch, 1, widths, [s] * len(widths), rng.spawn(len(widths))
-    ):
-        if sl.start == 0:
-            kernel = arch.kernel(xg, width=width)
-        errs["nngp"][i, sl] = relative_error(nw.empirical_nngp(arch, params, xg), kernel.nngp)
-        errs["ntk"][i, sl] = relative_error(nw.empirical_ntk(arch, params, xg), kernel.ntk)
-    return errs
+    out = _measure(arch, widths, s, xg, rng.spawn(len(widths)))
+    return {"nngp": out["nngp_rel_err"], "ntk": out["ntk_rel_err"]}
 
 
 _NAMES = {

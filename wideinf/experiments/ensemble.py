@@ -1,11 +1,10 @@
-"""Ensembles of finite networks as the experiments build and train them.
+"""Ensembles of finite networks as the experiments build, check and train them.
 
-One function per mechanism, shared by every experiment: the parameter count of a network
-(:func:`wideinf.networks.parameter_count`) and the gradient-descent step size from the NTK
-(:func:`wideinf.training.step_size`), both re-exported here; the step on the stored
-parameters, one random stream per network, blocks of networks that fit in memory, and a
-lazy-training run of a block beside its linearisation (``wideinf convergence`` and
-``wideinf ntk-circle``).
+One function per mechanism, shared by every experiment: size checks of widths and ensembles,
+the step on the stored parameters, one random stream per network, blocks of networks that fit
+in memory, and a lazy-training run of a block beside its linearisation. The parameter count
+(:mod:`wideinf.networks`) and the step size from the NTK (:mod:`wideinf.training`) are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -106,8 +105,6 @@ def stored_step(arch, eta: float, width: int) -> float:
 def init_per_stream(arch, d_in: int, width: int, rngs) -> nw.Params:
     """S networks, network j drawn from ``rngs[j]`` alone (the same whatever else is drawn)."""
     nets = [nw.init_params(arch, d_in, width, 1, r) for r in rngs]
-    if len(nets) == 1:
-        return nets[0]
     return nw.Params(
         tuple(np.concatenate(ws) for ws in zip(*(p.weights for p in nets))),
         tuple(np.concatenate(bs) for bs in zip(*(p.biases for p in nets))),

@@ -182,8 +182,8 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
         yield stop, full.astype(np.float64), cross.astype(np.float64)
 
 
-def crossing(n, share, level: float = 0.5, log_n: bool = True) -> float:
-    """N at which ``share`` (A,) first reaches ``level`` over increasing sizes ``n`` (A,).
+def crossing(n, share, log_n: bool = True) -> float:
+    """N at which ``share`` (A,) first reaches 1/2 over increasing sizes ``n`` (A,).
 
     logit(share) is interpolated in log N, exact for the theory (``logit s = log N - log N*``),
     or with ``log_n=False`` in N, exact for the L1 theory (``logit s = (N - N*) log 2``).
@@ -191,17 +191,15 @@ def crossing(n, share, level: float = 0.5, log_n: bool = True) -> float:
     """
     n = np.asarray(n, dtype=float)
     share = np.asarray(share, dtype=float)
-    above = np.flatnonzero(share >= level - 1e-12)
+    above = np.flatnonzero(share >= 0.5 - 1e-12)
     if above.size == 0:
         return math.nan
     i = int(above[0])
     if i == 0:
-        return float(n[0]) if abs(share[0] - level) <= 1e-9 else math.nan
-    eps = 1e-12
-    lo, hi = np.clip(share[[i - 1, i]], eps, 1 - eps)
-    target = math.log(level / (1 - level))
+        return float(n[0]) if abs(share[0] - 0.5) <= 1e-9 else math.nan
+    lo, hi = np.clip(share[[i - 1, i]], 1e-12, 1 - 1e-12)
     l0, l1 = math.log(lo / (1 - lo)), math.log(hi / (1 - hi))
-    t = (target - l0) / (l1 - l0)
+    t = -l0 / (l1 - l0)  # where logit(share) = 0
     if not log_n:
         return float(n[i - 1] + t * (n[i] - n[i - 1]))
     return float(math.exp(math.log(n[i - 1]) + t * (math.log(n[i]) - math.log(n[i - 1]))))

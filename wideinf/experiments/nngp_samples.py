@@ -45,6 +45,8 @@ _BATCH_BYTES = 128 * 2**20
 _NETWORK_BYTES = 2**30
 # Points on each sigma ellipse.
 _ELLIPSE_POINTS = 181
+# The distinct entries of a 2 x 2 covariance.
+_ENTRIES = ((0, 0), (0, 1), (1, 1))
 # Half-width of the bottom row's axes when not set: this many NNGP standard deviations.
 _AUTO_LIMIT_SDS = 5.0
 
@@ -261,12 +263,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     summary = {
         "architecture": arch.describe(),
         "n_samples": config.n_samples,
-        "nngp_K11": float(pair_cov_exact[0, 0]),
-        "nngp_K12": float(pair_cov_exact[0, 1]),
-        "nngp_K22": float(pair_cov_exact[1, 1]),
+        **{f"nngp_K{i + 1}{j + 1}": float(pair_cov_exact[i, j]) for i, j in _ENTRIES},
     }
-    warnings = []
-    per_width = {"excess_kurtosis": [], "excess_kurtosis_se": [], "pair_cov": [], "pair_cov_se": []}
+    warnings, per_width = [], []
     base = int(rng.integers(2**63))
     for width in widths:
         label = width_label(width)
@@ -287,21 +286,19 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
         g2, g2_se = excess_kurtosis(pairs)  # (2,), (2,)
         cov, cov_se = sample_covariance(pairs)  # (2, 2), (2, 2)
-        for values, value in zip(per_width.values(), (g2, g2_se, cov, cov_se), strict=True):
-            values.append(value)
+        per_width.append((g2, g2_se, cov, cov_se))
         z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
         outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])
             summary[f"excess_kurtosis_se_{label}_{i + 1}"] = float(g2_se[i])
-        for i, j in ((0, 0), (0, 1), (1, 1)):
+        for i, j in _ENTRIES:
             summary[f"cov_{label}_{i + 1}{j + 1}"] = float(cov[i, j])
         summary[f"cov_max_z_{label}"] = float(np.nanmax(z)) if np.isfinite(z).any() else math.nan
         summary[f"outside_fraction_{label}"] = float(outside)
 
-    arrays.update(
-        {key: np.array(values) for key, values in per_width.items()}
-    )  # (W, 2) or (W, 2, 2)
+    keys = ("excess_kurtosis", "excess_kurtosis_se", "pair_cov", "pair_cov_se")
+    arrays.update({key: np.array(v) for key, v in zip(keys, zip(*per_width))})  # (W, 2 [, 2])
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 

@@ -64,7 +64,7 @@ def compare_trained_ensemble(
     ``mu_t``, ``sd_t`` (G + m,): the NTK ensemble at ``t = steps * eta`` on the grid and the
     test points. Returns (arrays, summary, warnings, (mean, sd) of the networks (G + m,)).
     """
-    ens = config.ensemble
+    ens, reg = config.ensemble, diag_reg_args(config)
     g = x_grid.shape[0]
     t_ens = ens.steps * eta
     f_eval, loss, recorded = train_ensemble(
@@ -81,11 +81,7 @@ def compare_trained_ensemble(
         "ensemble_loss": loss.mean(axis=0),  # (R,)
         "ensemble_loss_steps": recorded,  # (R,)
         "ntk_loss": ntk_train_loss(
-            blocks.ntk_train,
-            blocks.nngp_train,
-            data.y_train,
-            recorded * eta,
-            **diag_reg_args(config),
+            blocks.ntk_train, blocks.nngp_train, data.y_train, recorded * eta, **reg
         ),  # (R,)
     }
     # z-scores where the NTK band is wide (near the training points, where its sd is a few
