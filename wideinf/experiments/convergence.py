@@ -1,20 +1,13 @@
 """Finite networks converge to their infinite-width limits, and train lazily.
 
-``wideinf convergence`` (experiments/kernel_convergence.yaml). For every hidden width n, S
-independently initialised networks on a grid of M points in [x_min, x_max]:
-
-- at initialisation, ``||K_hat - K||_F / ||K||_F`` of each network's empirical NNGP and NTK
-  against the analytic kernels (Jacot et al. 2018, arXiv:1806.07572);
-- lazy training (full-batch gradient descent on N points of y = sin(x), the cell centres of
-  [x_min, x_max], beside the linearised network of :mod:`wideinf.experiments.lazy`):
-  ``ntk_change`` ``||Theta_T - Theta_0||_F / ||Theta_0||_F``, ``linearization_gap``
-  ``max_k RMS_x |f_k(x) - f_lin_k(x)|`` over the recorded steps k, and ``weight_change``
-  ``||W_T - W_0||_F / ||W_0||_F`` per dense layer.
-
-All fall as about n^-1/2 (Lee et al. 2019, arXiv:1902.06720; docs/theory.md, "Lazy training
-and O(n^-1/2) convergence"); slopes of ``log median`` against ``log n`` over the widest half of
-the widths carry bootstrap standard errors (:mod:`wideinf.stats`). An optional ``variant``
-architecture gets the kernel errors at initialisation only.
+For every hidden width n, S networks on a grid of M points in [x_min, x_max]: the relative
+errors ``||K_hat - K||_F / ||K||_F`` of their empirical NNGP and NTK at initialisation, and
+lazy training on N points of y = sin(x) beside the linearised network
+(:mod:`wideinf.experiments.lazy`): the NTK's relative change, the largest RMS gap to the
+linearised outputs, and each weight matrix's relative change. All fall as about n^-1/2 (Lee et
+al. 2019, arXiv:1902.06720; docs/theory.md, "Lazy training and O(n^-1/2) convergence"); the
+slopes of ``log median`` against ``log n`` carry bootstrap standard errors (:mod:`wideinf.stats`).
+An optional ``variant`` architecture gets the kernel errors at initialisation only.
 
 Arrays (the ``<name>.npz`` contract): ``widths`` (W,), ``nngp_rel_err``, ``ntk_rel_err``,
 ``ntk_change``, ``linearization_gap`` (W, S), ``weight_change`` (W, S, L), ``slope_nngp``,

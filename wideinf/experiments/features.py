@@ -1,19 +1,12 @@
 """Perfect vs random features under minimum-norm regression (the essay's toy model).
 
-The readout of an infinitely wide network is linear regression on M fixed features: a fraction p
-are *perfect* (each equal to the labels ``y = +-1``), the rest *random* (fair +-1 coins). Gradient
-descent from zero finds the minimum-L2-norm weights ``w = F^T (F F^T)^+ y``, computed exactly
-through the N x N Gram matrix ``G = n_p y y^T + K``, ``K = Rnd Rnd^T`` (``n_p`` perfect and ``m``
-random columns). With ``a = G^+ y`` the *perfect share* is ``s = n_p (y . a)`` and the
-contributions are ``P = s sqrt(N)``, ``R = (1 - s) sqrt(N)``. As M -> infinity
-
-    s = pN / (pN + 1 - p),    P / R = pN / (1 - p),
-
-so the perfect part dominates iff ``N > N* = (1 - p) / p = 2^C - 1`` with ``C = log2(1/p)``
-bits, where a Bayesian learner needs only ``log2((1 - p) / p) ~ C`` points. The finite-M
-approximation, the test accuracy on fresh inputs and the simulation scheme (nested columns, one
-Cholesky factor for every N, exact float32 Gram matrices) are derived in docs/theory.md,
-"Perfect and random features".
+Linear regression on M fixed features, a fraction p *perfect* (equal to the labels y = +-1) and
+the rest fair +-1 coins, by the minimum-L2-norm weights ``w = F^T (F F^T)^+ y``, computed through
+the N x N Gram matrix ``G = n_p y y^T + Rnd Rnd^T``. The perfect share ``s = n_p (y . G^+ y)``
+tends to ``pN / (pN + 1 - p)`` as M -> infinity, so the perfect features dominate iff
+``N > N* = (1 - p) / p = 2^C - 1`` with ``C = log2(1/p)`` bits, where a Bayesian learner needs
+only about C points. Derivation, finite-M approximation, test accuracy and the simulation
+scheme: docs/theory.md, "Perfect and random features".
 
 With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from the
 same coins (:mod:`wideinf.experiments.features_l1`, docs/features-l1.md); the solvers of both

@@ -60,23 +60,12 @@ def descend(
     arch, params: Params, x, y, learning_rate: float, steps: int, *, x_record,
     record_every: int = 1,
 ) -> LazyTrace:  # fmt: skip
-    """:func:`wideinf.training.train` recording the outputs at ``x_record``, and the weights' change.
+    """:func:`wideinf.training.train` recording the outputs and the weights' change.
 
-    Parameters
-    ----------
-    arch : Architecture
-    params : Params of S networks, left unchanged
-    x : ndarray, shape (N, d), and y : ndarray, shape (N,)
-        Training inputs and targets.
-    learning_rate : float
-        eta, applied to the stored parameters (use eta / n in standard parameterization).
-    steps : int
-    x_record : ndarray, shape (M, d)
-        Inputs at which the outputs are recorded, every ``record_every`` steps and at the last.
-
-    Returns
-    -------
-    LazyTrace; a NumericalError if the outputs become NaN or infinite (eta too large).
+    S networks ``params`` (left unchanged) take ``steps`` steps of ``learning_rate`` on the
+    stored parameters (eta / n in standard parameterization) on x (N, d), y (N,); the outputs
+    at ``x_record`` (M, d) are recorded every ``record_every`` steps and at the last. Returns a
+    :class:`LazyTrace`; a NumericalError if the outputs become NaN or infinite.
     """
     # Divergence is reported below as a NumericalError, not as overflow warnings.
     with np.errstate(over="ignore", invalid="ignore"):

@@ -91,8 +91,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         rel_err = relative_error(row0[:, None], ref[None])
         change = relative_error(row_t[:, None], row0[:, None])
         values = (row0, row_t, rel_err, change, res["loss_initial"], res["loss_final"])
-        for key, value in zip(rows, (*values, np.full(row0.shape[0], float(width)))):
+        for key, value in zip(keys, values, strict=True):
             rows[key].append(value)
+        rows["network_width"].append(np.full(row0.shape[0], float(width)))
     arrays = {
         "widths": widths,
         "gamma": gamma,
@@ -112,13 +113,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 def report(result: Result) -> list[str]:
     """Per width: the median error of ``Theta(x0, .)`` at initialisation and its change."""
     s = result.summary
-    lines = []
-    for key, value in s.items():
-        if key.startswith("median_ntk_rel_err_w"):
-            width = key.rsplit("_w", 1)[1]
-            change = s[f"median_ntk_change_w{width}"]
-            lines.append(
-                f"width {width}: median error of Theta(x0, .) at init {value:.3f}, "
-                f"change in training {change:.3f}"
-            )
-    return lines
+    return [
+        f"width {w}: median error of Theta(x0, .) at init {s[f'median_ntk_rel_err_w{w}']:.3f}, "
+        f"change in training {s[f'median_ntk_change_w{w}']:.3f}"
+        for w in s["widths"].split(", ")
+    ]
