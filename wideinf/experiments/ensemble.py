@@ -30,7 +30,7 @@ __all__ = [
     "BLOG_ARCHITECTURE",
     "parameter_count",
     "check_network_size",
-    "check_finite_widths",
+    "check_width_list",
     "check_widths",
     "check_ensemble_size",
     "step_size",
@@ -62,23 +62,23 @@ def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str
             )
 
 
-def check_finite_widths(widths, where: str, increasing: bool = True) -> None:
-    """A ConfigError at ``where`` (e.g. ``file.yaml.widths``) unless every width is finite (the
-    analytic limit is always shown) and the widths increase, or with ``increasing=False`` differ."""
+def check_width_list(widths, where: str, finite: bool = True, increasing: bool = True) -> None:
+    """A ConfigError at ``where[i]`` (e.g. ``file.yaml.widths[2]``) for the first width that is
+    repeated, infinite (with ``finite``: the analytic limit is always shown), or below the one
+    before it (with ``increasing``)."""
     for i, width in enumerate(widths):
-        if math.isinf(width):
+        if finite and math.isinf(width):
             raise ConfigError(f"{where}[{i}]: must be finite (the analytic limit is always shown)")
-        if width in widths[:i] or (increasing and i and width < widths[i - 1]):
-            listed = ", ".join(f"{w:g}" for w in widths)
-            raise ConfigError(
-                f"{where}: must {'increase' if increasing else 'differ'}, got {listed}"
-            )
+        if width in widths[:i]:
+            raise ConfigError(f"{where}[{i}]: {width:g} appears twice")
+        if increasing and i and width < widths[i - 1]:
+            raise ConfigError(f"{where}[{i}]: must increase, got {width:g} after {widths[i - 1]:g}")
 
 
 def check_widths(arch_cfg, d_in: int, widths, where: str, limit_bytes: int = 3 * 2**30) -> None:
     """Widths finite and increasing, each network's parameters at most ``limit_bytes`` (training
     holds two copies); ``where`` is the config block holding ``widths``."""
-    check_finite_widths(widths, f"{where}.widths")
+    check_width_list(widths, f"{where}.widths")
     check_network_size(arch_cfg, d_in, widths, limit_bytes, f"{where}.widths")
 
 

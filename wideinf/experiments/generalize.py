@@ -28,7 +28,7 @@ from ..predict import gp_posterior
 from ..progress import progress
 from ..stats import fit_power_law
 from . import Result
-from .ensemble import check_ensemble_size, check_finite_widths
+from .ensemble import check_ensemble_size, check_width_list
 from .generalize_sweep import gradient_norm, make_scheme, rms, slopes, spread, train_width
 
 __all__ = [
@@ -153,7 +153,7 @@ class Config(ExperimentConfig):
                 f"{where}.parameterizations: must include the architecture's parameterization "
                 f"{ref!r} (the sweep saved as `predictions` and compared with the limits)"
             )
-        check_finite_widths(self.widths, f"{where}.widths", increasing=False)
+        check_width_list(self.widths, f"{where}.widths", increasing=False)
         if max(self.widths) > 2**20:
             raise ConfigError(f"{where}.widths: at most {2**20}, got {max(self.widths):g}")
         check_ensemble_size(

@@ -25,7 +25,7 @@ from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
 from . import Result
-from .ensemble import BLOG_ARCHITECTURE, check_network_size, parameter_count
+from .ensemble import BLOG_ARCHITECTURE, check_network_size, check_width_list, parameter_count
 
 __all__ = [
     "Config",
@@ -88,10 +88,7 @@ class Config(ExperimentConfig):
             raise ConfigError(
                 f"{where}.pair_inputs: need two different inputs, got {list(self.pair_inputs)}"
             )
-        labels = [width_label(w) for w in self.widths]
-        for i, label in enumerate(labels):
-            if label in labels[:i]:
-                raise ConfigError(f"{where}.widths[{i}]: {label[1:]} appears twice")
+        check_width_list(self.widths, f"{where}.widths", finite=False, increasing=False)
         check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, f"{where}.widths")
 
 
