@@ -246,9 +246,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         warnings.extend(ens_warnings)
         methods["ensemble"] = e_pred
     for name, (mean, std) in methods.items():
-        rmse, coverage = band_metrics(mean[test], std[test], data.y_test, data.noise)
-        summary[f"rmse_{name}"] = rmse
-        summary[f"coverage_{name}"] = coverage
+        summary[f"rmse_{name}"], summary[f"coverage_{name}"] = band_metrics(
+            mean[test], std[test], data.y_test, data.noise
+        )
     return Result(arrays, summary, warnings)
 
 

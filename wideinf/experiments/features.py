@@ -138,23 +138,11 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
     training coins as a (c, N_max) array, then the test coins as a (c, T) array. Blocks end at
     every stop. Sums of at most 2^24 products of +-1 are exact in float32.
 
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    n_items, n_test : int
-        Training items (rows) N_max and fresh test inputs T.
-    stops : sequence of int
-        Increasing column counts m at which to report.
-    observe : callable, optional
-        Called with every block of training coins, shape (c, N_max), as it is drawn.
-
-    Yields
-    ------
-    m : int
-    gram : ndarray, shape (N_max, N_max)
-        ``K = Rnd[:, :m] Rnd[:, :m]^T`` (exact integers, float64).
-    cross : ndarray, shape (T, N_max)
-        ``Xi[:, :m] Rnd[:, :m]^T``, the test coins against the training coins.
+    Yields ``(m, gram, cross)`` at each of the increasing column counts m in ``stops``, for
+    ``n_items`` = N_max training items and ``n_test`` = T fresh test inputs: ``gram`` (N_max,
+    N_max) is ``K = Rnd[:, :m] Rnd[:, :m]^T`` (exact integers, float64), ``cross`` (T, N_max) is
+    ``Xi[:, :m] Rnd[:, :m]^T``, the test coins against the training coins. ``observe``, if
+    given, is called with every block of training coins (c, N_max) as it is drawn.
     """
     block = max(64, _BLOCK_ENTRIES // (n_items + n_test))
     gram = np.zeros((n_items, n_items), dtype=np.float32, order="F")  # upper triangle

@@ -242,9 +242,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     kernel = arch.kernel(x_all).nngp  # (G + 2, G + 2)
     pair_cov_exact = kernel[n_grid:, n_grid:].copy()  # (2, 2)
 
-    limit = config.pair_limit
-    if limit is None:
-        limit = _nice_ceiling(_AUTO_LIMIT_SDS * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))
+    auto = _nice_ceiling(_AUTO_LIMIT_SDS * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))
+    limit = config.pair_limit or auto
     density_axis = np.linspace(-limit, limit, config.density_points)  # (D,)
 
     widths = np.asarray(config.widths, dtype=float)  # (W,)
