@@ -28,16 +28,7 @@ from . import Result
 from .ensemble import BLOG_ARCHITECTURE, check_ensemble_size, step_size
 from .trained_ensemble import compare_trained_ensemble, diag_reg_args
 
-__all__ = [
-    "Config",
-    "EnsembleConfig",
-    "KernelBlocks",
-    "run",
-    "report",
-    "make_grid",
-    "kernel_blocks",
-    "band_metrics",
-]
+__all__ = ["Config", "run", "report", "make_grid", "kernel_blocks", "band_metrics"]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 _DIAG_BLOCK = 256  # eval points per block when computing the kernels' diagonals
@@ -177,16 +168,11 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     g = x_grid.shape[0]
     x_eval = np.concatenate([x_grid, data.x_test])  # (G + m, d)
     blocks = kernel_blocks(arch, data.x_train, x_eval)
-    warnings: list[str] = []
-
-    ens = config.ensemble
-    run_ensemble = ens.size > 0
-    eta = t_ens = math.nan
-    times = [math.inf, *config.times]
-    if run_ensemble:
+    ens, warnings = config.ensemble, []
+    times = [math.inf, *config.times]  # and the finite networks' time t = steps * eta
+    if ens.size:
         eta = ens.learning_rate or step_size(blocks.ntk_train)
-        t_ens = ens.steps * eta
-        times.append(t_ens)
+        times.append(ens.steps * eta)
         stable = step_size(blocks.ntk_train, 2.0)
         if eta >= stable:
             warnings.append(
@@ -232,8 +218,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         arrays["ntkgp_mean"], arrays["ntkgp_std"] = gp.mean[:g], gp.std[:g]
         methods["ntk_gp"] = (gp.mean, gp.std)
 
-    if run_ensemble:
-        # the NTK ensemble at the networks' time t = steps * eta is the last row
+    if ens.size:  # the NTK ensemble at the networks' time is the last row
         ens_arrays, ens_summary, ens_warnings, e_pred = compare_trained_ensemble(
             arch, config, data, x_grid, x_eval, blocks, eta, ntk_mean[-1], ntk_std[-1],
             net_rng, stats_rng,

@@ -33,15 +33,7 @@ from ..stats import fit_power_law, relative_error, widest_half
 from . import Result
 from .ensemble import BLOG_ARCHITECTURE, TrainConfig, check_widths, each_block, lazy_run
 
-__all__ = [
-    "Config",
-    "GridConfig",
-    "ScalingTrainConfig",
-    "VariantConfig",
-    "run",
-    "report",
-    "kernel_errors",
-]
+__all__ = ["Config", "run", "report", "kernel_errors"]
 
 _RELU = ArchitectureConfig.from_raw(
     {"layers": ["dense", "relu", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}

@@ -307,13 +307,12 @@ def _summarise(config, arrays, per_seed):
         "n_star_max_rel_error": float(np.nanmax(rel)) if np.isfinite(rel).any() else math.nan,
         "interpolation_residual_max": float(per_seed["residual"].max()),
     }
-    warnings = []
-    for b, p in enumerate(ps):
-        if not math.isfinite(arrays["n_star"][b]):
-            warnings.append(
-                f"p = {p:g}: the perfect share does not cross 1/2 inside N = {ns[0]:g}..{ns[-1]:g}"
-                f" (theory N* = {(1 - p) / p:.3g}); widen n_train"
-            )
+    warnings = [
+        f"p = {p:g}: the perfect share does not cross 1/2 inside N = {ns[0]:g}..{ns[-1]:g}"
+        f" (theory N* = {(1 - p) / p:.3g}); widen n_train"
+        for p, n_star in zip(ps, arrays["n_star"])
+        if not math.isfinite(n_star)
+    ]
     if np.any(np.abs(p_eff / ps - 1) > 1e-3):
         warnings.append(
             f"p M is not an integer: the realised fractions n_p / M differ from p by up to "

@@ -399,12 +399,8 @@ def report(result: Result) -> list[str]:
 
 def _movement_line(s: dict, name: str) -> str:
     base = f" (base width {s['mup_base_width']})" if name == "mup" else ""
-    slope = s[f"slope_feature_movement_{name}"]
-    fit = (
-        ""
-        if slope is None
-        else f"slope {slope:+.2f} +- {s[f'slope_feature_movement_{name}_sd']:.2f} (lazy: -0.5), "
-    )
+    slope, sd = s[f"slope_feature_movement_{name}"], s[f"slope_feature_movement_{name}_sd"]
+    fit = "" if slope is None else f"slope {slope:+.2f} +- {sd:.2f} (lazy: -0.5), "
     return (
         f"{name}{base}: feature movement ||h_T - h_0|| / ||h_0|| {fit}"
         f"{s[f'feature_movement_widest_{name}']:.4f} at the widest; distance to the ntk limit "
