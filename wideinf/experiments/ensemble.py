@@ -159,8 +159,6 @@ def lazy_run(arch, params, x_eval, x_train, y_train, train, width: int, record_e
     x_all = np.vstack([x_eval, x_train]) if linearize else x_eval  # (M [+ N], d)
     theta_all = nw.empirical_ntk(arch, params, x_all)  # (S, M + N, M + N)
     eta = stored_step(arch, train.learning_rate, width)
-    copy_bytes = 8 * params.n_networks * params.n_params  # descend trains a copy
-    nw.check_memory(copy_bytes, f"training {params.n_networks} network(s) of width {width}")
     f0 = nw.forward(arch, params, x_all) if linearize else None  # (S, M + N)
     trace = descend(
         arch, params, x_train, y_train, eta, train.steps, x_record=x_eval,

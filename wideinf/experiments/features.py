@@ -82,9 +82,8 @@ class Config(ExperimentConfig):
             raise ConfigError(f"{where}.n_train: must be strictly increasing, got {self.n_train}")
         if len(set(self.p)) != len(self.p):
             raise ConfigError(f"{where}.p: contains a repeated value")
-        if "l2" not in self.regularization or len(set(self.regularization)) == 1 < len(
-            self.regularization
-        ):
+        reg = self.regularization
+        if "l2" not in reg or len(set(reg)) < len(reg):
             raise ConfigError(
                 f"{where}.regularization: the L2 fit is the reference the L1 one is shown "
                 f"beside; give l2 or [l2, l1], got {list(self.regularization)}"

@@ -7,11 +7,9 @@ NTK ``Theta(*, X) Theta(X, X)^-1 y`` (training every layer), NNGP ``K(*, X) K(X,
 (the readout only) and, in standard parameterization, the last hidden layer's kernel
 ``E[phi phi]`` (Sohl-Dickstein et al. 2020, arXiv:2001.07301). ``training.init_output`` says
 how the random initial function is removed (centered, zero_readout or standard); which limit
-each setting reaches is derived in docs/theory.md, "Centered training".
-
-Network j of width n is drawn from its own stream ``default_rng([base, n, j])`` (``base`` drawn
-once from the run's generator), so adding a width leaves the others' networks as they were.
-Slopes against width carry bootstrap standard errors over seeds (:mod:`wideinf.stats`).
+each setting reaches is derived in docs/theory.md, "Centered training". Every network has its
+own random stream (:func:`~wideinf.experiments.generalize_sweep.train_width`); slopes against
+width carry bootstrap standard errors over seeds (:mod:`wideinf.stats`).
 """
 
 from __future__ import annotations
@@ -299,14 +297,12 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     """Train every parameterization x width x seed; the limits and the metrics of the figures.
 
     Returns arrays: ``grid_x`` (G, 2), ``grid_axis`` (g,), ``x_train`` (N, 2), ``y_train`` (N,),
-    ``widths`` (W,), ``predictions`` (W, S, G), ``ntk_limit``, ``nngp_limit``,
-    ``features_limit`` (G,), ``train_loss``, ``steps`` (W, S), ``learning_rate`` (W,),
-    ``spread`` (W,), ``dist_ntk``, ``dist_nngp``, ``dist_features``, ``gradient_norm`` (W, S),
-    ``limit_gradient_norm`` (3,) for (ntk, nngp, features): all of the reference sweep, in the
-    architecture's parameterization. ``parameterizations`` (P,) names every sweep (the
-    reference first), and for each name p: ``predictions_<p>`` (W, S, G),
-    ``feature_movement_<p>``, ``train_loss_<p>``, ``steps_<p>``, ``gradient_norm_<p>``,
-    ``dist_<limit>_<p>`` (W, S), ``spread_<p>``, ``learning_rate_<p>`` (W,).
+    ``widths`` (W,), ``ntk_limit``, ``nngp_limit``, ``features_limit`` (G,),
+    ``limit_gradient_norm`` (3,) for (ntk, nngp, features), ``parameterizations`` (P,) the
+    sweeps, the architecture's (the reference) first; of the reference sweep ``predictions``
+    (W, S, G), ``train_loss``, ``steps``, ``gradient_norm``, ``dist_<limit>`` (W, S),
+    ``learning_rate`` and ``spread`` (W,); the same suffixed ``_<p>`` for every sweep p, with
+    ``feature_movement_<p>`` (W, S).
     """
     arch = Architecture.from_config(config.architecture)
     x_train, y_train = make_data(config.data)
@@ -350,10 +346,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     tol = config.training.loss_tol
     missed = {name: ~(sw["loss"] <= tol) for name, sw in sweeps.items()}  # each (W, S)
     summary["networks_missing_tol"] = int(sum(m.sum() for m in missed.values()))
-    every_loss = np.concatenate([sw["loss"].ravel() for sw in sweeps.values()])
-    summary["max_final_loss"] = float(
-        np.nanmax(np.where(np.isfinite(every_loss), every_loss, np.inf))
-    )
+    loss = np.concatenate([sw["loss"].ravel() for sw in sweeps.values()])
+    summary["max_final_loss"] = float(np.max(np.where(np.isfinite(loss), loss, np.inf)))
     summary["spread_widest"] = float(arrays["spread"][-1])
     summary[f"dist_{match}_widest"] = float(rms(arrays[f"dist_{match}"][-1]))
     # Drawn after the reference slopes, so those are as without the other sweeps.
