@@ -120,18 +120,12 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
 
 def spec_for(experiment: str) -> ExperimentSpec:
     """The spec of an experiment by its ``experiment:`` name (a ConfigError if unknown)."""
-    from ..errors import ConfigError
+    from ..config import ConfigError, _did_you_mean
 
+    valid = ", ".join(EXPERIMENTS)
     if not isinstance(experiment, str):
-        raise ConfigError(
-            f"experiment: expected a command name ({', '.join(EXPERIMENTS)}), got {experiment!r}"
-        )
+        raise ConfigError(f"experiment: expected a command name ({valid}), got {experiment!r}")
     if experiment not in EXPERIMENTS:
-        import difflib
-
-        close = difflib.get_close_matches(str(experiment), EXPERIMENTS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown experiment {experiment!r}{hint}; valid: {', '.join(EXPERIMENTS)}"
-        )
+        hint = _did_you_mean(experiment, EXPERIMENTS)
+        raise ConfigError(f"unknown experiment {experiment!r}{hint}; valid: {valid}")
     return EXPERIMENTS[experiment]

@@ -167,7 +167,13 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         for key, values in errs.items():
             arrays[f"variant_{key}_rel_err"] = values
             _fit(arrays, f"variant_{key}", widths, values, boot_rng)
-    return Result(arrays, _summary(config, arrays), _warnings(out))
+    warnings = []
+    if np.median(out["loss_final"][-1]) > 0.1 * np.median(out["loss_initial"][-1]):
+        warnings.append(
+            "the widest networks reduced their training loss by less than 10x; "
+            "training is short (raise train.steps or train.learning_rate)"
+        )
+    return Result(arrays, _summary(config, arrays), warnings)
 
 
 def _summary(config: Config, arrays) -> dict:
@@ -187,15 +193,6 @@ def _summary(config: Config, arrays) -> dict:
             summary[f"slope_variant_{key}"] = round(float(arrays[f"slope_variant_{key}"]), 4)
     summary["median_loss_final_widest"] = float(f"{np.median(arrays['loss_final'][-1]):.3g}")
     return summary
-
-
-def _warnings(out) -> list[str]:
-    if np.median(out["loss_final"][-1]) > 0.1 * np.median(out["loss_initial"][-1]):
-        return [
-            "the widest networks reduced their training loss by less than 10x; "
-            "training is short (raise train.steps or train.learning_rate)"
-        ]
-    return []
 
 
 def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:
