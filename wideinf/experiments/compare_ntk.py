@@ -82,12 +82,11 @@ class Config(ExperimentConfig):
     ensemble: EnsembleConfig = setting(EnsembleConfig(), help="finite networks trained by GD")
 
     def validate(self, where: str = "config"):
-        if self.grid_range:
-            if len(self.grid_range) != 2 or not self.grid_range[0] < self.grid_range[1]:
-                raise ConfigError(
-                    f"{where}.grid_range: expected [low, high] with low < high, "
-                    f"got {list(self.grid_range)}"
-                )
+        low_high = self.grid_range
+        if low_high and (len(low_high) != 2 or not low_high[0] < low_high[1]):
+            raise ConfigError(
+                f"{where}.grid_range: expected [low, high] with low < high, got {list(low_high)}"
+            )
         ens = self.ensemble
         if ens.size:
             if ens.size < 2:

@@ -102,15 +102,12 @@ def linearized_path(
     rate = learning_rate / n
     resid = f0_train - y  # (S, N)
     f = f0_eval.copy()  # (S, M)
-    steps_recorded = np.asarray(steps_recorded)
     out = np.empty((f.shape[0], len(steps_recorded), f.shape[1]))  # (S, T, M)
-    column = 0
-    for step in range(int(steps_recorded[-1]) + 1):
-        if step == steps_recorded[column]:
-            out[:, column] = f
-            column += 1
-        if column == len(steps_recorded):
-            break
-        f -= rate * np.einsum("smn,sn->sm", theta_eval, resid)
-        resid = resid - rate * np.einsum("smn,sn->sm", theta_train, resid)
+    step = 0
+    for column, stop in enumerate(steps_recorded):
+        for _ in range(int(stop) - step):
+            f -= rate * np.einsum("smn,sn->sm", theta_eval, resid)
+            resid = resid - rate * np.einsum("smn,sn->sm", theta_train, resid)
+        step = int(stop)
+        out[:, column] = f
     return out
