@@ -21,20 +21,13 @@ __all__ = ["Result", "CliOption", "ExperimentSpec", "EXPERIMENTS", "spec_for"]
 
 @dataclass
 class Result:
-    """What an experiment computed.
+    """What an experiment computed."""
 
-    Attributes
-    ----------
-    arrays : dict of str -> ndarray
-        Every array a figure shows; saved as ``<name>.npz`` (names are the commands' contract).
-    summary : dict of str -> number or str
-        Scalars worth printing and keeping (saved in ``<name>.yaml``).
-    warnings : list of str
-        Things the user should know (e.g. a network that missed its loss tolerance).
-    """
-
+    # Every array a figure shows; saved as ``<name>.npz`` (names are the commands' contract).
     arrays: dict[str, Any]
+    # Scalars worth printing and keeping (saved in ``<name>.yaml``).
     summary: dict[str, Any] = field(default_factory=dict)
+    # Things the user should know (e.g. a network that missed its loss tolerance).
     warnings: list[str] = field(default_factory=list)
 
 
@@ -58,64 +51,64 @@ class ExperimentSpec:
     options: tuple[CliOption, ...] = ()
 
 
+def _spec(command: str, config: str, summary: str, example: str, widths: str = ""):
+    """The spec of ``command`` (module: its name with underscores); ``widths`` is an example of
+    its ``--widths`` option, which it has only if given."""
+    options = (CliOption("--widths", "widths", f"hidden widths, e.g. {widths}", multiple=True),)
+    module = command.replace("-", "_")
+    return ExperimentSpec(command, module, config, summary, example, options if widths else ())
+
+
 EXPERIMENTS: dict[str, ExperimentSpec] = {
     spec.command: spec
     for spec in (
-        ExperimentSpec(
+        _spec(
             "nngp-samples",
-            "nngp_samples",
             "fig1_gabor_relu.yaml",
             "Random output functions at finite and infinite width (blog Figure 1).",
             "wideinf nngp-samples --widths 4 500 inf",
-            (CliOption("--widths", "widths", "hidden widths, e.g. 4 500 inf", multiple=True),),
+            "4 500 inf",
         ),
-        ExperimentSpec(
+        _spec(
             "compare-ntk",
-            "compare_ntk",
             "fig2_nngp_vs_ntk.yaml",
             "NNGP posterior vs NTK ensemble vs trained finite networks (blog Figure 2).",
             "wideinf compare-ntk experiments/fig2_nngp_vs_ntk.yaml",
         ),
-        ExperimentSpec(
-            "generalize",
+        _spec(
             "generalize",
             "ensemble_prior_4point.yaml",
             "4-point 2-D fits across widths and seeds against the infinite-width limits.",
             "wideinf generalize experiments/ensemble_prior_4point.yaml --quick",
-            (CliOption("--widths", "widths", "hidden widths, e.g. 8 64 512", multiple=True),),
+            "8 64 512",
         ),
-        ExperimentSpec(
-            "features",
+        _spec(
             "features",
             "ensemble_prior_features.yaml",
             "Perfect vs random features under min-norm regression (essay's toy model).",
             "wideinf features experiments/ensemble_prior_features.yaml",
         ),
-        ExperimentSpec(
-            "convergence",
+        _spec(
             "convergence",
             "kernel_convergence.yaml",
             "Empirical kernels and training converge to the limit at O(n^-1/2); lazy training.",
             "wideinf convergence experiments/kernel_convergence.yaml --quick",
-            (CliOption("--widths", "widths", "hidden widths, e.g. 64 256 1024", multiple=True),),
+            "64 256 1024",
         ),
-        ExperimentSpec(
+        _spec(
             "ntk-circle",
-            "ntk_circle",
             "ntk_circle.yaml",
             "The NTK of finite networks on the unit circle, before and after training (Jacot et al.).",
             "wideinf ntk-circle --quick --widths 64 512",
-            (CliOption("--widths", "widths", "hidden widths, e.g. 500 10000", multiple=True),),
+            "500 10000",
         ),
-        ExperimentSpec(
-            "depth",
+        _spec(
             "depth",
             "depth_phase.yaml",
             "Signal propagation with depth: order-to-chaos phase diagram, depth scales, accuracy.",
             "wideinf depth experiments/depth_phase.yaml --quick",
         ),
-        ExperimentSpec(
-            "benchmark",
+        _spec(
             "benchmark",
             "benchmark_small_data.yaml",
             "Real data: infinite-width NNGP/NTK vs finite MLPs vs standard learners.",
@@ -127,18 +120,12 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
 
 def spec_for(experiment: str) -> ExperimentSpec:
     """The spec of an experiment by its ``experiment:`` name (a ConfigError if unknown)."""
-    from ..errors import ConfigError
+    from ..config import ConfigError, _did_you_mean
 
+    valid = ", ".join(EXPERIMENTS)
     if not isinstance(experiment, str):
-        raise ConfigError(
-            f"experiment: expected a command name ({', '.join(EXPERIMENTS)}), got {experiment!r}"
-        )
+        raise ConfigError(f"experiment: expected a command name ({valid}), got {experiment!r}")
     if experiment not in EXPERIMENTS:
-        import difflib
-
-        close = difflib.get_close_matches(str(experiment), EXPERIMENTS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown experiment {experiment!r}{hint}; valid: {', '.join(EXPERIMENTS)}"
-        )
+        hint = _did_you_mean(experiment, EXPERIMENTS)
+        raise ConfigError(f"unknown experiment {experiment!r}{hint}; valid: {valid}")
     return EXPERIMENTS[experiment]

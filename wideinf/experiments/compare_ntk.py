@@ -1,25 +1,14 @@
 """NNGP posterior vs NTK ensemble vs trained finite networks (blog Figure 2).
 
 On one regression data set (by default the blog's: sin(x) plus noise of sd 0.1, 10 training and
-100 test points in [-3, 3]) this experiment computes, on a grid of inputs and at the test points:
-
-- the NNGP posterior of f (exact Bayesian inference with the network's NNGP prior);
-- the NTK ensemble: infinitely wide networks trained by gradient flow on
-  ``(1/2N) sum (f - y)^2`` from random initialisations, at ``t = inf`` and at each of ``times``
-  (Lee et al. 2019, arXiv:1902.06720);
-- optionally the NTK-GP (He et al. 2020, arXiv:2007.05864);
-- optionally an ensemble of S finite networks of the same architecture trained by full-batch
-  gradient descent from independent initialisations, for ``steps`` steps at ``learning_rate``,
-  i.e. up to time ``t = steps * learning_rate``; the NTK ensemble at that time is its
-  infinite-width prediction (z-scores in :mod:`wideinf.experiments.trained_ensemble`).
-
-Formulas are in :mod:`wideinf.predict`. Bands are mean +- 1.96 sd of f. For the test metrics
-(RMSE of each mean, and the fraction of test targets inside each 95% band) the band includes the
-observation noise: ``mean +- 1.96 sqrt(sd^2 + noise^2)``.
-
-The original figure drew the NTK band with the NNGP posterior's sd; ``ntk_band: nngp``
-reproduces that, the default ``ntk`` draws the NTK ensemble's own sd. The arrays always hold
-the correct sd (``ntk_std``).
+100 test points in [-3, 3]), on a grid of inputs and at the test points: the NNGP posterior of f;
+the NTK ensemble (Lee et al. 2019, arXiv:1902.06720) at ``t = inf`` and at each of ``times``;
+optionally the NTK-GP (He et al. 2020, arXiv:2007.05864); optionally S finite networks trained
+by gradient descent for ``steps`` steps of ``learning_rate``, against the NTK ensemble at their
+time (:mod:`wideinf.experiments.trained_ensemble`). Formulas: :mod:`wideinf.predict` and
+docs/theory.md, "Predictions". Bands are mean +- 1.96 sd of f; the test metrics' bands add the
+observation noise (:func:`band_metrics`). ``ntk_band: nngp`` draws the NTK band with the NNGP
+sd, as the original figure did; the arrays always hold the NTK ensemble's sd (``ntk_std``).
 """
 
 from __future__ import annotations
@@ -34,23 +23,12 @@ from ..architecture import Architecture
 from ..config import ArchitectureConfig, ExperimentConfig, setting
 from ..data import DataConfig, Dataset, load_dataset
 from ..errors import ConfigError
-from ..predict import Prediction, gp_posterior, ntk_ensemble
+from ..predict import gp_posterior, ntk_ensemble
 from . import Result
-from .blog import BLOG_ARCHITECTURE
-from .ensemble import parameter_count, step_size
-from .trained_ensemble import compare_trained_ensemble
+from .ensemble import BLOG_ARCHITECTURE, check_ensemble_size, step_size
+from .trained_ensemble import compare_trained_ensemble, diag_reg_args
 
-__all__ = [
-    "Config",
-    "EnsembleConfig",
-    "KernelBlocks",
-    "run",
-    "report",
-    "make_grid",
-    "kernel_blocks",
-    "infinite_width_predictions",
-    "band_metrics",
-]
+__all__ = ["Config", "run", "report", "make_grid", "kernel_blocks", "band_metrics"]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 _DIAG_BLOCK = 256  # eval points per block when computing the kernels' diagonals
@@ -104,38 +82,28 @@ class Config(ExperimentConfig):
     ensemble: EnsembleConfig = setting(EnsembleConfig(), help="finite networks trained by GD")
 
     def validate(self, where: str = "config"):
-        if self.grid_range:
-            if len(self.grid_range) != 2 or not self.grid_range[0] < self.grid_range[1]:
-                raise ConfigError(
-                    f"{where}.grid_range: expected [low, high] with low < high, "
-                    f"got {list(self.grid_range)}"
-                )
+        low_high = self.grid_range
+        if low_high and (len(low_high) != 2 or not low_high[0] < low_high[1]):
+            raise ConfigError(
+                f"{where}.grid_range: expected [low, high] with low < high, got {list(low_high)}"
+            )
         ens = self.ensemble
         if ens.size:
             if ens.size < 2:
                 raise ConfigError(f"{where}.ensemble.size: need at least 2 networks (or 0)")
-            arch = Architecture.from_config(self.architecture)
             d = self.data.input_dim if not self.data.file else 1
-            per_net = parameter_count(arch, d, ens.width)
-            if ens.size * per_net > _MAX_ENSEMBLE_PARAMS:
-                raise ConfigError(
-                    f"{where}.ensemble: {ens.size} networks of width {ens.width} have "
-                    f"{ens.size * per_net:.2e} parameters (at most {_MAX_ENSEMBLE_PARAMS:.0e}); "
-                    "use fewer networks or a smaller width"
-                )
+            check_ensemble_size(
+                self.architecture, d, ens.width, ens.size, _MAX_ENSEMBLE_PARAMS, f"{where}.ensemble"
+            )
 
 
 # ----------------------------------------------------------------------------- inputs
 
 
 def make_grid(config: Config, data: Dataset) -> np.ndarray:
-    """Inputs where the curves are drawn, shape (G, d).
-
-    1-D inputs: ``grid_points`` equally spaced points over ``grid_range``, else over
-    ``data.x_range`` for generated data, else over the data's span widened by 5% each side.
-    Inputs of several dimensions have no line to draw along: the test inputs (or, without
-    test points, the training inputs) are the grid.
-    """
+    """Inputs where the curves are drawn, shape (G, d): in 1-D ``grid_points`` points over
+    ``grid_range``, else ``data.x_range`` (generated data), else the data's span widened by 5%
+    each side; in several dimensions the test inputs (or without them the training inputs)."""
     if data.dim > 1:
         return (data.x_test if data.n_test else data.x_train).copy()
     if config.grid_range:
@@ -151,23 +119,14 @@ def make_grid(config: Config, data: Dataset) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KernelBlocks:
-    """Kernel blocks between N training and M evaluation inputs.
+    """Kernel blocks between N training and M evaluation inputs."""
 
-    Attributes
-    ----------
-    nngp_train, ntk_train : ndarray, shape (N, N)
-    nngp_cross, ntk_cross : ndarray, shape (M, N)
-        Evaluation inputs (rows) against training inputs (columns).
-    nngp_diag, ntk_diag : ndarray, shape (M,)
-        K(x, x) and Theta(x, x) at the evaluation inputs.
-    """
-
-    nngp_train: np.ndarray
-    ntk_train: np.ndarray
-    nngp_cross: np.ndarray
-    ntk_cross: np.ndarray
-    nngp_diag: np.ndarray
-    ntk_diag: np.ndarray
+    nngp_train: np.ndarray  # (N, N)
+    ntk_train: np.ndarray  # (N, N)
+    nngp_cross: np.ndarray  # (M, N): evaluation inputs (rows) against training inputs
+    ntk_cross: np.ndarray  # (M, N)
+    nngp_diag: np.ndarray  # (M,) K(x, x) at the evaluation inputs
+    ntk_diag: np.ndarray  # (M,) Theta(x, x)
 
 
 def kernel_blocks(arch: Architecture, x_train: np.ndarray, x_eval: np.ndarray) -> KernelBlocks:
@@ -181,35 +140,6 @@ def kernel_blocks(arch: Architecture, x_train: np.ndarray, x_eval: np.ndarray) -
     return KernelBlocks(
         train.nngp, train.ntk, cross.nngp, cross.ntk, np.asarray(cross.var1), ntk_diag
     )
-
-
-def infinite_width_predictions(
-    blocks: KernelBlocks,
-    y_train: np.ndarray,
-    times,
-    *,
-    diag_reg: float,
-    diag_reg_relative: bool,
-    ntk_gp: bool = False,
-) -> dict[str, Prediction]:
-    """``{"nngp": ..., "ntk": ..., "ntk_gp": ...}`` at the evaluation inputs.
-
-    ``ntk`` has one row per entry of ``times`` (which may include inf); ``nngp`` and ``ntk_gp``
-    are single GP posteriors; only variances are computed (no (M, M) covariance).
-    """
-    b = blocks
-    reg = {"diag_reg": diag_reg, "diag_reg_relative": diag_reg_relative}
-    out = {
-        "nngp": gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, **reg),
-        "ntk": ntk_ensemble(
-            b.ntk_train, b.ntk_cross, b.nngp_train, b.nngp_cross, b.nngp_diag, y_train, times, **reg
-        ),
-    }
-    if ntk_gp:
-        out["ntk_gp"] = gp_posterior(
-            b.ntk_train, b.ntk_cross, b.ntk_diag, y_train, name="NTK", **reg
-        )
-    return out
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -237,27 +167,23 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     g = x_grid.shape[0]
     x_eval = np.concatenate([x_grid, data.x_test])  # (G + m, d)
     blocks = kernel_blocks(arch, data.x_train, x_eval)
-    warnings: list[str] = []
-
-    ens = config.ensemble
-    run_ensemble = ens.size > 0
-    eta = t_ens = math.nan
-    times = [math.inf, *config.times]
-    if run_ensemble:
+    ens, warnings = config.ensemble, []
+    times = [math.inf, *config.times]  # and the finite networks' time t = steps * eta
+    if ens.size:
         eta = ens.learning_rate or step_size(blocks.ntk_train)
-        t_ens = ens.steps * eta
-        times.append(t_ens)
+        times.append(ens.steps * eta)
         stable = step_size(blocks.ntk_train, 2.0)
         if eta >= stable:
             warnings.append(
                 f"ensemble.learning_rate {eta:g} is above the stable limit 2N/lambda_max = "
                 f"{stable:.3g} of the infinite-width dynamics"
             )
-    preds = infinite_width_predictions(
-        blocks, data.y_train, times, diag_reg=config.diag_reg,
-        diag_reg_relative=config.diag_reg_relative, ntk_gp=config.ntk_gp,
-    )  # fmt: skip
-    nngp, ntk = preds["nngp"], preds["ntk"]
+    # Variances only, no (M, M) covariance; the NTK ensemble has one row per time.
+    b, y, reg = blocks, data.y_train, diag_reg_args(config)
+    nngp = gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y, **reg)
+    ntk = ntk_ensemble(
+        b.ntk_train, b.ntk_cross, b.nngp_train, b.nngp_cross, b.nngp_diag, y, times, **reg
+    )
     ntk_mean, ntk_std = ntk.mean, ntk.std  # (T_all, G + m)
 
     arrays = {
@@ -287,12 +213,11 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     }
     methods = {"nngp": (nngp.mean, nngp.std), "ntk": (ntk_mean[0], ntk_band_std)}
     if config.ntk_gp:
-        gp = preds["ntk_gp"]
+        gp = gp_posterior(b.ntk_train, b.ntk_cross, b.ntk_diag, y, name="NTK", **reg)
         arrays["ntkgp_mean"], arrays["ntkgp_std"] = gp.mean[:g], gp.std[:g]
         methods["ntk_gp"] = (gp.mean, gp.std)
 
-    if run_ensemble:
-        # the NTK ensemble at the networks' time t = steps * eta is the last row
+    if ens.size:  # the NTK ensemble at the networks' time is the last row
         ens_arrays, ens_summary, ens_warnings, e_pred = compare_trained_ensemble(
             arch, config, data, x_grid, x_eval, blocks, eta, ntk_mean[-1], ntk_std[-1],
             net_rng, stats_rng,
@@ -305,9 +230,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         warnings.extend(ens_warnings)
         methods["ensemble"] = e_pred
     for name, (mean, std) in methods.items():
-        rmse, coverage = band_metrics(mean[test], std[test], data.y_test, data.noise)
-        summary[f"rmse_{name}"] = rmse
-        summary[f"coverage_{name}"] = coverage
+        summary[f"rmse_{name}"], summary[f"coverage_{name}"] = band_metrics(
+            mean[test], std[test], data.y_test, data.noise
+        )
     return Result(arrays, summary, warnings)
 
 

@@ -1,41 +1,13 @@
 """Finite networks converge to their infinite-width limits, and train lazily.
 
-``wideinf convergence`` (experiments/kernel_convergence.yaml). For every hidden width n of a
-sweep, S independently initialised networks on 1-D inputs x (a grid of M points on
-[x_min, x_max]):
-
-- at initialisation, the relative Frobenius errors ``||K_hat - K||_F / ||K||_F`` of each
-  network's empirical NNGP and NTK against the analytic kernels on the grid. The empirical
-  kernels are averages over n hidden units, so their fluctuations fall as n^-1/2 (Jacot et al.
-  2018, arXiv:1806.07572; Lee et al. 2019, arXiv:1902.06720);
-- lazy training: each network is trained by full-batch gradient descent (learning rate eta,
-  loss ``(1/2N) sum (f - y)^2``) on N points of y = sin(x), the cell centres of [x_min, x_max].
-  Beside it the linearised network ``f_lin(x; theta) = f(x; theta_0) + grad f(x; theta_0) .
-  (theta - theta_0)`` takes the same steps, exactly, through the empirical NTK at
-  initialisation (see :mod:`wideinf.experiments.lazy`). Recorded against width:
-
-  * ``ntk_change``: ``||Theta_T - Theta_0||_F / ||Theta_0||_F`` on the grid;
-  * ``linearization_gap``: ``max_k RMS_x |f_k(x) - f_lin_k(x)|`` over the grid and the
-    recorded steps k (every ``train.record_every`` steps and the last);
-  * ``weight_change``: ``||W_T - W_0||_F / ||W_0||_F`` of each dense layer's weight matrix.
-
-  Lee et al. 2019 (Theorem 2.1) bound the first two, and the parameters' motion, by O(n^-1/2).
-  With a ReLU in the network both fall at about that rate (measured: slopes near -1/2 for the
-  Gabor-ReLU network); for smooth activations only they fall faster, as 1/n (Dyer & Gur-Ari
-  2020, arXiv:1909.11304: the NTK's time derivative is O(1/n); measured here for a
-  one-hidden-layer erf network, see the tests). The weights need not all move at that rate.
-  In NTK parameterization a hidden-to-hidden matrix has ``||W_0||_F = n`` while its gradient
-  ``sw y^T delta`` has O(1) Frobenius norm (y = O(1) per unit, delta = df/dz = O(n^-1/2) per
-  unit, sw = O(n^-1/2)), so it moves by O(1/n) relatively; the input layer
-  (``||W_0||_F = sqrt(d n)``) and the readout (``||W_0||_F = sqrt(n)``) move by O(1) in total,
-  O(n^-1/2) relatively.
-
-  The slopes of ``log median`` against ``log n`` are fitted over the widest half of the widths,
-  with bootstrap standard errors (networks resampled within each width; :mod:`wideinf.stats`).
-
-An optional ``variant`` architecture (the ReLU network of the shipped config) gets the kernel
-errors at initialisation only. The NTK on the unit circle (Jacot et al. 2018, Figure 1) is its
-own experiment, :mod:`wideinf.experiments.ntk_circle`.
+For every hidden width n, S networks on a grid of M points in [x_min, x_max]: the relative
+errors ``||K_hat - K||_F / ||K||_F`` of their empirical NNGP and NTK at initialisation, and
+lazy training on N points of y = sin(x) beside the linearised network
+(:mod:`wideinf.experiments.lazy`): the NTK's relative change, the largest RMS gap to the
+linearised outputs, and each weight matrix's relative change. All fall as about n^-1/2 (Lee et
+al. 2019, arXiv:1902.06720; docs/theory.md, "Lazy training and O(n^-1/2) convergence"); the
+slopes of ``log median`` against ``log n`` carry bootstrap standard errors (:mod:`wideinf.stats`).
+An optional ``variant`` architecture gets the kernel errors at initialisation only.
 
 Arrays (the ``<name>.npz`` contract): ``widths`` (W,), ``nngp_rel_err``, ``ntk_rel_err``,
 ``ntk_change``, ``linearization_gap`` (W, S), ``weight_change`` (W, S, L), ``slope_nngp``,
@@ -49,7 +21,6 @@ of network 0 of each width after training and of its linearisation; with a varia
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,22 +31,9 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
 from ..stats import fit_power_law, relative_error, widest_half
 from . import Result
-from .blog import BLOG_ARCHITECTURE
-from .ensemble import TrainConfig, check_network_size, each_block, lazy_run
+from .ensemble import BLOG_ARCHITECTURE, TrainConfig, check_widths, each_block, lazy_run
 
-__all__ = [
-    "Config",
-    "GridConfig",
-    "ScalingTrainConfig",
-    "VariantConfig",
-    "run",
-    "report",
-    "kernel_errors",
-    "check_widths",
-]
-
-# Largest single network (its parameters alone; training holds two copies), bytes.
-_NETWORK_BYTES = 3 * 2**30
+__all__ = ["Config", "run", "report", "kernel_errors"]
 
 _RELU = ArchitectureConfig.from_raw(
     {"layers": ["dense", "relu", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
@@ -137,18 +95,6 @@ class Config(ExperimentConfig):
             check_widths(arch_cfg, 1, self.widths, where)
 
 
-def check_widths(arch_cfg, d_in: int, widths, where: str) -> None:
-    """Widths finite, increasing, and each network at most 3 GiB of parameters."""
-    for i, width in enumerate(widths):
-        if math.isinf(width):
-            raise ConfigError(
-                f"{where}.widths[{i}]: must be finite (the analytic limit is always shown)"
-            )
-        if i and width <= widths[i - 1]:
-            raise ConfigError(f"{where}.widths: must increase, got {[int(w) for w in widths]}")
-    check_network_size(arch_cfg, d_in, widths, _NETWORK_BYTES, f"{where}.widths")
-
-
 def _fit(arrays, key, widths, values, rng):
     """Store ``slope_key``, ``intercept_key``, ``se_key`` of the medians over networks."""
     values = np.asarray(values)  # (W, S), or (W, S, L): one fit per layer
@@ -159,31 +105,29 @@ def _fit(arrays, key, widths, values, rng):
         arrays[f"{name}_{key}"] = got if values.ndim == 3 else got[0]
 
 
-_SCALING_WS = (
-    "nngp_rel_err",
-    "ntk_rel_err",
-    "ntk_change",
-    "linearization_gap",
-    "loss_initial",
-    "loss_final",
-)
+# Measures of every network (W, S); lazy training adds weight_change (W, S, L).
+_LAZY = ("ntk_change", "linearization_gap", "loss_initial", "loss_final")
 
 
-def _measure(config: Config, arch, xg, xt, y_train, width_rngs) -> dict:
-    """Kernel errors at initialisation and lazy training, per width and network."""
-    widths = np.array(config.widths)
-    n_w, s, m = len(widths), config.n_networks, config.grid.points
-    out = {k: np.empty((n_w, s)) for k in _SCALING_WS}
-    out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
-    out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))
+def _measure(arch, widths, s: int, xg, width_rngs, train=None, x_train=None, y_train=None):
+    """Kernel errors at initialisation of S networks per width on ``xg`` (M, 1); with ``train``
+    (a :class:`ScalingTrainConfig`) also lazy training on x_train (N, 1), y_train (N,)."""
+    n_w, m = len(widths), xg.shape[0]
+    keys = ("nngp_rel_err", "ntk_rel_err") + (_LAZY if train else ())
+    out = {k: np.empty((n_w, s)) for k in keys}
+    if train:
+        out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
+        out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))
     for i, width, sl, params in each_block(arch, 1, widths.astype(int), [s] * n_w, width_rngs):
         if sl.start == 0:
             kernel = arch.kernel(xg, width=width)
         nngp = nw.empirical_nngp(arch, params, xg)  # (S_b, M, M)
         out["nngp_rel_err"][i, sl] = relative_error(nngp, kernel.nngp)
-        res = lazy_run(
-            arch, params, xg, xt, y_train, config.train, width, config.train.record_every
-        )
+        if not train:
+            theta = nw.empirical_ntk(arch, params, xg)  # (S_b, M, M)
+            out["ntk_rel_err"][i, sl] = relative_error(theta, kernel.ntk)
+            continue
+        res = lazy_run(arch, params, xg, x_train, y_train, train, width, train.record_every)
         del params
         out["ntk_rel_err"][i, sl] = relative_error(res["theta0"], kernel.ntk)
         out["ntk_change"][i, sl] = relative_error(res["theta_t"], res["theta0"])
@@ -209,7 +153,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     xg = x_grid[:, None]
 
     boot_rng, variant_rng, *width_rngs = rng.spawn(n_w + 2)
-    out = _measure(config, arch, xg, x_train[:, None], y_train, width_rngs)
+    out = _measure(arch, widths, s, xg, width_rngs, config.train, x_train[:, None], y_train)
     arrays = {"widths": widths, "x_grid": x_grid, "x_train": x_train, "y_train": y_train}
     arrays.update(out)
     fit = widest_half(n_w)
@@ -223,7 +167,13 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         for key, values in errs.items():
             arrays[f"variant_{key}_rel_err"] = values
             _fit(arrays, f"variant_{key}", widths, values, boot_rng)
-    return Result(arrays, _summary(config, arrays), _warnings(out))
+    warnings = []
+    if np.median(out["loss_final"][-1]) > 0.1 * np.median(out["loss_initial"][-1]):
+        warnings.append(
+            "the widest networks reduced their training loss by less than 10x; "
+            "training is short (raise train.steps or train.learning_rate)"
+        )
+    return Result(arrays, _summary(config, arrays), warnings)
 
 
 def _summary(config: Config, arrays) -> dict:
@@ -245,42 +195,12 @@ def _summary(config: Config, arrays) -> dict:
     return summary
 
 
-def _warnings(out) -> list[str]:
-    if np.median(out["loss_final"][-1]) > 0.1 * np.median(out["loss_initial"][-1]):
-        return [
-            "the widest networks reduced their training loss by less than 10x; "
-            "training is short (raise train.steps or train.learning_rate)"
-        ]
-    return []
-
-
 def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:
-    """Relative NNGP and NTK errors of freshly initialised networks on 1-D inputs.
-
-    Parameters
-    ----------
-    arch_cfg : ArchitectureConfig
-    widths : ndarray, shape (W,)
-    s : int
-        Networks per width.
-    xg : ndarray, shape (M, 1)
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    {"nngp": (W, S), "ntk": (W, S)}
-    """
+    """``{"nngp": (W, S), "ntk": (W, S)}``: the relative errors of the empirical kernels of
+    S = ``s`` freshly initialised networks per width (W,) on 1-D inputs ``xg`` (M, 1)."""
     arch = Architecture.from_config(arch_cfg)
-    errs = {"nngp": np.empty((len(widths), s)), "ntk": np.empty((len(widths), s))}
-    widths = widths.astype(int)
-    for i, width, sl, params in each_block(
-        arch, 1, widths, [s] * len(widths), rng.spawn(len(widths))
-    ):
-        if sl.start == 0:
-            kernel = arch.kernel(xg, width=width)
-        errs["nngp"][i, sl] = relative_error(nw.empirical_nngp(arch, params, xg), kernel.nngp)
-        errs["ntk"][i, sl] = relative_error(nw.empirical_ntk(arch, params, xg), kernel.ntk)
-    return errs
+    out = _measure(arch, widths, s, xg, rng.spawn(len(widths)))
+    return {"nngp": out["nngp_rel_err"], "ntk": out["ntk_rel_err"]}
 
 
 _NAMES = {

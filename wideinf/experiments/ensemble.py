@@ -1,11 +1,10 @@
-"""Ensembles of finite networks as the experiments build and train them.
+"""Ensembles of finite networks as the experiments build, check and train them.
 
-One function per mechanism, shared by every experiment: the parameter count of a network
-(:func:`wideinf.networks.parameter_count`) and the gradient-descent step size from the NTK
-(:func:`wideinf.training.step_size`), both re-exported here; the step on the stored
-parameters, one random stream per network, blocks of networks that fit in memory, and a
-lazy-training run of a block beside its linearisation (``wideinf convergence`` and
-``wideinf ntk-circle``).
+One function per mechanism, shared by every experiment: size checks of widths and ensembles,
+the step on the stored parameters, one random stream per network, blocks of networks that fit
+in memory, and a lazy-training run of a block beside its linearisation. The parameter count
+(:mod:`wideinf.networks`) and the step size from the NTK (:mod:`wideinf.training`) are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numpy as np
 
 from .. import networks as nw
 from ..architecture import Architecture
-from ..config import setting
+from ..config import ArchitectureConfig, setting
 from ..errors import ConfigError
 from ..networks import parameter_count
 from ..progress import progress
@@ -28,8 +27,12 @@ from .lazy import descend, linearized_path
 BLOCK_BYTES = 64 * 2**20
 
 __all__ = [
+    "BLOG_ARCHITECTURE",
     "parameter_count",
     "check_network_size",
+    "check_width_list",
+    "check_widths",
+    "check_ensemble_size",
     "step_size",
     "stored_step",
     "init_per_stream",
@@ -38,6 +41,12 @@ __all__ = [
     "TrainConfig",
     "lazy_run",
 ]
+
+# Dense(1.5, 0.05) -> Gabor -> Dense(1.5, 0.05) -> ReLU -> Dense(1.5, 0.05), NTK parameterization:
+# the network of both figures of the blog post, the default of the experiments that redraw it.
+BLOG_ARCHITECTURE = ArchitectureConfig.from_raw(
+    {"layers": ["dense", "gabor", "dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.05}
+)
 
 
 def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str) -> None:
@@ -53,6 +62,37 @@ def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str
             )
 
 
+def check_width_list(widths, where: str, finite: bool = True, increasing: bool = True) -> None:
+    """A ConfigError at ``where[i]`` (e.g. ``file.yaml.widths[2]``) for the first width that is
+    repeated, infinite (with ``finite``: the analytic limit is always shown), or below the one
+    before it (with ``increasing``)."""
+    for i, width in enumerate(widths):
+        if finite and math.isinf(width):
+            raise ConfigError(f"{where}[{i}]: must be finite (the analytic limit is always shown)")
+        if width in widths[:i]:
+            raise ConfigError(f"{where}[{i}]: {width:g} appears twice")
+        if increasing and i and width < widths[i - 1]:
+            raise ConfigError(f"{where}[{i}]: must increase, got {width:g} after {widths[i - 1]:g}")
+
+
+def check_widths(arch_cfg, d_in: int, widths, where: str, limit_bytes: int = 3 * 2**30) -> None:
+    """Widths finite and increasing, each network's parameters at most ``limit_bytes`` (training
+    holds two copies); ``where`` is the config block holding ``widths``."""
+    check_width_list(widths, f"{where}.widths")
+    check_network_size(arch_cfg, d_in, widths, limit_bytes, f"{where}.widths")
+
+
+def check_ensemble_size(arch_cfg, d_in: int, width, count: int, limit: int, where: str) -> None:
+    """A ConfigError at ``where`` if ``count`` networks of ``width`` hold over ``limit``
+    parameters in all."""
+    total = count * parameter_count(Architecture.from_config(arch_cfg), d_in, int(width))
+    if total > limit:
+        raise ConfigError(
+            f"{where}: {count} networks of width {width:g} hold {total:,} parameters (at most "
+            f"{limit:,}); use fewer networks or a smaller width"
+        )
+
+
 def stored_step(arch, eta: float, width: int) -> float:
     """The step on the stored parameters for a step ``eta`` in the kernel's units.
 
@@ -65,8 +105,6 @@ def stored_step(arch, eta: float, width: int) -> float:
 def init_per_stream(arch, d_in: int, width: int, rngs) -> nw.Params:
     """S networks, network j drawn from ``rngs[j]`` alone (the same whatever else is drawn)."""
     nets = [nw.init_params(arch, d_in, width, 1, r) for r in rngs]
-    if len(nets) == 1:
-        return nets[0]
     return nw.Params(
         tuple(np.concatenate(ws) for ws in zip(*(p.weights for p in nets))),
         tuple(np.concatenate(bs) for bs in zip(*(p.biases for p in nets))),
@@ -121,8 +159,6 @@ def lazy_run(arch, params, x_eval, x_train, y_train, train, width: int, record_e
     x_all = np.vstack([x_eval, x_train]) if linearize else x_eval  # (M [+ N], d)
     theta_all = nw.empirical_ntk(arch, params, x_all)  # (S, M + N, M + N)
     eta = stored_step(arch, train.learning_rate, width)
-    copy_bytes = 8 * params.n_networks * params.n_params  # descend trains a copy
-    nw.check_memory(copy_bytes, f"training {params.n_networks} network(s) of width {width}")
     f0 = nw.forward(arch, params, x_all) if linearize else None  # (S, M + N)
     trace = descend(
         arch, params, x_train, y_train, eta, train.steps, x_record=x_eval,

@@ -1,56 +1,16 @@
 """Perfect vs random features under minimum-norm regression (the essay's toy model).
 
-The second text ("Infinite-width MLPs as an ensemble prior") models the readout of an infinitely
-wide network as linear regression on M fixed features. Of the M features a fraction p are
-*perfect* (each equal to the label vector ``y``, labels +-1) and the rest are *random* (fair
-coin flips +-1 on every input). Gradient descent from zero finds the minimum-L2-norm weights
+Linear regression on M fixed features, a fraction p *perfect* (equal to the labels y = +-1) and
+the rest fair +-1 coins, by the minimum-L2-norm weights ``w = F^T (F F^T)^+ y``, computed through
+the N x N Gram matrix ``G = n_p y y^T + Rnd Rnd^T``. The perfect share ``s = n_p (y . G^+ y)``
+tends to ``pN / (pN + 1 - p)`` as M -> infinity, so the perfect features dominate iff
+``N > N* = (1 - p) / p = 2^C - 1`` with ``C = log2(1/p)`` bits, where a Bayesian learner needs
+only about C points. Derivation, finite-M approximation, test accuracy and the simulation
+scheme: docs/theory.md, "Perfect and random features".
 
-    w = F^T (F F^T)^+ y,     F = [y 1^T | Rnd]  (N, M),  n_p = pM perfect and m = M - n_p
-                                                           random columns,
-
-computed here exactly at finite M through the N x N Gram matrix
-``G = F F^T = n_p y y^T + K``, ``K = Rnd Rnd^T`` (never the M x M one). With ``a = G^+ y``:
-
-- perfect part of the fit on the training set ``v_P = n_p (y . a) y``, parallel to y;
-- random part ``v_R = K a``; because ``G a = y``, ``v_P + v_R = y`` exactly, so ``v_R`` is
-  parallel to y as well;
-- *perfect share* ``s = (v_P . y) / |y|^2 = n_p (y . a)``, the component of the perfect part
-  along the labels. The essay's contributions are the lengths of the two weighted sums,
-  ``P = |v_P| = s sqrt(N)`` and ``R = |v_R| = (1 - s) sqrt(N)``, so ``s = P / (P + R)`` as
-  well: both definitions are one number, and it is the number the theory below predicts.
-
-Theory (M -> infinity). ``K / m -> I_N``, so y is an eigenvector of G with eigenvalue
-``M (pN + 1 - p)`` and ``a = y / (M (pN + 1 - p))``; then
-
-    s = pN / (pN + 1 - p),    P / R = pN / (1 - p),
-
-and the perfect part dominates (s > 1/2) iff ``pN > 1 - p``, i.e. ``N > N* = (1 - p) / p``. With
-the complexity ``C = log2(1/p)`` bits, ``N* = 2^C - 1``: exponential in C. A Bayesian learner
-with prior p on the perfect feature and 1 - p spread over coin-flip features has posterior odds
-``p / ((1 - p) 2^-N)`` after N labels, so it needs only ``N > log2((1 - p) / p) ~ C`` points.
-Since ``a^T G a = y^T a``, the sums of squared weights are ``|w_P|^2 = s^2 / n_p`` and
-``|w_R|^2 = a^T K a = s (1 - s) / n_p`` at any M, so their ratio is exactly ``P / R`` (the
-essay's remark), ``pN / (1 - p)`` in the limit.
-
-At finite M the random Gram matrix fluctuates. For Gaussian features ``y^T K^-1 y =
-N / chi^2_(m-N+1)`` exactly (Muirhead 1982, Thm 3.2.12), which suggests the finite-M
-approximation ``s_M = n_p N / (n_p N + m - N + 1)``, reported beside the limit.
-
-Fresh inputs: a perfect feature equals the new input's label y*, a random one is a fresh coin
-``xi_j``. The margin is ``y* f* = s + y* xi . w_R`` (``y* xi`` are again fair coins); the noise
-has sd ``|w_R| -> sqrt((1 - p) N / M) / (pN + 1 - p)``, so the test accuracy is about
-``Phi(s / |w_R|) = Phi(p sqrt(N M / (1 - p)))`` (Gaussian approximation of the coin sum). It
-depends on M: as M -> infinity the fresh coins average out and only the margin ``s`` is left.
-
-Simulation. One repetition draws ``max(N)`` items and M columns; the training set of size N is
-the first N items (so one Cholesky factor of G serves every N: its leading N x N block is the
-factor of the leading block of G), and the configurations of the different p use nested random
-columns. The +-1 Gram matrices are sums of integers below 2^24, accumulated exactly in float32
-BLAS and solved in float64.
-
-L1. With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from
-the same coins (:mod:`wideinf.experiments.features_l1`; derivation in docs/features-l1.md); the
-solvers of both fits are in :mod:`wideinf.experiments.features_solvers`.
+With ``regularization: [l2, l1]`` the minimum-L1-norm fit is measured beside this one, from the
+same coins (:mod:`wideinf.experiments.features_l1`, docs/features-l1.md); the solvers of both
+fits are in :mod:`wideinf.experiments.features_solvers`.
 """
 
 from __future__ import annotations
@@ -122,9 +82,8 @@ class Config(ExperimentConfig):
             raise ConfigError(f"{where}.n_train: must be strictly increasing, got {self.n_train}")
         if len(set(self.p)) != len(self.p):
             raise ConfigError(f"{where}.p: contains a repeated value")
-        if "l2" not in self.regularization or len(set(self.regularization)) == 1 < len(
-            self.regularization
-        ):
+        reg = self.regularization
+        if "l2" not in reg or len(set(reg)) < len(reg):
             raise ConfigError(
                 f"{where}.regularization: the L2 fit is the reference the L1 one is shown "
                 f"beside; give l2 or [l2, l1], got {list(self.regularization)}"
@@ -149,9 +108,8 @@ class Config(ExperimentConfig):
 
 def theory_share(p, n):
     """Infinite-M perfect share ``pN / (pN + 1 - p)``; arrays broadcast (shape of ``p * n``)."""
-    p = np.asarray(p, dtype=float)
-    n = np.asarray(n, dtype=float)
-    return p * n / (p * n + 1.0 - p)
+    pn = np.asarray(p, dtype=float) * np.asarray(n, dtype=float)
+    return pn / (pn + 1.0 - np.asarray(p, dtype=float))
 
 
 def theory_share_finite_m(n_perfect, n_random, n):
@@ -179,25 +137,11 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
     training coins as a (c, N_max) array, then the test coins as a (c, T) array. Blocks end at
     every stop. Sums of at most 2^24 products of +-1 are exact in float32.
 
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    n_items : int
-        Training items (rows) N_max.
-    n_test : int
-        Fresh test inputs T.
-    stops : sequence of int
-        Increasing column counts m at which to report.
-    observe : callable, optional
-        Called with every block of training coins, shape (c, N_max), as it is drawn.
-
-    Yields
-    ------
-    m : int
-    gram : ndarray, shape (N_max, N_max)
-        ``K = Rnd[:, :m] Rnd[:, :m]^T`` (exact integers, float64).
-    cross : ndarray, shape (T, N_max)
-        ``Xi[:, :m] Rnd[:, :m]^T``, the test coins against the training coins.
+    Yields ``(m, gram, cross)`` at each of the increasing column counts m in ``stops``, for
+    ``n_items`` = N_max training items and ``n_test`` = T fresh test inputs: ``gram`` (N_max,
+    N_max) is ``K = Rnd[:, :m] Rnd[:, :m]^T`` (exact integers, float64), ``cross`` (T, N_max) is
+    ``Xi[:, :m] Rnd[:, :m]^T``, the test coins against the training coins. ``observe``, if
+    given, is called with every block of training coins (c, N_max) as it is drawn.
     """
     block = max(64, _BLOCK_ENTRIES // (n_items + n_test))
     gram = np.zeros((n_items, n_items), dtype=np.float32, order="F")  # upper triangle
@@ -218,34 +162,24 @@ def gram_snapshots(rng, n_items: int, n_test: int, stops, observe=None):
         yield stop, full.astype(np.float64), cross.astype(np.float64)
 
 
-def crossing(n, share, level: float = 0.5, log_n: bool = True) -> float:
-    """N at which ``share`` first reaches ``level``, interpolating logit(share) in log N.
+def crossing(n, share, log_n: bool = True) -> float:
+    """N at which ``share`` (A,) first reaches 1/2 over increasing sizes ``n`` (A,).
 
-    logit(s) is exactly linear in log N for the theory (``logit s = log N - log N*``), so the
-    interpolation is exact there. ``nan`` when the crossing lies outside the grid. With
-    ``log_n=False`` it interpolates in N instead, exact for the L1 theory
-    (``logit s = (N - N*) log 2``).
-
-    Parameters
-    ----------
-    n : ndarray, shape (A,)
-        Increasing training sizes.
-    share : ndarray, shape (A,)
-        Perfect share at each size.
+    logit(share) is interpolated in log N, exact for the theory (``logit s = log N - log N*``),
+    or with ``log_n=False`` in N, exact for the L1 theory (``logit s = (N - N*) log 2``).
+    ``nan`` when the crossing lies outside the grid.
     """
     n = np.asarray(n, dtype=float)
     share = np.asarray(share, dtype=float)
-    above = np.flatnonzero(share >= level - 1e-12)
+    above = np.flatnonzero(share >= 0.5 - 1e-12)
     if above.size == 0:
         return math.nan
     i = int(above[0])
     if i == 0:
-        return float(n[0]) if abs(share[0] - level) <= 1e-9 else math.nan
-    eps = 1e-12
-    lo, hi = np.clip(share[[i - 1, i]], eps, 1 - eps)
-    target = math.log(level / (1 - level))
+        return float(n[0]) if abs(share[0] - 0.5) <= 1e-9 else math.nan
+    lo, hi = np.clip(share[[i - 1, i]], 1e-12, 1 - 1e-12)
     l0, l1 = math.log(lo / (1 - lo)), math.log(hi / (1 - hi))
-    t = (target - l0) / (l1 - l0)
+    t = -l0 / (l1 - l0)  # where logit(share) = 0
     if not log_n:
         return float(n[i - 1] + t * (n[i] - n[i - 1]))
     return float(math.exp(math.log(n[i - 1]) + t * (math.log(n[i]) - math.log(n[i - 1]))))
@@ -296,10 +230,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     mean = {k: v.mean(axis=0) for k, v in per_seed.items()}  # each (B, A)
     sd = {k: v.std(axis=0, ddof=1) for k, v in per_seed.items()}
-    share = per_seed["share"]  # (S, B, A)
-    n_star_seeds = np.array(
-        [[crossing(ns, share[s, b]) for b in range(b_len)] for s in range(s_len)]
-    )
     theory = theory_share(ps[:, None], ns[None, :])  # (B, A)
     noise_sd = np.sqrt((1 - ps[:, None]) * ns / m_total) / (ps[:, None] * ns + 1 - ps[:, None])
     n_star_theory = (1 - ps) / ps  # (B,)
@@ -318,17 +248,14 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "perfect_share_sd": sd["share"],
         "theory_share": theory,
         "theory_share_finite_m": theory_share_finite_m(counts[:, None], m_random[:, None], ns),
-        "P": mean["P"],
-        "R": mean["R"],
-        "n_star": np.array([crossing(ns, mean["share"][b]) for b in range(b_len)]),
-        "n_star_sd": _nan_sd(n_star_seeds),
+        **{
+            k: mean[k]
+            for k in ("P", "R", "random_along_y", "weight_sq_perfect", "weight_sq_random")
+        },
         "n_star_theory": n_star_theory,
         "n_star_bayes": n_star_bayes,
         "complexity": c,
         "n_perfect": counts.astype(float),
-        "random_along_y": mean["random_along_y"],
-        "weight_sq_perfect": mean["weight_sq_perfect"],
-        "weight_sq_random": mean["weight_sq_random"],
         "test_accuracy": mean["accuracy"],
         "test_accuracy_sd": sd["accuracy"],
         "test_accuracy_theory": ndtr(theory / noise_sd),
@@ -339,23 +266,25 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "n_star_bayes_fine": bayes_fine,
         "regularizations": np.array(config.regularization),
     }
+    arrays["n_star"], arrays["n_star_sd"] = _crossings(ns, mean["share"], per_seed["share"])
     summary, warnings = _summarise(config, arrays, per_seed)
     if tally:
         arrays.update(tally.arrays(ps, counts, m_random, n_fine, c_fine))
-        arrays["n_star_l1"] = np.array(
-            [crossing(ns, arrays["perfect_share_l1"][b], log_n=False) for b in range(b_len)]
+        arrays["n_star_l1"], arrays["n_star_l1_sd"] = _crossings(
+            ns, arrays["perfect_share_l1"], tally.share, log_n=False
         )
-        per_seed_l1 = [[crossing(ns, t, log_n=False) for t in seed] for seed in tally.share]
-        arrays["n_star_l1_sd"] = _nan_sd(np.array(per_seed_l1))
         summary.update(tally.summary(arrays, s_len))
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 
-def _nan_sd(x) -> np.ndarray:
-    """Sd over axis 0 ignoring nan (nan where fewer than two values). Shape x.shape[1:]."""
+def _crossings(ns, share, per_seed, log_n: bool = True):
+    """:func:`crossing` of the mean share (B, A), and the sd over seeds of the crossings of the
+    per-seed shares (S, B, A), ignoring seeds that do not cross; (B,) each."""
+    n_star = np.array([crossing(ns, row, log_n=log_n) for row in share])
+    seeds = np.array([[crossing(ns, row, log_n=log_n) for row in seed] for seed in per_seed])
     with catch_warnings():  # "degrees of freedom <= 0" where fewer than two
         simplefilter("ignore", RuntimeWarning)
-        return np.nanstd(x, axis=0, ddof=1)
+        return n_star, np.nanstd(seeds, axis=0, ddof=1)
 
 
 def _summarise(config, arrays, per_seed):
@@ -377,13 +306,12 @@ def _summarise(config, arrays, per_seed):
         "n_star_max_rel_error": float(np.nanmax(rel)) if np.isfinite(rel).any() else math.nan,
         "interpolation_residual_max": float(per_seed["residual"].max()),
     }
-    warnings = []
-    for b, p in enumerate(ps):
-        if not math.isfinite(arrays["n_star"][b]):
-            warnings.append(
-                f"p = {p:g}: the perfect share does not cross 1/2 inside N = {ns[0]:g}..{ns[-1]:g}"
-                f" (theory N* = {(1 - p) / p:.3g}); widen n_train"
-            )
+    warnings = [
+        f"p = {p:g}: the perfect share does not cross 1/2 inside N = {ns[0]:g}..{ns[-1]:g}"
+        f" (theory N* = {(1 - p) / p:.3g}); widen n_train"
+        for p, n_star in zip(ps, arrays["n_star"])
+        if not math.isfinite(n_star)
+    ]
     if np.any(np.abs(p_eff / ps - 1) > 1e-3):
         warnings.append(
             f"p M is not an integer: the realised fractions n_p / M differ from p by up to "

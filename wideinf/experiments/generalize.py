@@ -1,46 +1,32 @@
 """4-point 2-D sweeps: finite MLPs fitted to tiny data sets against their infinite-width limits.
 
-A reconstruction of the experiment described in "Infinite-width MLPs as an ensemble prior"
-(the second text): fit MLPs of growing width to 4 labelled points in a 2-D input square, one
-network per seed, and compare the learned functions over the square with the infinite-width
-mean predictors (Lee et al. 2019, arXiv:1902.06720; Jacot et al. 2018, arXiv:1806.07572):
-
-- NTK:  ``f_inf(*) = Theta(*, X) Theta(X, X)^-1 y``, the limit of training every layer;
-- NNGP: ``f_inf(*) = K(*, X) K(X, X)^-1 y``, the limit of training the readout only;
-- features (standard parameterization only): ``k(*, X) k(X, X)^-1 y`` with ``k = E[phi phi]``
-  the last hidden layer's kernel, where the readout bias freezes (Sohl-Dickstein et al. 2020,
-  arXiv:2001.07301).
-
-A network's learned function is ``f_init + correction``. The random initial function ``f_init``
-is O(1) at every width and survives training away from the data, so each network converges to
-one limiting function only once it is removed: ``init_output: centered`` trains and reports
-``f(x; theta) - f(x; theta_0)``, whose lazy limit is kernel regression from a zero initial
-output (Chizat et al. 2019, arXiv:1812.07956; Arora et al. 2019, arXiv:1904.11955, shrink the
-output scale instead); ``zero_readout`` starts the readout at zero (then all-layer training in NTK
-parameterization tends to the NNGP predictor, since the hidden layers' gradients start at zero);
-``standard`` keeps ``f_init``, and only the ensemble mean tends to the limit.
-
-Network j of width n is drawn from its own stream ``default_rng([base, n, j])`` (``base`` drawn
-once from the run's generator), so adding a width leaves the others' networks as they were.
-Slopes against width carry bootstrap standard errors over seeds (:mod:`wideinf.stats`).
+A reconstruction of the experiment of "Infinite-width MLPs as an ensemble prior" (the second
+text): MLPs of growing width, one per seed, fitted to 4 labelled points in a 2-D square, against
+the infinite-width mean predictors over the square (Lee et al. 2019, arXiv:1902.06720):
+NTK ``Theta(*, X) Theta(X, X)^-1 y`` (training every layer), NNGP ``K(*, X) K(X, X)^-1 y``
+(the readout only) and, in standard parameterization, the last hidden layer's kernel
+``E[phi phi]`` (Sohl-Dickstein et al. 2020, arXiv:2001.07301). ``training.init_output`` says
+how the random initial function is removed (centered, zero_readout or standard); which limit
+each setting reaches is derived in docs/theory.md, "Centered training". Every network has its
+own random stream (:func:`~wideinf.experiments.generalize_sweep.train_width`); slopes against
+width carry bootstrap standard errors over seeds (:mod:`wideinf.stats`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ..architecture import Architecture
-from ..config import ArchitectureConfig, ExperimentConfig, LayerConfig, Width, setting
+from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError, NumericalError
 from ..predict import gp_posterior
 from ..progress import progress
 from ..stats import fit_power_law
 from . import Result
-from .ensemble import parameter_count
+from .ensemble import check_ensemble_size, check_width_list
 from .generalize_sweep import gradient_norm, make_scheme, rms, slopes, spread, train_width
 
 __all__ = [
@@ -125,11 +111,9 @@ class MupConfig:
     )
 
 
-def _default_architecture() -> ArchitectureConfig:
-    layers = (LayerConfig("dense"), LayerConfig("relu"), LayerConfig("dense"))
-    return ArchitectureConfig(layers, W_std=1.5, b_std=0.5, parameterization="ntk")
-
-
+_DEFAULT_ARCHITECTURE = ArchitectureConfig.from_raw(
+    {"layers": ["dense", "relu", "dense"], "W_std": 1.5, "b_std": 0.5}
+)
 _DEFAULT_WIDTHS = tuple(float(2**k) for k in range(3, 14))  # 8 .. 8192
 
 
@@ -137,7 +121,7 @@ _DEFAULT_WIDTHS = tuple(float(2**k) for k in range(3, 14))  # 8 .. 8192
 class Config(ExperimentConfig):
     """``wideinf generalize``: see the module docstring and experiments/ensemble_prior_4point.yaml."""
 
-    architecture: ArchitectureConfig = setting(_default_architecture())
+    architecture: ArchitectureConfig = setting(_DEFAULT_ARCHITECTURE)
     widths: tuple[Width, ...] = setting(
         _DEFAULT_WIDTHS, min_len=2, max_len=32, help="finite hidden widths (the limits are added)"
     )
@@ -167,21 +151,12 @@ class Config(ExperimentConfig):
                 f"{where}.parameterizations: must include the architecture's parameterization "
                 f"{ref!r} (the sweep saved as `predictions` and compared with the limits)"
             )
-        if any(math.isinf(w) for w in self.widths):
-            raise ConfigError(
-                f"{where}.widths: list finite widths only; the infinite-width rows are always drawn"
-            )
-        if len(set(self.widths)) != len(self.widths):
-            raise ConfigError(f"{where}.widths: contains a repeated width")
+        check_width_list(self.widths, f"{where}.widths", increasing=False)
         if max(self.widths) > 2**20:
             raise ConfigError(f"{where}.widths: at most {2**20}, got {max(self.widths):g}")
-        arch = Architecture.from_config(self.architecture)
-        largest = self.seeds * parameter_count(arch, 2, int(max(self.widths)))
-        if largest > MAX_PARAMETERS:
-            raise ConfigError(
-                f"{where}.widths: {self.seeds} networks of width {max(self.widths):g} hold "
-                f"{largest:,} parameters (limit {MAX_PARAMETERS:,}); lower the widths or seeds"
-            )
+        check_ensemble_size(
+            self.architecture, 2, max(self.widths), self.seeds, MAX_PARAMETERS, f"{where}.widths"
+        )
 
 
 # ----------------------------------------------------------------------------- data
@@ -226,11 +201,9 @@ _SINGULAR_ADVICE = (
 def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, np.ndarray]:
     """The infinite-width mean predictors at ``x_test`` (G, 2): each an array (G,).
 
-    Each is the mean of :func:`wideinf.predict.gp_posterior`, with no regularizer.
-    ``ntk``: ``Theta(*, X) Theta^-1 y`` with the architecture's NTK (in standard
-    parameterization the limit NTK without the first layer's and the biases' terms);
-    ``nngp``: ``K(*, X) K^-1 y``; ``features``: the same with the kernel ``E[phi phi]`` of the
-    last hidden layer (the readout's own contribution in standard parameterization).
+    Means of :func:`wideinf.predict.gp_posterior` without regularizer: ``ntk``
+    ``Theta(*, X) Theta^-1 y``, ``nngp`` ``K(*, X) K^-1 y``, and ``features`` the same with the
+    last hidden layer's kernel ``E[phi phi]``.
     """
     k_train = arch.kernel(x_train)
     k_cross = arch.kernel(x_test, x_train)  # (G, N) blocks
@@ -250,11 +223,9 @@ def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, 
 def matching_limit(config: Config) -> str:
     """Which limit each network should converge to: ``ntk``, ``nngp`` or ``features``.
 
-    All-layer training from a random readout: the NTK predictor. Readout-only training, or a
-    zero readout (the hidden layers' gradients are proportional to the readout, so they start
-    at zero and stay O(n^-1/2)): the readout's kernel, which is the NNGP in NTK
-    parameterization and ``E[phi phi]`` in standard parameterization, where the readout bias's
-    contribution 1/n vanishes.
+    All-layer training from a random readout: the NTK predictor; readout-only training or a zero
+    readout: the readout's kernel, the NNGP in NTK parameterization and ``E[phi phi]`` in
+    standard parameterization (docs/theory.md, "Centered training").
     """
     training = config.training
     if training.layers == "all" and training.init_output != "zero_readout":
@@ -265,6 +236,16 @@ def matching_limit(config: Config) -> str:
 # ----------------------------------------------------------------------------- run
 
 
+# Arrays of a sweep (``train_width``'s keys) saved under the names of the npz contract.
+_SWEEP_ARRAYS = {
+    "f": "predictions",
+    "loss": "train_loss",
+    "steps": "steps",
+    "lr": "learning_rate",
+    "movement": "feature_movement",
+}
+
+
 def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, bar) -> dict:
     """Every width of one parameterization: ``f`` (W, S, G), ``loss``, ``steps``,
     ``movement`` (W, S) and ``lr`` (W,); a NumericalError if a network diverged."""
@@ -272,8 +253,7 @@ def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, 
     for width in widths:
         rows.append(train_width(config, scheme, x_train, y_train, grid_x, int(width), base))
         bar.update(1)
-    out = {key: np.stack([r[key] for r in rows]) for key in ("f", "loss", "steps", "movement")}
-    out["lr"] = np.array([r["lr"] for r in rows])  # (W,)
+    out = {key: np.stack([np.asarray(r[key]) for r in rows]) for key in _SWEEP_ARRAYS}
     bad = ~np.all(np.isfinite(out["f"]), axis=-1)  # (W, S)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -285,12 +265,22 @@ def _sweep(config: Config, scheme, x_train, y_train, grid_x, widths, base: int, 
     return out
 
 
-def _metrics(f, limits: dict, g: int, h: float) -> dict:
-    """``spread`` (W,), ``gradient_norm`` and ``dist_<limit>`` (W, S) of a sweep f (W, S, G)."""
-    out = {"spread": spread(f), "gradient_norm": gradient_norm(f, g, h)}
+def _sweep_arrays(sweep: dict, limits: dict, g: int, h: float, suffix: str = "") -> dict:
+    """A sweep's arrays and metrics under their npz names plus ``suffix``: those of
+    :data:`_SWEEP_ARRAYS`, ``spread`` (W,), ``gradient_norm`` and ``dist_<limit>`` (W, S)."""
+    f = sweep["f"]  # (W, S, G)
+    out = {name: sweep[key] for key, name in _SWEEP_ARRAYS.items()}
+    out.update(spread=spread(f), gradient_norm=gradient_norm(f, g, h))
     for name, lim in limits.items():
         out[f"dist_{name}"] = rms(f - lim, axis=-1)  # (W, S)
-    return out
+    return {f"{name}{suffix}": value for name, value in out.items()}
+
+
+def _rounded_slopes(summary: dict, fits: dict, suffix: str = "") -> None:
+    """``slope_<key><suffix>`` and ``slope_<key><suffix>_sd`` of :func:`slopes`' fits."""
+    for key, (slope, sd) in fits.items():
+        summary[f"slope_{key}{suffix}"] = round(slope, 4)
+        summary[f"slope_{key}{suffix}_sd"] = round(sd, 4)
 
 
 def _movement_summary(name: str, widths, movement, rng) -> dict:
@@ -307,14 +297,12 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     """Train every parameterization x width x seed; the limits and the metrics of the figures.
 
     Returns arrays: ``grid_x`` (G, 2), ``grid_axis`` (g,), ``x_train`` (N, 2), ``y_train`` (N,),
-    ``widths`` (W,), ``predictions`` (W, S, G), ``ntk_limit``, ``nngp_limit``,
-    ``features_limit`` (G,), ``train_loss``, ``steps`` (W, S), ``learning_rate`` (W,),
-    ``spread`` (W,), ``dist_ntk``, ``dist_nngp``, ``dist_features``, ``gradient_norm`` (W, S),
-    ``limit_gradient_norm`` (3,) for (ntk, nngp, features): all of the reference sweep, in the
-    architecture's parameterization. ``parameterizations`` (P,) names every sweep (the
-    reference first), and for each name p: ``predictions_<p>`` (W, S, G),
-    ``feature_movement_<p>``, ``train_loss_<p>``, ``steps_<p>``, ``gradient_norm_<p>``,
-    ``dist_<limit>_<p>`` (W, S), ``spread_<p>``, ``learning_rate_<p>`` (W,).
+    ``widths`` (W,), ``ntk_limit``, ``nngp_limit``, ``features_limit`` (G,),
+    ``limit_gradient_norm`` (3,) for (ntk, nngp, features), ``parameterizations`` (P,) the
+    sweeps, the architecture's (the reference) first; of the reference sweep ``predictions``
+    (W, S, G), ``train_loss``, ``steps``, ``gradient_norm``, ``dist_<limit>`` (W, S),
+    ``learning_rate`` and ``spread`` (W,); the same suffixed ``_<p>`` for every sweep p, with
+    ``feature_movement_<p>`` (W, S).
     """
     arch = Architecture.from_config(config.architecture)
     x_train, y_train = make_data(config.data)
@@ -335,47 +323,31 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         }  # fmt: skip
     finally:
         bar.close()
-    ref = sweeps[names[0]]
-    f, loss = ref["f"], ref["loss"]  # (W, S, G), (W, S)
+    f = sweeps[names[0]]["f"]  # (W, S, G): the reference sweep
     arrays = {
         "grid_x": grid_x,
         "grid_axis": axis,
         "x_train": x_train,
         "y_train": y_train,
         "widths": widths,
-        "predictions": f,
-        "ntk_limit": limits["ntk"],
-        "nngp_limit": limits["nngp"],
-        "features_limit": limits["features"],
-        "train_loss": loss,
-        "steps": ref["steps"],
-        "learning_rate": ref["lr"],
-        **_metrics(f, limits, g, h),
+        **{f"{key}_limit": limit for key, limit in limits.items()},
+        **_sweep_arrays(sweeps[names[0]], limits, g, h),
         "limit_gradient_norm": np.array([gradient_norm(limits[k], g, h) for k in limits]),
         "parameterizations": np.array(names),
     }
+    del arrays["feature_movement"]  # saved per parameterization only
     for name, sw in sweeps.items():
-        arrays[f"predictions_{name}"] = sw["f"]
-        arrays[f"feature_movement_{name}"] = sw["movement"]
-        arrays[f"train_loss_{name}"] = sw["loss"]
-        arrays[f"steps_{name}"] = sw["steps"]
-        arrays[f"learning_rate_{name}"] = sw["lr"]
-        for key, value in _metrics(sw["f"], limits, g, h).items():
-            arrays[f"{key}_{name}"] = value
+        arrays.update(_sweep_arrays(sw, limits, g, h, f"_{name}"))
 
     match = matching_limit(config)
     summary = {"matching_limit": match, "init_output": config.training.init_output}
-    for key, (slope, sd) in slopes(widths, f, limits, boot_rng).items():
-        summary[f"slope_{key}"] = round(slope, 4)
-        summary[f"slope_{key}_sd"] = round(sd, 4)
+    _rounded_slopes(summary, slopes(widths, f, limits, boot_rng))
     summary["slope_matching"] = summary[f"slope_dist_{match}"]
     tol = config.training.loss_tol
     missed = {name: ~(sw["loss"] <= tol) for name, sw in sweeps.items()}  # each (W, S)
     summary["networks_missing_tol"] = int(sum(m.sum() for m in missed.values()))
-    every_loss = np.concatenate([sw["loss"].ravel() for sw in sweeps.values()])
-    summary["max_final_loss"] = float(
-        np.nanmax(np.where(np.isfinite(every_loss), every_loss, np.inf))
-    )
+    loss = np.concatenate([sw["loss"].ravel() for sw in sweeps.values()])
+    summary["max_final_loss"] = float(np.max(np.where(np.isfinite(loss), loss, np.inf)))
     summary["spread_widest"] = float(arrays["spread"][-1])
     summary[f"dist_{match}_widest"] = float(rms(arrays[f"dist_{match}"][-1]))
     # Drawn after the reference slopes, so those are as without the other sweeps.
@@ -383,10 +355,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     summary["mup_base_width"] = config.mup.base_width if "mup" in names else None
     for name, sw in sweeps.items():
         summary.update(_movement_summary(name, widths, sw["movement"], boot_rng))
-        fits = slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng)
-        for key, (slope, sd) in fits.items():
-            summary[f"slope_{key}_{name}"] = round(slope, 4)
-            summary[f"slope_{key}_{name}_sd"] = round(sd, 4)
+        _rounded_slopes(
+            summary, slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng), f"_{name}"
+        )
         summary[f"dist_ntk_widest_{name}"] = float(rms(arrays[f"dist_ntk_{name}"][-1]))
     warnings = []
     for name, miss in missed.items():
@@ -422,12 +393,8 @@ def report(result: Result) -> list[str]:
 
 def _movement_line(s: dict, name: str) -> str:
     base = f" (base width {s['mup_base_width']})" if name == "mup" else ""
-    slope = s[f"slope_feature_movement_{name}"]
-    fit = (
-        ""
-        if slope is None
-        else f"slope {slope:+.2f} +- {s[f'slope_feature_movement_{name}_sd']:.2f} (lazy: -0.5), "
-    )
+    slope, sd = s[f"slope_feature_movement_{name}"], s[f"slope_feature_movement_{name}_sd"]
+    fit = "" if slope is None else f"slope {slope:+.2f} +- {sd:.2f} (lazy: -0.5), "
     return (
         f"{name}{base}: feature movement ||h_T - h_0|| / ||h_0|| {fit}"
         f"{s[f'feature_movement_widest_{name}']:.4f} at the widest; distance to the ntk limit "

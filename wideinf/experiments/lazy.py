@@ -1,22 +1,10 @@
 """Gradient descent on wide networks, and the linearised network trained beside it.
 
 Lazy training (Chizat et al. 2019, arXiv:1812.07956; Lee et al. 2019, arXiv:1902.06720): a wide
-network trained by gradient descent stays close to its first-order Taylor expansion around the
-initial parameters theta_0,
-
-    f_lin(x; theta) = f(x; theta_0) + grad f(x; theta_0) . (theta - theta_0).
-
-Gradient descent with learning rate eta on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` moves the
-linearised model's outputs by exactly (discrete time, no approximation)
-
-    f_lin_{k+1}(x) = f_lin_k(x) - (eta / N) Theta_0(x, X) (f_lin_k(X) - y),
-
-with ``Theta_0`` the *empirical* NTK of that network at initialisation, so the linearised
-network at any step follows from ``Theta_0`` on (evaluation points, training points) alone:
-:func:`linearized_path`, no Jacobian.
-
-:func:`descend` is :func:`wideinf.training.train`, which updates every weight matrix in place
-(:func:`wideinf.networks.descent_step`), recording the outputs at the evaluation points and how
+network stays close to ``f_lin(x; theta) = f(x; theta_0) + grad f(x; theta_0) . (theta -
+theta_0)``, whose outputs follow exactly from the empirical NTK at initialisation
+(:func:`linearized_path`, no Jacobian; docs/theory.md, "Lazy training and O(n^-1/2)
+convergence"). :func:`descend` is :func:`wideinf.training.train` recording the outputs and how
 far each layer's weights moved.
 """
 
@@ -36,28 +24,13 @@ __all__ = ["LazyTrace", "descend", "linearized_path", "relative_change", "record
 
 @dataclass(frozen=True)
 class LazyTrace:
-    """What :func:`descend` returns.
+    """What :func:`descend` returns for S networks, T recorded steps and M recorded inputs."""
 
-    Attributes
-    ----------
-    params : Params
-        Final parameters of the S networks (new arrays; the initial ones are unchanged).
-    steps_recorded : ndarray of int, shape (T,)
-        Steps at which outputs were recorded: 0, r, 2r, ... and the last step.
-    f_path : ndarray, shape (S, T, M)
-        Outputs at ``x_record`` at the recorded steps (column 0: at initialisation).
-    loss : ndarray, shape (S, T)
-        Training loss ``(1/2N) sum (f - y)^2`` at the recorded steps.
-    weight_change : ndarray, shape (S, L)
-        ``||W_T - W_0||_F / ||W_0||_F`` of each dense layer's weight matrix (biases excluded),
-        input layer first, readout last.
-    """
-
-    params: Params
-    steps_recorded: np.ndarray
-    f_path: np.ndarray
-    loss: np.ndarray
-    weight_change: np.ndarray
+    params: Params  # final parameters (new arrays; the initial ones are unchanged)
+    steps_recorded: np.ndarray  # (T,) int: 0, r, 2r, ... and the last step
+    f_path: np.ndarray  # (S, T, M) outputs at x_record at the recorded steps
+    loss: np.ndarray  # (S, T) training loss (1/2N) sum (f - y)^2 at the recorded steps
+    weight_change: np.ndarray  # (S, L) ||W_T - W_0||_F / ||W_0||_F per layer, biases excluded
 
 
 # Entries of one row block in :func:`relative_change` (4 MB): no temporary of W's size.
@@ -87,34 +60,12 @@ def descend(
     arch, params: Params, x, y, learning_rate: float, steps: int, *, x_record,
     record_every: int = 1,
 ) -> LazyTrace:  # fmt: skip
-    """:func:`wideinf.training.train` recording the outputs at ``x_record``, and the weights' change.
+    """:func:`wideinf.training.train` recording the outputs and the weights' change.
 
-    Parameters
-    ----------
-    arch : Architecture
-    params : Params, S networks
-        Initial parameters (not modified).
-    x : ndarray, shape (N, d)
-        Training inputs.
-    y : ndarray, shape (N,)
-        Targets.
-    learning_rate : float
-        eta, applied to the stored parameters (use eta / n in standard parameterization).
-    steps : int
-        Gradient steps.
-    x_record : ndarray, shape (M, d)
-        Inputs at which the outputs are recorded.
-    record_every : int
-        Record every this many steps (and at the last step).
-
-    Returns
-    -------
-    LazyTrace
-
-    Raises
-    ------
-    NumericalError
-        If the outputs become NaN or infinite (the learning rate is too large for the width).
+    S networks ``params`` (left unchanged) take ``steps`` steps of ``learning_rate`` on the
+    stored parameters (eta / n in standard parameterization) on x (N, d), y (N,); the outputs
+    at ``x_record`` (M, d) are recorded every ``record_every`` steps and at the last. Returns a
+    :class:`LazyTrace`; a NumericalError if the outputs become NaN or infinite.
     """
     # Divergence is reported below as a NumericalError, not as overflow warnings.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -138,43 +89,25 @@ def descend(
 def linearized_path(
     theta_eval, theta_train, f0_eval, f0_train, y, learning_rate: float, steps_recorded
 ) -> np.ndarray:
-    """Outputs of the linearised networks under the same gradient descent.
+    """Outputs (S, T, M) of the linearised networks at the T ``steps_recorded``.
 
     ``f_lin_{k+1}(x) = f_lin_k(x) - (eta / N) Theta_0(x, X) (f_lin_k(X) - y)`` (Lee et al. 2019,
-    eq. 8, in discrete time), evaluated exactly step by step.
-
-    Parameters
-    ----------
-    theta_eval : ndarray, shape (S, M, N)
-        Empirical NTK at initialisation between the evaluation and the training inputs.
-    theta_train : ndarray, shape (S, N, N)
-        Empirical NTK at initialisation among the training inputs.
-    f0_eval : ndarray, shape (S, M)
-    f0_train : ndarray, shape (S, N)
-        Outputs at initialisation.
-    y : ndarray, shape (N,)
-    learning_rate : float
-        eta times the factor that turns the given kernel into the kernel of the stored
-        parameters (1 in NTK parameterization; n with eta / n in standard parameterization).
-    steps_recorded : ndarray of int, shape (T,)
-
-    Returns
-    -------
-    ndarray, shape (S, T, M): the linearised outputs at ``x_eval`` at the recorded steps.
+    eq. 8, in discrete time), evaluated exactly step by step from the empirical NTK at
+    initialisation ``theta_eval`` (S, M, N) and ``theta_train`` (S, N, N), the initial outputs
+    ``f0_eval`` (S, M) and ``f0_train`` (S, N), and the targets y (N,). ``learning_rate`` is eta
+    times the factor that turns the given kernel into the stored parameters' (1 in NTK
+    parameterization; n with eta / n in standard parameterization).
     """
     n = theta_train.shape[-1]
     rate = learning_rate / n
     resid = f0_train - y  # (S, N)
     f = f0_eval.copy()  # (S, M)
-    steps_recorded = np.asarray(steps_recorded)
     out = np.empty((f.shape[0], len(steps_recorded), f.shape[1]))  # (S, T, M)
-    column = 0
-    for step in range(int(steps_recorded[-1]) + 1):
-        if step == steps_recorded[column]:
-            out[:, column] = f
-            column += 1
-        if column == len(steps_recorded):
-            break
-        f -= rate * np.einsum("smn,sn->sm", theta_eval, resid)
-        resid = resid - rate * np.einsum("smn,sn->sm", theta_train, resid)
+    step = 0
+    for column, stop in enumerate(steps_recorded):
+        for _ in range(int(stop) - step):
+            f -= rate * np.einsum("smn,sn->sm", theta_eval, resid)
+            resid = resid - rate * np.einsum("smn,sn->sm", theta_train, resid)
+        step = int(stop)
+        out[:, column] = f
     return out

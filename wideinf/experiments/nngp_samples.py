@@ -1,27 +1,15 @@
 """Random output functions at finite and infinite width (blog Figure 1).
 
-At initialisation a network's output ``f(x)`` is a random function of its input. As every hidden
-width ``n`` grows, the law of ``f`` tends to a centred Gaussian process whose covariance is the
-NNGP kernel ``K`` (Neal 1996; Lee et al. 2018, arXiv:1711.00165; Matthews et al. 2018,
-arXiv:1804.11271). For each width this experiment draws ``S`` functions on a grid of 1-D inputs
-and at two fixed inputs (the *pair*, ``x = 1`` and ``x = -1`` in the blog):
-
-- finite ``n``: ``S`` independently initialised networks (:mod:`wideinf.networks`);
-- ``n = inf``: ``S`` exact draws from ``N(0, K)`` on the grid and the pair jointly, ``f = U z``
-  with ``K = V diag(lam) V^T``, ``U = V diag(sqrt(max(lam, 0)))`` and ``z ~ N(0, I)``.
-
-How Gaussian the pair's outputs ``(a, b)`` are, per width:
-
-- excess kurtosis ``g2 = m4 / m2^2 - 3`` of each coordinate (0 for any Gaussian), with the
-  delta-method standard error ``sd(psi) / sqrt(S)``, where the influence function is
-  ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3`` and ``d = a - mean(a)``
-  (``sqrt(24 / S)`` for a Gaussian). With heavy tails (width 4) this estimate converges slowly
-  and runs low; the test of Gaussianity is against the Gaussian null, ``g2 / sqrt(24 / S)``;
-- the sample covariance ``C`` of ``(a, b)`` against ``K(pair, pair)``, with the standard error of
-  each entry ``sqrt(Var[d_i d_j] / S)``, and ``max |C - K| / se`` over the three entries.
-
-A finite network's covariance differs from ``K`` by O(1/n) (the dual activations are nonlinear in
-the finite-width empirical kernel), far below the Monte Carlo error at n = 500 and S = 1000.
+As every hidden width n grows, the law of a network's output function tends to a centred
+Gaussian process with the NNGP kernel K as covariance (Neal 1996; Lee et al. 2018,
+arXiv:1711.00165; Matthews et al. 2018, arXiv:1804.11271). For each width this experiment draws
+S functions on a grid of 1-D inputs and at two fixed inputs (the *pair*, x = 1 and x = -1 in the
+blog): S initialised networks at finite n, S exact draws from ``N(0, K)`` at n = inf
+(:func:`gp_draws`). How Gaussian the pair's outputs are, per width: the excess kurtosis of each
+coordinate (:func:`excess_kurtosis`) and the sample covariance against ``K(pair, pair)``
+(:func:`sample_covariance`), each with its standard error (docs/theory.md, "Standard errors").
+A finite network's covariance differs from K by O(1/n), far below the Monte Carlo error at
+n = 500 and S = 1000.
 """
 
 from __future__ import annotations
@@ -37,8 +25,7 @@ from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
 from . import Result
-from .blog import BLOG_ARCHITECTURE
-from .ensemble import check_network_size, parameter_count
+from .ensemble import BLOG_ARCHITECTURE, check_network_size, check_width_list, parameter_count
 
 __all__ = [
     "Config",
@@ -58,6 +45,8 @@ _BATCH_BYTES = 128 * 2**20
 _NETWORK_BYTES = 2**30
 # Points on each sigma ellipse.
 _ELLIPSE_POINTS = 181
+# The distinct entries of a 2 x 2 covariance.
+_ENTRIES = ((0, 0), (0, 1), (1, 1))
 # Half-width of the bottom row's axes when not set: this many NNGP standard deviations.
 _AUTO_LIMIT_SDS = 5.0
 
@@ -93,28 +82,14 @@ class Config(ExperimentConfig):
     def validate(self, where: str = "config"):
         if not self.x_min < self.x_max:
             raise ConfigError(
-                f"{_at(where, 'x_min')}: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
+                f"{where}.x_min: must be below x_max, got {self.x_min:g} >= {self.x_max:g}"
             )
         if self.pair_inputs[0] == self.pair_inputs[1]:
             raise ConfigError(
-                f"{_at(where, 'pair_inputs')}: need two different inputs, "
-                f"got {list(self.pair_inputs)}"
+                f"{where}.pair_inputs: need two different inputs, got {list(self.pair_inputs)}"
             )
-        labels = [width_label(w) for w in self.widths]
-        for i, label in enumerate(labels):
-            if label in labels[:i]:
-                raise ConfigError(f"{_at(where, f'widths[{i}]')}: {label[1:]} appears twice")
-        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, _at(where, "widths"))
-
-
-def _at(where: str, key: str) -> str:
-    """Where a key is: ``file.yaml: key`` at the top of a file, ``block.key`` below it."""
-    where = where.rstrip()
-    if where.endswith(":"):
-        return f"{where} {key}"
-    if where.endswith((".yaml", ".yml")):
-        return f"{where}: {key}"
-    return f"{where}.{key}" if where else key
+        check_width_list(self.widths, f"{where}.widths", finite=False, increasing=False)
+        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, f"{where}.widths")
 
 
 def width_label(width: float) -> str:
@@ -126,22 +101,12 @@ def width_label(width: float) -> str:
 
 
 def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """Exact draws from ``N(0, kernel)`` by eigendecomposition.
+    """S = ``n_samples`` exact draws from ``N(0, kernel)``, kernel (M, M) PSD; shape (S, M).
 
-    Parameters
-    ----------
-    kernel : ndarray, shape (M, M)
-        Symmetric positive semi-definite covariance.
-    n_samples : int
-        S, the number of draws.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray, shape (S, M)
-        Rows ``U z`` with ``U = V diag(sqrt(lam))`` and ``z ~ N(0, I)``, so ``Cov = kernel``
-        exactly, singular kernels (repeated or very close inputs) included. Eigenvalues below
-        zero by rounding are set to zero; a clearly negative one is a NumericalError.
+    Rows ``U z`` with ``kernel = V diag(lam) V^T``, ``U = V diag(sqrt(lam))`` and
+    ``z ~ N(0, I)``, so ``Cov = kernel`` exactly, singular kernels (repeated or very close
+    inputs) included. Eigenvalues below zero by rounding are set to zero; a clearly negative
+    one is a NumericalError.
     """
     lam, vecs = np.linalg.eigh(kernel)  # (M,), (M, M)
     scale = max(float(lam[-1]), np.finfo(float).tiny)
@@ -155,35 +120,16 @@ def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np
     return z @ root.T  # (S, M)
 
 
-def network_batch_size(arch: Architecture, n_points: int, width: int) -> int:
-    """Networks per batch so that parameters and activations stay within about 128 MB."""
-    n_layers = len(arch.layers)
-    per_network = 8 * (parameter_count(arch, 1, width) + 2 * n_points * width * n_layers)
-    return max(1, _BATCH_BYTES // per_network)
-
-
 def network_draws(
     arch: Architecture, x: np.ndarray, width: int, n_samples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Outputs of ``n_samples`` independently initialised networks, built in batches.
-
-    Parameters
-    ----------
-    arch : Architecture
-    x : ndarray, shape (N, d)
-    width : int
-        Width of every hidden layer.
-    n_samples : int
-        S, the number of networks.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    ndarray, shape (S, N)
-    """
+    """Outputs (S, N) at x (N, d) of S = ``n_samples`` independently initialised networks of
+    hidden width ``width``, built in batches of about 128 MB (parameters and activations)."""
     from ..networks import forward, init_params
 
-    batch = network_batch_size(arch, x.shape[0], width)
+    n_layers = len(arch.layers)
+    per_network = 8 * (parameter_count(arch, 1, width) + 2 * x.shape[0] * width * n_layers)
+    batch = max(1, _BATCH_BYTES // per_network)
     starts = range(0, n_samples, batch)
     out = np.empty((n_samples, x.shape[0]))  # (S, N)
     for start in progress(starts, total=len(starts), desc=f"width {width}"):
@@ -197,20 +143,12 @@ def network_draws(
 
 
 def excess_kurtosis(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Excess kurtosis of each column and its delta-method standard error.
+    """Excess kurtosis g2 (k,) of each column of ``samples`` (S, k) and its standard error (k,).
 
-    Parameters
-    ----------
-    samples : ndarray, shape (S, k)
-
-    Returns
-    -------
-    g2 : ndarray, shape (k,)
-        ``m4 / m2^2 - 3`` with central sample moments ``m_r = mean(d^r)``, ``d = x - mean(x)``.
-    se : ndarray, shape (k,)
-        ``sd(psi) / sqrt(S)`` with the influence function
-        ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3``; ``sqrt(24 / S)`` for a
-        Gaussian. NaN for a column with zero variance.
+    ``g2 = m4 / m2^2 - 3`` with central sample moments ``m_r = mean(d^r)``, ``d = x - mean(x)``;
+    by the delta method ``se = sd(psi) / sqrt(S)`` with the influence function
+    ``psi = (d^4 - m4 - 4 m3 d) / m2^2 - 2 m4 (d^2 - m2) / m2^3`` (``sqrt(24 / S)`` for a
+    Gaussian). NaN for a column with zero variance.
     """
     d = samples - samples.mean(axis=0)  # (S, k)
     m2, m3, m4 = ((d**r).mean(axis=0) for r in (2, 3, 4))  # (k,) each
@@ -222,18 +160,10 @@ def excess_kurtosis(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_covariance(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample covariance and the standard error of each of its entries.
+    """Sample covariance (k, k) of ``samples`` (S, k) and the standard error of each entry.
 
-    Parameters
-    ----------
-    samples : ndarray, shape (S, k)
-
-    Returns
-    -------
-    cov : ndarray, shape (k, k)
-        ``sum_s d_si d_sj / (S - 1)`` with ``d = x - mean(x)``.
-    se : ndarray, shape (k, k)
-        ``sd(d_i d_j) / sqrt(S)``: the Monte Carlo error of the entry, from the same samples.
+    ``cov_ij = sum_s d_si d_sj / (S - 1)`` with ``d = x - mean(x)``; ``se_ij = sd(d_i d_j) /
+    sqrt(S)``, the Monte Carlo error of the entry, from the same samples.
     """
     s = samples.shape[0]
     d = samples - samples.mean(axis=0)  # (S, k)
@@ -289,9 +219,7 @@ def _nice_ceiling(value: float) -> float:
 def run(config: Config, rng: np.random.Generator) -> Result:
     """Sample output functions at each width and measure the pair's Gaussianity.
 
-    Returns
-    -------
-    Result with arrays (G grid points, S samples, W widths, D density points)
+    Arrays (G grid points, S samples, W widths, D density points):
 
     - ``x_grid`` (G,), ``pair_inputs`` (2,), ``widths`` (W,) (float, ``inf`` for the GP);
     - ``nngp_pair_cov`` (2, 2): ``K`` at the pair; ``nngp_sd`` (G,): ``sqrt(K(x, x))``;
@@ -314,9 +242,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     kernel = arch.kernel(x_all).nngp  # (G + 2, G + 2)
     pair_cov_exact = kernel[n_grid:, n_grid:].copy()  # (2, 2)
 
-    limit = config.pair_limit
-    if limit is None:
-        limit = _nice_ceiling(_AUTO_LIMIT_SDS * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))
+    auto = _nice_ceiling(_AUTO_LIMIT_SDS * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))
+    limit = config.pair_limit or auto
     density_axis = np.linspace(-limit, limit, config.density_points)  # (D,)
 
     widths = np.asarray(config.widths, dtype=float)  # (W,)
@@ -332,12 +259,9 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     summary = {
         "architecture": arch.describe(),
         "n_samples": config.n_samples,
-        "nngp_K11": float(pair_cov_exact[0, 0]),
-        "nngp_K12": float(pair_cov_exact[0, 1]),
-        "nngp_K22": float(pair_cov_exact[1, 1]),
+        **{f"nngp_K{i + 1}{j + 1}": float(pair_cov_exact[i, j]) for i, j in _ENTRIES},
     }
-    warnings = []
-    per_width = {"excess_kurtosis": [], "excess_kurtosis_se": [], "pair_cov": [], "pair_cov_se": []}
+    warnings, per_width = [], []
     base = int(rng.integers(2**63))
     for width in widths:
         label = width_label(width)
@@ -358,21 +282,19 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
         g2, g2_se = excess_kurtosis(pairs)  # (2,), (2,)
         cov, cov_se = sample_covariance(pairs)  # (2, 2), (2, 2)
-        for values, value in zip(per_width.values(), (g2, g2_se, cov, cov_se), strict=True):
-            values.append(value)
+        per_width.append((g2, g2_se, cov, cov_se))
         z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
         outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])
             summary[f"excess_kurtosis_se_{label}_{i + 1}"] = float(g2_se[i])
-        for i, j in ((0, 0), (0, 1), (1, 1)):
+        for i, j in _ENTRIES:
             summary[f"cov_{label}_{i + 1}{j + 1}"] = float(cov[i, j])
         summary[f"cov_max_z_{label}"] = float(np.nanmax(z)) if np.isfinite(z).any() else math.nan
         summary[f"outside_fraction_{label}"] = float(outside)
 
-    arrays.update(
-        {key: np.array(values) for key, values in per_width.items()}
-    )  # (W, 2) or (W, 2, 2)
+    keys = ("excess_kurtosis", "excess_kurtosis_se", "pair_cov", "pair_cov_se")
+    arrays.update({key: np.array(v) for key, v in zip(keys, zip(*per_width))})  # (W, 2 [, 2])
     return Result(arrays=arrays, summary=summary, warnings=warnings)
 
 

@@ -1,12 +1,9 @@
 """The NTK of finite networks on the unit circle, before and after training (Jacot et al. 2018).
 
-``wideinf ntk-circle`` (experiments/ntk_circle.yaml) reproduces Figure 1 of Jacot, Gabriel &
-Hongler 2018 (arXiv:1806.07572). Inputs on the unit circle ``x = (cos g, sin g)``; for each
-width, ``n_networks`` independently initialised networks give the empirical
-``Theta(x0, x)`` with ``x0 = (1, 0)`` against g, at initialisation and after full-batch gradient
-descent on ``(1/2N) sum (f - y)^2`` over N standard normal 2-D inputs with target
-``y = x1 x2``, beside the analytic limit. The wider the networks, the less their kernels
-scatter around the limit and the less they move in training.
+``wideinf ntk-circle`` reproduces Figure 1 of Jacot, Gabriel & Hongler 2018 (arXiv:1806.07572):
+the empirical ``Theta(x0, x)``, ``x0 = (1, 0)``, ``x = (cos g, sin g)``, of ``n_networks``
+networks per width, at initialisation and after gradient descent on N standard normal 2-D
+inputs with target ``y = x1 x2``, beside the analytic limit.
 
 Arrays (the ``<name>.npz`` contract), one row per network (``n_networks`` may differ between
 widths): ``widths`` (W,), ``gamma`` (G,), ``ntk_limit`` (G,) the analytic ``Theta(x0, x)``,
@@ -27,8 +24,7 @@ from ..config import ArchitectureConfig, ExperimentConfig, Width, setting
 from ..errors import ConfigError
 from ..stats import relative_error
 from . import Result
-from .convergence import check_widths
-from .ensemble import TrainConfig, each_block, lazy_run
+from .ensemble import TrainConfig, check_widths, each_block, lazy_run
 
 __all__ = ["Config", "run", "report"]
 
@@ -83,8 +79,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     x_train = data_rng.standard_normal((t.points, 2))  # (N, 2)
     y_train = x_train[:, 0] * x_train[:, 1]  # (N,)
 
-    rows = {k: [] for k in ("ntk_init", "ntk_trained", "ntk_rel_err", "ntk_change")}
-    rows.update(loss_initial=[], loss_final=[], network_width=[])
+    keys = ("ntk_init", "ntk_trained", "ntk_rel_err", "ntk_change", "loss_initial", "loss_final")
+    rows = {k: [] for k in (*keys, "network_width")}
     for _, width, sl, params in each_block(arch, 2, widths.astype(int), counts, width_rngs):
         if sl.start == 0:
             ref = arch.kernel(x0, xc, width=width).ntk[0]  # (G,)
@@ -92,12 +88,11 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         del params
         row0 = res["theta0"][:, 0, 1:]  # (S_b, G)
         row_t = res["theta_t"][:, 0, 1:]  # (S_b, G)
-        rows["ntk_init"].append(row0)
-        rows["ntk_trained"].append(row_t)
-        rows["ntk_rel_err"].append(relative_error(row0[:, None], ref[None]))
-        rows["ntk_change"].append(relative_error(row_t[:, None], row0[:, None]))
-        rows["loss_initial"].append(res["loss_initial"])
-        rows["loss_final"].append(res["loss_final"])
+        rel_err = relative_error(row0[:, None], ref[None])
+        change = relative_error(row_t[:, None], row0[:, None])
+        values = (row0, row_t, rel_err, change, res["loss_initial"], res["loss_final"])
+        for key, value in zip(keys, values, strict=True):
+            rows[key].append(value)
         rows["network_width"].append(np.full(row0.shape[0], float(width)))
     arrays = {
         "widths": widths,
@@ -118,13 +113,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 def report(result: Result) -> list[str]:
     """Per width: the median error of ``Theta(x0, .)`` at initialisation and its change."""
     s = result.summary
-    lines = []
-    for key, value in s.items():
-        if key.startswith("median_ntk_rel_err_w"):
-            width = key.rsplit("_w", 1)[1]
-            change = s[f"median_ntk_change_w{width}"]
-            lines.append(
-                f"width {width}: median error of Theta(x0, .) at init {value:.3f}, "
-                f"change in training {change:.3f}"
-            )
-    return lines
+    return [
+        f"width {w}: median error of Theta(x0, .) at init {s[f'median_ntk_rel_err_w{w}']:.3f}, "
+        f"change in training {s[f'median_ntk_change_w{w}']:.3f}"
+        for w in s["widths"].split(", ")
+    ]

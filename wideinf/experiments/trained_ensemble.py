@@ -1,12 +1,9 @@
 """Finite networks trained by gradient descent, against the NTK ensemble at their time.
 
-The check behind ``wideinf compare-ntk``'s trained networks (see
-:mod:`wideinf.experiments.compare_ntk`): S networks of width n trained for ``steps`` steps of
-``eta`` should follow the NTK ensemble at ``t = steps * eta`` (Lee et al. 2019,
-arXiv:1902.06720). Their mean and sd are compared through z-scores against the Monte Carlo
-error, ``z_mean = (mean_S - mu_t) / (sd_t / sqrt(S))`` and ``z_sd = (sd_S - sd_t) / (sd_t /
-sqrt(2 (S - 1)))``, where the NTK sd is at least a tenth of its largest; the 99% limits of
-their rms come from the NTK ensemble's correlation across the grid.
+The check behind ``wideinf compare-ntk``'s trained networks: S networks trained for ``steps``
+steps of ``eta`` should follow the NTK ensemble at ``t = steps * eta`` (Lee et al. 2019,
+arXiv:1902.06720); their mean and sd are compared through z-scores (docs/theory.md, "Monte
+Carlo agreement of trained ensembles").
 """
 
 from __future__ import annotations
@@ -29,22 +26,20 @@ _Z_POINTS = 1000  # grid points at most in the ensemble's z-scores
 _Z_BAND_FRACTION = 0.1  # ... where the NTK sd is at least this fraction of its largest
 
 
+def diag_reg_args(config) -> dict:
+    """The ``diag_reg`` keyword arguments of :mod:`wideinf.predict` that ``config`` sets."""
+    return {"diag_reg": config.diag_reg, "diag_reg_relative": config.diag_reg_relative}
+
+
 def train_ensemble(
     arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *,
     size: int, width: int, learning_rate: float, steps: int, rng: np.random.Generator,
 ):  # fmt: skip
-    """Train ``size`` independently initialised networks; outputs at ``x_eval`` (S, M).
+    """Train S = ``size`` independently initialised networks for ``steps`` steps.
 
-    ``learning_rate`` is in the kernel's units (time ``t = steps * learning_rate``); in standard
-    parameterization the networks take steps of ``learning_rate / width``, as the NTK reported
-    by :meth:`Architecture.kernel` is ``Theta / width`` there.
-
-    Returns
-    -------
-    f_eval : ndarray, shape (S, M)
-    loss : ndarray, shape (S, R)
-        Training loss recorded along the run.
-    recorded_steps : ndarray, shape (R,)
+    ``learning_rate`` is in the kernel's units, time ``t = steps * learning_rate``
+    (:func:`wideinf.experiments.ensemble.stored_step`). Returns the outputs at ``x_eval``
+    (S, M), the training loss (S, R) at the R recorded steps, and those steps (R,).
     """
     eta = stored_step(arch, learning_rate, width)
     params = init_params(arch, x_train.shape[1], width, size, rng)
@@ -69,7 +64,7 @@ def compare_trained_ensemble(
     ``mu_t``, ``sd_t`` (G + m,): the NTK ensemble at ``t = steps * eta`` on the grid and the
     test points. Returns (arrays, summary, warnings, (mean, sd) of the networks (G + m,)).
     """
-    ens = config.ensemble
+    ens, reg = config.ensemble, diag_reg_args(config)
     g = x_grid.shape[0]
     t_ens = ens.steps * eta
     f_eval, loss, recorded = train_ensemble(
@@ -77,7 +72,6 @@ def compare_trained_ensemble(
         learning_rate=eta, steps=ens.steps, rng=net_rng,
     )  # fmt: skip
     e_mean, e_std = f_eval.mean(axis=0), f_eval.std(axis=0, ddof=1)  # (G + m,)
-    reg = {"diag_reg": config.diag_reg, "diag_reg_relative": config.diag_reg_relative}
     arrays = {
         "ensemble_mean": e_mean[:g],
         "ensemble_std": e_std[:g],
@@ -153,17 +147,11 @@ def _rms_z_limits(arch, data, x_sub, blocks, sub, t, config, rng) -> tuple[float
     """99% limits of the rms z of an ensemble's mean and sd at the grid points ``x_sub`` (rows
     ``sub`` of the evaluation blocks), from the NTK ensemble's correlation R at time t (the
     sample sds of a Gaussian field correlate as R**2)."""
+    b = blocks
     cov = ntk_ensemble(
-        blocks.ntk_train,
-        blocks.ntk_cross[sub],
-        blocks.nngp_train,
-        blocks.nngp_cross[sub],
-        arch.kernel(x_sub).nngp,
-        data.y_train,
-        [t],
-        diag_reg=config.diag_reg,
-        diag_reg_relative=config.diag_reg_relative,
-    ).cov[0]  # (G, G)
+        b.ntk_train, b.ntk_cross[sub], b.nngp_train, b.nngp_cross[sub], arch.kernel(x_sub).nngp,
+        data.y_train, [t], **diag_reg_args(config),
+    ).cov[0]  # (G, G)  # fmt: skip
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))  # (G,)
     keep = sd > 1e-12 * max(float(sd.max()), np.finfo(float).tiny)
     corr = cov[np.ix_(keep, keep)] / np.outer(sd[keep], sd[keep])  # (G', G')
