@@ -60,7 +60,11 @@ def compute_and_save(
     dtype = np.float32 if float32 else np.float64
     shape = (x1.shape[0], x1.shape[0] if x2 is None else x2.shape[0])
     if out_path.suffix == ".zarr":
-        _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume)
+        from .scale import chunked_kernel
+
+        chunked_kernel(
+            arch, x1, x2, out_path, chunk=chunk, dtype=dtype, scheduler=scheduler, resume=resume
+        )
         return shape
     check_fits_in_memory(*shape, np.dtype(dtype).itemsize)
     k = arch.kernel(x1, x2, dtype=dtype)
@@ -74,11 +78,3 @@ def compute_and_save(
     finally:
         staged.discard()
     return shape
-
-
-def _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume):
-    from .scale import chunked_kernel
-
-    chunked_kernel(
-        arch, x1, x2, out_path, chunk=chunk, dtype=dtype, scheduler=scheduler, resume=resume
-    )
