@@ -170,21 +170,25 @@ def main():
     """
 
 
+def command(name: str):
+    """``@main.command(name)`` whose errors end as one line (:func:`fail_cleanly`)."""
+    return lambda func: main.command(name)(fail_cleanly(func))
+
+
 def _experiment_command(spec):
-    def command(config, out, seed, quick, formats, sets, quiet, **extra):
+    def run(config, out, seed, quick, formats, sets, quiet, **extra):
         extra_sets = [f"{o.key}=[{', '.join(extra[o.key])}]" for o in spec.options if extra[o.key]]
         _run_one(
             spec, config or spec.default_config, out, seed, quick, formats, sets, quiet, extra_sets
         )
 
-    command.__doc__ = (
+    run.__doc__ = (
         f"{spec.summary}\n\nCONFIG is a YAML file or a shipped config name (default: "
         f"{spec.default_config}).\n\n\b\nExample:\n  {spec.example}"
     )
     options = [click.option(o.flag, o.key, cls=MultiValueOption, help=o.help) for o in spec.options]
     config_argument = click.argument("config", required=False, type=_FILE)
-    decorate = _stack(main.command(spec.command), config_argument, common_options, *options)
-    return decorate(fail_cleanly(command))
+    return _stack(command(spec.command), config_argument, common_options, *options)(run)
 
 
 for _spec in EXPERIMENTS.values():
@@ -195,7 +199,7 @@ for _spec in EXPERIMENTS.values():
 
 
 # fmt: off
-@main.command("kernel")
+@command("kernel")
 @click.argument("arch", type=_FILE)
 @click.option("--x1", required=True, type=_FILE, help="Points as .npy or .csv, one row per point.")
 @click.option("--x2", type=_FILE, help="Second set of points (default: x1).")
@@ -210,7 +214,6 @@ for _spec in EXPERIMENTS.values():
 @click.option("--resume", is_flag=True, help="Continue an interrupted .zarr output.")
 # fmt: on
 @quiet_option
-@fail_cleanly
 def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
     """Exact NNGP and NTK of an architecture on your own points.
 
@@ -240,7 +243,7 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
 
 
 # fmt: off
-@main.command("predict")
+@command("predict")
 @click.argument("arch", type=_FILE)
 @click.option("--train", required=True, type=_FILE,
               help="Training table: CSV with a header row, .npy or .npz.")
@@ -264,7 +267,6 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
               help="Use features (and regression targets) as given, not standardized.")
 # fmt: on
 @float32_option
-@fail_cleanly
 def predict_command(
     arch, train, test, target, out, kernel, time_, diag_reg, task, fit, features,
     no_std, float32,
@@ -292,10 +294,9 @@ def predict_command(
 # ----------------------------------------------------------------------------- batch commands
 
 
-@main.command("run")
+@command("run")
 @click.argument("configs", nargs=-1, required=True, type=_FILE)
 @common_options
-@fail_cleanly
 def run_command(configs, out, seed, quick, formats, sets, quiet):
     """Run one or more configs, each by its `experiment:` key.
 
@@ -315,7 +316,7 @@ def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=
         sys.exit(1)
 
 
-@main.command("all")
+@command("all")
 @out_option
 @quick_option
 @click.option(
@@ -328,7 +329,6 @@ def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=
     "--out must be on a file system its workers share."
 )
 @quiet_option
-@fail_cleanly
 def all_command(out, quick, jobs, formats, scheduler, quiet):
     """Regenerate every shipped experiment; goes on past a failure and ends with a table.
 
@@ -344,8 +344,7 @@ def all_command(out, quick, jobs, formats, scheduler, quiet):
     _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs, scheduler=scheduler)
 
 
-@main.command("list")
-@fail_cleanly
+@command("list")
 def list_command():
     """The shipped experiments, one line each.
 
@@ -359,13 +358,12 @@ def list_command():
         click.echo(line)
 
 
-@main.command("plot")
+@command("plot")
 @click.argument("result", type=_FILE)
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Folder for the figures (default: beside RESULT)."
 )
 @format_option
-@fail_cleanly
 def plot_command(result, out, formats):
     """Redraw a figure from saved results (RESULT.npz and its .yaml), with no recompute.
 

@@ -47,10 +47,10 @@ def setting(default, *, help: str = "", **bounds):
 
     ``scalar_ok=True`` lets a list-valued key also take a single string (one item).
     """
-    factory = isinstance(default, (list, dict))
-    if factory:
-        return field(default_factory=lambda: default.copy(), metadata={"help": help, **bounds})
-    return field(default=default, metadata={"help": help, **bounds})
+    metadata = {"help": help, **bounds}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default.copy(), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def parse_width(value, where: str = "width") -> float:
@@ -149,6 +149,13 @@ def _did_you_mean(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _unknown(where: str, what: str, word, valid, valid_word: str = "valid") -> ConfigError:
+    """``where: unknown <what> 'word' (did you mean ...?); valid: a, b``."""
+    hint = _did_you_mean(str(word), valid)
+    listed = ", ".join(valid) or "none"
+    return ConfigError(f"{where}: unknown {what} {word!r}{hint}; {valid_word}: {listed}")
+
+
 def _join(where: str, key) -> str:
     """``file.yaml: key`` at the top of a file, ``block.key`` below it."""
     if not where:
@@ -158,9 +165,7 @@ def _join(where: str, key) -> str:
 
 def build(cls, data: dict, where: str = "config"):
     """Build the frozen dataclass ``cls`` from a mapping, validating every key and value."""
-    loc = where.rstrip(":")
-    if data is None:
-        data = {}
+    loc, data = where.rstrip(":"), {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{loc}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls, include_extras=True)
@@ -168,17 +173,15 @@ def build(cls, data: dict, where: str = "config"):
     values = {}
     for key, value in data.items():
         if key not in fields:
-            hint = _did_you_mean(str(key), fields)
-            raise ConfigError(f"{loc}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
+            raise _unknown(loc, "key", key, fields, "valid keys")
         sub = _join(where, key)
         values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
     try:
         obj = cls(**values)
     except TypeError as exc:  # a required key is missing
         raise ConfigError(f"{loc}: {exc}") from None
-    check = getattr(obj, "validate", None)
-    if check is not None:
-        check(loc)
+    if hasattr(obj, "validate"):
+        obj.validate(loc)
     return obj
 
 
@@ -215,8 +218,7 @@ def load_yaml(path) -> dict:
         line = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: invalid YAML{line}: {problem}") from None
-    if data is None:
-        data = {}
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
@@ -300,16 +302,12 @@ class LayerConfig:
             raise ConfigError(f"{where}: layer name must be a string, got {name!r}")
         valid = ("dense",) + ACTIVATION_NAMES
         if name not in valid:
-            hint = _did_you_mean(name, valid)
-            raise ConfigError(f"{where}: unknown layer {name!r}{hint}; valid: {', '.join(valid)}")
+            raise _unknown(where, "layer", name, valid)
         allowed = _DENSE_PARAMS if name == "dense" else tuple(activation_parameters(name))
         checked = []
         for key, value in params.items():
             if key not in allowed:
-                hint = _did_you_mean(str(key), allowed)
-                raise ConfigError(
-                    f"{where}.{name}: unknown parameter {key!r}{hint}; valid: {', '.join(allowed) or 'none'}"
-                )
+                raise _unknown(f"{where}.{name}", "parameter", key, allowed)
             sub = f"{where}.{name}.{key}"
             value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
             checked.append((key, value))

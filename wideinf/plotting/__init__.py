@@ -34,11 +34,11 @@ __all__ = [
 CAPTION_FONTSIZE = 8
 
 
-def figure_bytes(fig, fmt: str, dpi: int = 120) -> bytes:
-    """Render a figure to PNG/SVG/PDF bytes with no date or timestamp in the file."""
+def figure_bytes(fig, fmt: str) -> bytes:
+    """Render a figure to PNG/SVG/PDF bytes at 120 dpi, with no date or timestamp in the file."""
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata.get(fmt), bbox_inches="tight")
+    fig.savefig(buf, format=fmt, dpi=120, metadata=metadata.get(fmt), bbox_inches="tight")
     return buf.getvalue()
 
 
