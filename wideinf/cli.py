@@ -231,12 +231,9 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
 
     set_quiet(quiet)
     t0 = time.perf_counter()
-    shapes = compute_and_save(
-        arch, x1, x2, out, float32=float32, chunk=chunk, scheduler=scheduler, resume=resume
-    )
-    click.echo(
-        f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
-    )
+    options = dict(float32=float32, chunk=chunk, scheduler=scheduler, resume=resume)
+    n1, n2 = compute_and_save(arch, x1, x2, out, **options)
+    click.echo(f"{out}: nngp and ntk of shape {n1}x{n2} in {time.perf_counter() - t0:.2f} s")
 
 
 # ----------------------------------------------------------------------------- predict
@@ -286,7 +283,6 @@ def predict_command(
     """
     from .predict_command import PredictOptions, run_predict
 
-    fit, features = tuple(fit or ()), tuple(features or ())
     options = PredictOptions(kernel, time_, diag_reg, task, fit, float32, features, not no_std)
     run_predict(arch, train, test, target, out, options, echo=click.echo)
 
@@ -304,15 +300,14 @@ def run_command(configs, out, seed, quick, formats, sets, quiet):
     Example:
       wideinf run experiments/fig1_gabor_relu.yaml experiments/fig2_nngp_vs_ntk.yaml --quick
     """
-    _run_configs(configs, out, seed, quick, formats, sets, quiet, jobs=1)
+    _run_configs(configs, out=out, seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet)
 
 
-def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=None):
+def _run_configs(paths, jobs=1, scheduler=None, **options):
     """Run every config past failures (a table at the end); exit code 1 if any failed."""
     from .batch import run_many
 
-    options = dict(seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet, jobs=jobs)
-    if run_many(list(paths), out=out, echo=click.echo, scheduler=scheduler, **options):
+    if run_many(list(paths), jobs=jobs, scheduler=scheduler, echo=click.echo, **options):
         sys.exit(1)
 
 
@@ -341,7 +336,8 @@ def all_command(out, quick, jobs, formats, scheduler, quiet):
     from .runner import shipped_configs
 
     paths = [str(p) for p in shipped_configs()]
-    _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs, scheduler=scheduler)
+    options = dict(out=out, seed=None, quick=quick, formats=formats, sets=(), quiet=quiet)
+    _run_configs(paths, jobs=jobs, scheduler=scheduler, **options)
 
 
 @command("list")

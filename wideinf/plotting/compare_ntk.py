@@ -37,12 +37,10 @@ def _ntk_band_std(a, config):
     return a["nngp_std"] if config.ntk_band == "nngp" else a["ntk_std"]
 
 
-def _ensemble_label(result, config) -> str:
-    s, a = result.summary, result.arrays
-    t = float(np.asarray(a["ensemble_time"]))
-    size = s.get("ensemble_size", config.ensemble.size)
-    width = s.get("ensemble_width", config.ensemble.width)
-    return f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
+def _filled_band(ax, x, mean, sd, color, label):
+    """A mean (labelled) over its shaded +- 1.96 sd band."""
+    ax.plot(x, mean, color=color, lw=2, label=label)
+    ax.fill_between(x, mean - _Z * sd, mean + _Z * sd, color=color, alpha=0.3, lw=0)
 
 
 def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
@@ -53,7 +51,12 @@ def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
 
 
 def _ensemble_band(ax, x, a, result, config):
-    label = _ensemble_label(result, config)
+    """The trained networks' mean and its +- 1.96 sd band, dashed."""
+    s = result.summary
+    size = s.get("ensemble_size", config.ensemble.size)
+    width = s.get("ensemble_width", config.ensemble.width)
+    t = float(np.asarray(a["ensemble_time"]))
+    label = f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
     _line_band(ax, x, a["ensemble_mean"], a["ensemble_std"], _ENSEMBLE_COLOR, "--", label)
 
 
@@ -67,13 +70,8 @@ def _main_1d(result, config):
     # fixed margins (the saved figure is cropped to its content): cheaper than a layout engine
     fig, ax = plt.subplots(figsize=(10, 5.6))
 
-    bands = [
-        (a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP"),
-        (a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK"),
-    ]
-    for mean, std, color, label in bands:
-        ax.plot(x, mean, color=color, lw=2, label=label)
-        ax.fill_between(x, mean - _Z * std, mean + _Z * std, color=color, alpha=0.3, lw=0)
+    _filled_band(ax, x, a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP")
+    _filled_band(ax, x, a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK")
     if "ntkgp_mean" in a:
         m, sd = a["ntkgp_mean"], a["ntkgp_std"]
         ax.plot(x, m - _Z * sd, color="C4", ls=":", lw=1.5, label="95% band, NTK-GP")
@@ -96,14 +94,14 @@ def _main_1d(result, config):
         ax, xlim=(x[0], x[-1]), title=TITLE, xlabel="x", ylabel="f(x)",
         legend={"loc": "best", "fontsize": CAPTION_FONTSIZE + 1, "framealpha": 0.85},
     )  # fmt: skip
-    _add_caption(ax, _caption(result, config))
+    _add_caption(ax, result, config)
     return fig
 
 
-def _add_caption(ax, text: str):
+def _add_caption(ax, result, config):
     """The caption under the axes' x label (the saved figure is cropped to its content)."""
     ax.annotate(
-        text, xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
+        _caption(result, config), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
         textcoords="offset points", ha="left", va="top", fontsize=CAPTION_FONTSIZE, wrap=True,
     )  # fmt: skip
 
@@ -160,7 +158,7 @@ def _main_nd(result, config):
         ylabel="Prediction (mean ± 1.96 sd)",
         legend={"loc": "upper left", "fontsize": CAPTION_FONTSIZE + 1},
     )  # fmt: skip
-    _add_caption(ax, _caption(result, config))
+    _add_caption(ax, result, config)
     return fig
 
 
@@ -189,8 +187,7 @@ def _time_figure(result, config):
         t_ens = float(np.asarray(a["ensemble_time"]))
         ax = axes[0, 1]
         mu, sd = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
-        ax.plot(x, mu, color="C2", lw=2, label=f"NTK ensemble at t = {t_ens:.3g}: mean ± 1.96 sd")
-        ax.fill_between(x, mu - _Z * sd, mu + _Z * sd, color="C2", alpha=0.3, lw=0)
+        _filled_band(ax, x, mu, sd, "C2", f"NTK ensemble at t = {t_ens:.3g}: mean ± 1.96 sd")
         _ensemble_band(ax, x, a, result, config)
         _train_points(ax, a, 40)
         title = (
