@@ -246,8 +246,8 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
               help="Training table: CSV with a header row, .npy or .npz.")
 @click.option("--test", required=True, type=_FILE, help="Test table.")
 @click.option("--target", required=True, help="The target column of the training table.")
-@click.option("--out", default="predictions.csv", show_default=True,
-              type=_FILE, help="Output CSV, one row per test row; a YAML of the same name goes beside it.")
+@click.option("--out", default="predictions.csv", show_default=True, type=_FILE,
+              help="Output CSV, one row per test row; a YAML of the same name goes beside it.")
 @click.option("--kernel", type=click.Choice(["nngp", "ntk", "ntk-gp"]), default="nngp",
               show_default=True, help="NNGP posterior, NTK ensemble (trained networks), or NTK-GP.")
 @click.option("--time", "time_", type=click.FloatRange(min=0), default=math.inf,
@@ -356,9 +356,8 @@ def list_command():
 
 @command("plot")
 @click.argument("result", type=_FILE)
-@click.option(
-    "--out", type=click.Path(file_okay=False), help="Folder for the figures (default: beside RESULT)."
-)
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for the figures (default: beside RESULT).")  # fmt: skip
 @format_option
 def plot_command(result, out, formats):
     """Redraw a figure from saved results (RESULT.npz and its .yaml), with no recompute.

@@ -54,8 +54,8 @@ def _log_panel(ax, widths, ylabel, title):
     ax.set_xscale("log", base=2)
     finish_axes(
         ax, yscale="log", xlim=(widths[0] / 1.3, widths[-1] * 1.3), xlabel="hidden width n",
-        ylabel=ylabel, title=title, title_size=11, grid={"which": "major", "color": "0.9", "lw": 0.6},
-        legend={"fontsize": 8, "loc": "lower left"},
+        ylabel=ylabel, title=title, title_size=11, legend={"fontsize": 8, "loc": "lower left"},
+        grid={"which": "major", "color": "0.9", "lw": 0.6},
     )  # fmt: skip
 
 

@@ -160,8 +160,8 @@ def _scaling(result, config):
     ax1.axvspan(widths[half], widths[-1], color="0.93", zorder=0, label="fit range (widest half)")
     lo, hi = ax1.get_ylim()  # the new top leaves room for the legend above the curves
     finish_axes(
-        ax1, xlabel="hidden width n", ylabel="RMS over the grid", title="Consistency and convergence",
-        ylim=(lo, hi * (hi / lo) ** 0.6), legend={"fontsize": 7, "loc": "upper right"},
+        ax1, xlabel="hidden width n", ylabel="RMS over the grid", ylim=(lo, hi * (hi / lo) ** 0.6),
+        title="Consistency and convergence", legend={"fontsize": 7, "loc": "upper right"},
     )  # fmt: skip
 
     gn = a["gradient_norm"]  # (W, S)
