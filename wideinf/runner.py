@@ -41,8 +41,7 @@ def resolve_config_path(path) -> Path:
     p = Path(path)
     if p.exists():
         return p
-    for name in (p.name, p.name + ".yaml"):
-        candidate = shipped_dir() / name
+    for candidate in (shipped_dir() / p.name, shipped_dir() / f"{p.name}.yaml"):
         if candidate.exists():
             return candidate
     raise ConfigError(

@@ -24,11 +24,9 @@ _VISIBLE = 0.01
 def plot(result, config) -> dict:
     """``{"": main figure, "time": training-time figure}`` from a compare-ntk Result."""
     a = result.arrays
-    figures = {
-        "": _main_1d(result, config) if a["x_grid"].shape[1] == 1 else _main_nd(result, config)
-    }
-    has_times = np.asarray(a["times"]).size > 0
-    if a["x_grid"].shape[1] == 1 and (has_times or "ensemble_mean" in a):
+    one_d = a["x_grid"].shape[1] == 1
+    figures = {"": _main_1d(result, config) if one_d else _main_nd(result, config)}
+    if one_d and (np.asarray(a["times"]).size > 0 or "ensemble_mean" in a):
         figures["time"] = _time_figure(result, config)
     return figures
 
