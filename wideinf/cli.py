@@ -89,19 +89,14 @@ def fail_cleanly(func):
 
 click.ClickException.exit_code = 2
 
+_FILE = click.Path(dir_okay=False)
 
 format_option = click.option(
-    "--format",
-    "formats",
-    cls=MultiValueOption,
-    type=click.Choice(["png", "svg", "pdf"]),
-    help="Figure formats, e.g. --format png svg (default: png svg).",
-)
-
-
+    "--format", "formats", cls=MultiValueOption, type=click.Choice(["png", "svg", "pdf"]),
+    default=("png", "svg"), help="Figure formats, e.g. --format png svg (default: png svg).",
+)  # fmt: skip
 float32_option = click.option(
     "--float32",
-    "float32",
     is_flag=True,
     help="Compute and store the kernels in float32: faster, half the memory. Measured error "
     "against float64, largest difference relative to the largest entry: up to 5e-7 on "
@@ -118,30 +113,32 @@ quick_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 
 
-def common_options(func):
-    """--out, --seed, --quick, --format, --set and --quiet, shared by every experiment command."""
-    options = [
-        out_option,
-        click.option(
-            "--seed",
-            type=click.IntRange(0, 2**32 - 1),
-            default=None,
-            help="Random seed (overrides the config's seed).",
-        ),  # fmt: skip
-        quick_option,
-        format_option,
-        click.option(
-            "--set",
-            "sets",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Override a config key; VALUE is YAML, e.g. --set ensemble.size=8.",
-        ),  # fmt: skip
-        quiet_option,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def scheduler_option(help: str):
+    return click.option("--scheduler", metavar="ADDRESS", default=None, help=help)
+
+
+def _stack(*decorators):
+    """One decorator applying ``decorators`` as if written one above the other."""
+
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+# --out, --seed, --quick, --format, --set and --quiet, shared by every experiment command.
+common_options = _stack(
+    out_option,
+    click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
+                 help="Random seed (overrides the config's seed)."),
+    quick_option,
+    format_option,
+    click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                 help="Override a config key; VALUE is YAML, e.g. --set ensemble.size=8."),
+    quiet_option,
+)  # fmt: skip
 
 
 def _run_one(spec, config_path, out, seed, quick, formats, sets, quiet, extra_sets=()):
@@ -149,18 +146,12 @@ def _run_one(spec, config_path, out, seed, quick, formats, sets, quiet, extra_se
     from .runner import load_config, run_experiment
 
     set_quiet(quiet)
-    spec, config = load_config(
-        config_path,
-        quick=quick,
-        sets=tuple(sets) + tuple(extra_sets),
-        seed=seed,
-        expect=spec.command if spec else None,
-    )
-    report = run_experiment(spec, config, out, formats or ("png", "svg"), quick=quick)
+    sets = tuple(sets) + tuple(extra_sets)
+    spec, config = load_config(config_path, quick=quick, sets=sets, seed=seed, expect=spec.command)
+    report = run_experiment(spec, config, out, formats, quick=quick)
     for line in report.lines:
         click.echo(line)
     click.echo(f"{report.name}: {len(report.files)} files in {out}/ ({report.seconds:.1f} s)")
-    return report
 
 
 # ----------------------------------------------------------------------------- the group
@@ -179,29 +170,25 @@ def main():
     """
 
 
+def command(name: str):
+    """``@main.command(name)`` whose errors end as one line (:func:`fail_cleanly`)."""
+    return lambda func: main.command(name)(fail_cleanly(func))
+
+
 def _experiment_command(spec):
-    def command(config, out, seed, quick, formats, sets, quiet, **extra):
-        extra_sets = []
-        for option in spec.options:
-            values = extra.get(option.key)
-            if values:
-                extra_sets.append(f"{option.key}=[{', '.join(values)}]")
+    def run(config, out, seed, quick, formats, sets, quiet, **extra):
+        extra_sets = [f"{o.key}=[{', '.join(extra[o.key])}]" for o in spec.options if extra[o.key]]
         _run_one(
             spec, config or spec.default_config, out, seed, quick, formats, sets, quiet, extra_sets
         )
 
-    command.__doc__ = (
+    run.__doc__ = (
         f"{spec.summary}\n\nCONFIG is a YAML file or a shipped config name (default: "
         f"{spec.default_config}).\n\n\b\nExample:\n  {spec.example}"
     )
-    command = fail_cleanly(command)
-    for option in spec.options:
-        command = click.option(option.flag, option.key, cls=MultiValueOption, help=option.help)(
-            command
-        )
-    command = common_options(command)
-    command = click.argument("config", required=False, type=click.Path(dir_okay=False))(command)
-    return main.command(spec.command)(command)
+    options = [click.option(o.flag, o.key, cls=MultiValueOption, help=o.help) for o in spec.options]
+    config_argument = click.argument("config", required=False, type=_FILE)
+    return _stack(command(spec.command), config_argument, common_options, *options)(run)
 
 
 for _spec in EXPERIMENTS.values():
@@ -211,45 +198,22 @@ for _spec in EXPERIMENTS.values():
 # ----------------------------------------------------------------------------- kernel
 
 
-@main.command("kernel")
-@click.argument("arch", type=click.Path(dir_okay=False))
-@click.option(
-    "--x1",
-    "x1",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Points as .npy or .csv, one row per point.",
-)
-@click.option(
-    "--x2", "x2", type=click.Path(dir_okay=False), help="Second set of points (default: x1)."
-)
-@click.option(
-    "--out",
-    "out",
-    default="K.npz",
-    show_default=True,
-    type=click.Path(),
-    help="Output: .npz (in memory) or .zarr (chunked on disk, past memory), "
-    "with arrays nngp and ntk, each (n1, n2).",
-)
+# fmt: off
+@command("kernel")
+@click.argument("arch", type=_FILE)
+@click.option("--x1", required=True, type=_FILE, help="Points as .npy or .csv, one row per point.")
+@click.option("--x2", type=_FILE, help="Second set of points (default: x1).")
+@click.option("--out", default="K.npz", show_default=True, type=click.Path(),
+              help="Output: .npz (in memory) or .zarr (chunked on disk, past memory), "
+              "with arrays nngp and ntk, each (n1, n2).")
 @float32_option
-@click.option(
-    "--chunk",
-    type=click.IntRange(1),
-    default=4096,
-    show_default=True,
-    help="Rows and columns per block of a .zarr output.",
-)
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    default=None,
-    help="Dask scheduler for a .zarr output, e.g. tcp://host:8786 "
-    "(default: DASK_SCHEDULER_ADDRESS, else every local core).",
-)
+@click.option("--chunk", type=click.IntRange(1), default=4096, show_default=True,
+              help="Rows and columns per block of a .zarr output.")
+@scheduler_option("Dask scheduler for a .zarr output, e.g. tcp://host:8786 "
+                  "(default: DASK_SCHEDULER_ADDRESS, else every local core).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted .zarr output.")
+# fmt: on
 @quiet_option
-@fail_cleanly
 def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
     """Exact NNGP and NTK of an architecture on your own points.
 
@@ -267,26 +231,22 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
 
     set_quiet(quiet)
     t0 = time.perf_counter()
-    shapes = compute_and_save(
-        arch, x1, x2, out, float32=float32, chunk=chunk, scheduler=scheduler, resume=resume
-    )
-    click.echo(
-        f"{out}: nngp and ntk of shape {shapes[0]}x{shapes[1]} in {time.perf_counter() - t0:.2f} s"
-    )
+    options = dict(float32=float32, chunk=chunk, scheduler=scheduler, resume=resume)
+    n1, n2 = compute_and_save(arch, x1, x2, out, **options)
+    click.echo(f"{out}: nngp and ntk of shape {n1}x{n2} in {time.perf_counter() - t0:.2f} s")
 
 
 # ----------------------------------------------------------------------------- predict
 
 
 # fmt: off
-@main.command("predict")
-@click.argument("arch", type=click.Path(dir_okay=False))
-@click.option("--train", required=True, type=click.Path(dir_okay=False),
+@command("predict")
+@click.argument("arch", type=_FILE)
+@click.option("--train", required=True, type=_FILE,
               help="Training table: CSV with a header row, .npy or .npz.")
-@click.option("--test", required=True, type=click.Path(dir_okay=False), help="Test table.")
+@click.option("--test", required=True, type=_FILE, help="Test table.")
 @click.option("--target", required=True, help="The target column of the training table.")
-@click.option("--out", default="predictions.csv", show_default=True,
-              type=click.Path(dir_okay=False),
+@click.option("--out", default="predictions.csv", show_default=True, type=_FILE,
               help="Output CSV, one row per test row; a YAML of the same name goes beside it.")
 @click.option("--kernel", type=click.Choice(["nngp", "ntk", "ntk-gp"]), default="nngp",
               show_default=True, help="NNGP posterior, NTK ensemble (trained networks), or NTK-GP.")
@@ -304,7 +264,6 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
               help="Use features (and regression targets) as given, not standardized.")
 # fmt: on
 @float32_option
-@fail_cleanly
 def predict_command(
     arch, train, test, target, out, kernel, time_, diag_reg, task, fit, features,
     no_std, float32,
@@ -324,7 +283,6 @@ def predict_command(
     """
     from .predict_command import PredictOptions, run_predict
 
-    fit, features = tuple(fit or ()), tuple(features or ())
     options = PredictOptions(kernel, time_, diag_reg, task, fit, float32, features, not no_std)
     run_predict(arch, train, test, target, out, options, echo=click.echo)
 
@@ -332,10 +290,9 @@ def predict_command(
 # ----------------------------------------------------------------------------- batch commands
 
 
-@main.command("run")
-@click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@command("run")
+@click.argument("configs", nargs=-1, required=True, type=_FILE)
 @common_options
-@fail_cleanly
 def run_command(configs, out, seed, quick, formats, sets, quiet):
     """Run one or more configs, each by its `experiment:` key.
 
@@ -343,21 +300,18 @@ def run_command(configs, out, seed, quick, formats, sets, quiet):
     Example:
       wideinf run experiments/fig1_gabor_relu.yaml experiments/fig2_nngp_vs_ntk.yaml --quick
     """
-    _run_configs(configs, out, seed, quick, formats, sets, quiet, jobs=1)
+    _run_configs(configs, out=out, seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet)
 
 
-def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=None):
+def _run_configs(paths, jobs=1, scheduler=None, **options):
     """Run every config past failures (a table at the end); exit code 1 if any failed."""
     from .batch import run_many
 
-    formats = formats or ("png", "svg")
-    options = dict(seed=seed, quick=quick, formats=formats, sets=sets, quiet=quiet, jobs=jobs)
-    options["scheduler"] = scheduler
-    if run_many(list(paths), out=out, echo=click.echo, **options):
+    if run_many(list(paths), jobs=jobs, scheduler=scheduler, echo=click.echo, **options):
         sys.exit(1)
 
 
-@main.command("all")
+@command("all")
 @out_option
 @quick_option
 @click.option(
@@ -365,15 +319,11 @@ def _run_configs(paths, out, seed, quick, formats, sets, quiet, jobs, scheduler=
     help="Experiments run side by side.",
 )  # fmt: skip
 @format_option
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    default=None,
-    help="Run the experiments as tasks on a Dask cluster (tcp://host:8786); "
-    "--out must be on a file system its workers share.",
+@scheduler_option(
+    "Run the experiments as tasks on a Dask cluster (tcp://host:8786); "
+    "--out must be on a file system its workers share."
 )
 @quiet_option
-@fail_cleanly
 def all_command(out, quick, jobs, formats, scheduler, quiet):
     """Regenerate every shipped experiment; goes on past a failure and ends with a table.
 
@@ -386,11 +336,11 @@ def all_command(out, quick, jobs, formats, scheduler, quiet):
     from .runner import shipped_configs
 
     paths = [str(p) for p in shipped_configs()]
-    _run_configs(paths, out, None, quick, formats, (), quiet, jobs=jobs, scheduler=scheduler)
+    options = dict(out=out, seed=None, quick=quick, formats=formats, sets=(), quiet=quiet)
+    _run_configs(paths, jobs=jobs, scheduler=scheduler, **options)
 
 
-@main.command("list")
-@fail_cleanly
+@command("list")
 def list_command():
     """The shipped experiments, one line each.
 
@@ -404,15 +354,11 @@ def list_command():
         click.echo(line)
 
 
-@main.command("plot")
-@click.argument("result", type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    help="Folder for the figures (default: beside RESULT).",
-)
+@command("plot")
+@click.argument("result", type=_FILE)
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for the figures (default: beside RESULT).")  # fmt: skip
 @format_option
-@fail_cleanly
 def plot_command(result, out, formats):
     """Redraw a figure from saved results (RESULT.npz and its .yaml), with no recompute.
 
@@ -422,7 +368,7 @@ def plot_command(result, out, formats):
     """
     from .runner import redraw
 
-    files = redraw(result, out, formats or ("png", "svg"))
+    files = redraw(result, out, formats)
     click.echo(f"{len(files)} files: " + ", ".join(str(Path(f)) for f in files))
 
 

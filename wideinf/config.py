@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
 Width = typing.Annotated[float, "width"]
 
 _INF_WORDS = {"inf", ".inf", "infinity", "+inf", "+.inf", "+infinity"}
+_SIGNED_INF_WORDS = _INF_WORDS | {"-inf", "-.inf"}
 
 
 def setting(default, *, help: str = "", **bounds):
@@ -45,10 +47,10 @@ def setting(default, *, help: str = "", **bounds):
 
     ``scalar_ok=True`` lets a list-valued key also take a single string (one item).
     """
-    factory = isinstance(default, (list, dict))
-    if factory:
-        return field(default_factory=lambda: default.copy(), metadata={"help": help, **bounds})
-    return field(default=default, metadata={"help": help, **bounds})
+    metadata = {"help": help, **bounds}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default.copy(), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def parse_width(value, where: str = "width") -> float:
@@ -64,29 +66,23 @@ def parse_width(value, where: str = "width") -> float:
     return float(int(value))
 
 
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if tp is Width:
-        return "a positive integer or inf"
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (tuple, list):
-        return "a list"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        tp, str(tp)
-    )
+_BOUNDS = {
+    "ge": (operator.ge, ">="),
+    "gt": (operator.gt, ">"),
+    "le": (operator.le, "<="),
+    "lt": (operator.lt, "<"),
+}
+# Scalar type -> (the Python types a YAML value of it may have, what an error message calls it).
+_SCALARS = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+}
 
 
 def _check_bounds(value, meta: dict, where: str):
-    checks = {
-        "ge": (lambda v, b: v >= b, ">="),
-        "gt": (lambda v, b: v > b, ">"),
-        "le": (lambda v, b: v <= b, "<="),
-        "lt": (lambda v, b: v < b, "<"),
-    }
-    for key, (ok, sign) in checks.items():
+    for key, (ok, sign) in _BOUNDS.items():
         if key in meta and isinstance(value, (int, float)) and not ok(value, meta[key]):
             raise ConfigError(f"{where}: must be {sign} {meta[key]}, got {value!r}")
     if "min_len" in meta and isinstance(value, tuple) and len(value) < meta["min_len"]:
@@ -104,14 +100,13 @@ def _convert(value, tp, where: str, meta: dict):
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(value, args[0], where, meta)
+        return None if value is None else _convert(value, args[0], where, meta)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
             hint = _did_you_mean(str(value), [str(c) for c in choices])
-            raise ConfigError(f"{where}: {value!r} is not {_type_name(tp)}{hint}")
+            valid = ", ".join(repr(c) for c in choices)
+            raise ConfigError(f"{where}: {value!r} is not one of {valid}{hint}")
         return value
     if origin in (tuple, list):
         if isinstance(value, str) and meta.get("scalar_ok"):
@@ -119,9 +114,9 @@ def _convert(value, tp, where: str, meta: dict):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = typing.get_args(tp)
-        item_tp = args[0] if args else Any
+        item_meta = {k: b for k, b in meta.items() if k != "min_len"}
         items = tuple(
-            _convert(v, item_tp, f"{where}[{i}]", {k: b for k, b in meta.items() if k != "min_len"})
+            _convert(v, args[0] if args else Any, f"{where}[{i}]", item_meta)
             for i, v in enumerate(value)
         )
         _check_bounds(items, meta, where)
@@ -132,37 +127,33 @@ def _convert(value, tp, where: str, meta: dict):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return build(tp, value, where)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        _check_bounds(value, meta, where)
-        return value
+    if tp not in _SCALARS:
+        raise TypeError(f"unsupported config type {tp!r} at {where}")
+    if tp is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)
+    if tp is float and isinstance(value, str) and value.strip().lower() in _SIGNED_INF_WORDS:
+        value = float(value.strip().lower().replace(".inf", "inf"))
+    accepted, name = _SCALARS[tp]
+    if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
+        raise ConfigError(f"{where}: expected {name}, got {value!r}")
     if tp is float:
-        if isinstance(value, str) and value.strip().lower() in _INF_WORDS | {"-inf", "-.inf"}:
-            value = float(value.strip().lower().replace(".inf", "inf").replace("infinity", "inf"))
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
         value = float(value)
         if math.isnan(value) or (math.isinf(value) and not meta.get("allow_inf")):
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        _check_bounds(value, meta, where)
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {where}")
+    _check_bounds(value, meta, where)
+    return value
 
 
 def _did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(where: str, what: str, word, valid, valid_word: str = "valid") -> ConfigError:
+    """``where: unknown <what> 'word' (did you mean ...?); valid: a, b``."""
+    hint = _did_you_mean(str(word), valid)
+    listed = ", ".join(valid) or "none"
+    return ConfigError(f"{where}: unknown {what} {word!r}{hint}; {valid_word}: {listed}")
 
 
 def _join(where: str, key) -> str:
@@ -174,9 +165,7 @@ def _join(where: str, key) -> str:
 
 def build(cls, data: dict, where: str = "config"):
     """Build the frozen dataclass ``cls`` from a mapping, validating every key and value."""
-    loc = where.rstrip(":")
-    if data is None:
-        data = {}
+    loc, data = where.rstrip(":"), {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{loc}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls, include_extras=True)
@@ -184,17 +173,15 @@ def build(cls, data: dict, where: str = "config"):
     values = {}
     for key, value in data.items():
         if key not in fields:
-            hint = _did_you_mean(str(key), fields)
-            raise ConfigError(f"{loc}: unknown key {key!r}{hint}; valid keys: {', '.join(fields)}")
+            raise _unknown(loc, "key", key, fields, "valid keys")
         sub = _join(where, key)
         values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
     try:
         obj = cls(**values)
     except TypeError as exc:  # a required key is missing
         raise ConfigError(f"{loc}: {exc}") from None
-    check = getattr(obj, "validate", None)
-    if check is not None:
-        check(loc)
+    if hasattr(obj, "validate"):
+        obj.validate(loc)
     return obj
 
 
@@ -231,8 +218,7 @@ def load_yaml(path) -> dict:
         line = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: invalid YAML{line}: {problem}") from None
-    if data is None:
-        data = {}
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
@@ -316,16 +302,12 @@ class LayerConfig:
             raise ConfigError(f"{where}: layer name must be a string, got {name!r}")
         valid = ("dense",) + ACTIVATION_NAMES
         if name not in valid:
-            hint = _did_you_mean(name, valid)
-            raise ConfigError(f"{where}: unknown layer {name!r}{hint}; valid: {', '.join(valid)}")
+            raise _unknown(where, "layer", name, valid)
         allowed = _DENSE_PARAMS if name == "dense" else tuple(activation_parameters(name))
         checked = []
         for key, value in params.items():
             if key not in allowed:
-                hint = _did_you_mean(str(key), allowed)
-                raise ConfigError(
-                    f"{where}.{name}: unknown parameter {key!r}{hint}; valid: {', '.join(allowed) or 'none'}"
-                )
+                raise _unknown(f"{where}.{name}", "parameter", key, allowed)
             sub = f"{where}.{name}.{key}"
             value = _convert(value, float, sub, {"ge": 0} if key in _DENSE_PARAMS else {})
             checked.append((key, value))
@@ -367,12 +349,7 @@ class ArchitectureConfig:
                 )
 
     def to_raw(self):
-        return {
-            "layers": [layer.to_raw() for layer in self.layers],
-            "W_std": self.W_std,
-            "b_std": self.b_std,
-            "parameterization": self.parameterization,
-        }
+        return {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 # ----------------------------------------------------------------------------- experiments

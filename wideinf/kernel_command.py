@@ -6,24 +6,10 @@ from pathlib import Path
 
 from .errors import ConfigError, ResourceError
 
-__all__ = ["compute_and_save", "check_fits_in_memory"]
+__all__ = ["compute_and_save"]
 
 # Share of the available memory an in-memory kernel may take (the outputs and the tiles).
 _MEMORY_SHARE = 0.8
-
-
-def check_fits_in_memory(n1: int, n2: int, itemsize: int) -> None:
-    """Before allocating: refuse kernels whose two (n1, n2) outputs would not fit in memory."""
-    from .networks import available_memory
-
-    need = 2 * n1 * n2 * itemsize
-    have = available_memory()
-    if have and need > _MEMORY_SHARE * have:
-        raise ResourceError(
-            f"the nngp and ntk kernels ({n1} x {n2}) need {need / 1e9:.1f} GB but "
-            f"{have / 1e9:.1f} GB of memory are available; write them to disk block by block "
-            "with --out K.zarr (pip install 'wideinf[scale]')"
-        )
 
 
 def compute_and_save(
@@ -46,6 +32,7 @@ def compute_and_save(
 
     from .architecture import Architecture
     from .io import StagedFiles, load_points
+    from .networks import available_memory
 
     out_path = Path(out_path)
     if out_path.suffix not in (".npz", ".zarr"):
@@ -60,9 +47,19 @@ def compute_and_save(
     dtype = np.float32 if float32 else np.float64
     shape = (x1.shape[0], x1.shape[0] if x2 is None else x2.shape[0])
     if out_path.suffix == ".zarr":
-        _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume)
+        from .scale import chunked_kernel
+
+        chunked_kernel(
+            arch, x1, x2, out_path, chunk=chunk, dtype=dtype, scheduler=scheduler, resume=resume
+        )
         return shape
-    check_fits_in_memory(*shape, np.dtype(dtype).itemsize)
+    need, have = 2 * shape[0] * shape[1] * np.dtype(dtype).itemsize, available_memory()
+    if have and need > _MEMORY_SHARE * have:  # refuse before allocating the two (n1, n2) outputs
+        raise ResourceError(
+            f"the nngp and ntk kernels ({shape[0]} x {shape[1]}) need {need / 1e9:.1f} GB but "
+            f"{have / 1e9:.1f} GB of memory are available; write them to disk block by block "
+            "with --out K.zarr (pip install 'wideinf[scale]')"
+        )
     k = arch.kernel(x1, x2, dtype=dtype)
     staged = StagedFiles(out_path.parent if str(out_path.parent) else ".")
     try:
@@ -74,11 +71,3 @@ def compute_and_save(
     finally:
         staged.discard()
     return shape
-
-
-def _chunked(arch, x1, x2, out_path, dtype, chunk, scheduler, resume):
-    from .scale import chunked_kernel
-
-    chunked_kernel(
-        arch, x1, x2, out_path, chunk=chunk, dtype=dtype, scheduler=scheduler, resume=resume
-    )

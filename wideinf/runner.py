@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -32,6 +32,7 @@ def shipped_dir() -> Path:
 
 
 def shipped_configs() -> list[Path]:
+    """The shipped configs, sorted by name."""
     return sorted(shipped_dir().glob("*.yaml"))
 
 
@@ -40,8 +41,7 @@ def resolve_config_path(path) -> Path:
     p = Path(path)
     if p.exists():
         return p
-    for name in (p.name, p.name + ".yaml"):
-        candidate = shipped_dir() / name
+    for candidate in (shipped_dir() / p.name, shipped_dir() / f"{p.name}.yaml"):
         if candidate.exists():
             return candidate
     raise ConfigError(
@@ -89,10 +89,12 @@ def _build_config(experiment: str, raw: dict, where: str):
 
 @dataclass
 class RunReport:
+    """What a run wrote and what it has to say: its name, files, seconds and report lines."""
+
     name: str
-    files: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
-    lines: list[str] = field(default_factory=list)
+    files: list[Path]
+    seconds: float
+    lines: list[str]
 
 
 def run_experiment(
@@ -101,7 +103,7 @@ def run_experiment(
     """Run, plot and save; nothing in ``out_dir`` changes unless everything succeeded."""
     import numpy as np
 
-    from .io import StagedFiles, ensure_writable_dir
+    from .io import StagedFiles, ensure_writable_dir, yaml_bytes
 
     ensure_writable_dir(out_dir)  # fail before a long run, not after
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
@@ -117,28 +119,21 @@ def run_experiment(
         "timings": {"run_seconds": round(t_run, 3)},
         "summary": to_plain(result.summary),
         "warnings": list(result.warnings),
-        "config": _config_for_yaml(config),
+        "config": {k: v for k, v in to_plain(config).items() if k != "config_dir"},
     }
-    report = RunReport(config.name)
     staged = StagedFiles(out_dir)
     try:
         t1 = time.perf_counter()
         _stage_figures(staged, spec, result, config, formats)
         meta["timings"]["plot_seconds"] = round(time.perf_counter() - t1, 3)
-        _stage_data(staged, config.name, result, meta)
-        report.files = staged.commit()
+        staged.add_npz(f"{config.name}.npz", result.arrays)
+        staged.add(f"{config.name}.yaml", yaml_bytes(meta))
+        files = staged.commit()
     finally:
         staged.discard()
-    report.seconds = time.perf_counter() - t0
-    lines = getattr(module, "report", lambda r: [])(result)
-    report.lines = list(lines) + [f"warning: {w}" for w in result.warnings]
-    return report
-
-
-def _config_for_yaml(config) -> dict:
-    plain = to_plain(config)
-    plain.pop("config_dir", None)
-    return plain
+    lines = list(getattr(module, "report", lambda r: [])(result))
+    lines += [f"warning: {w}" for w in result.warnings]
+    return RunReport(config.name, files, time.perf_counter() - t0, lines)
 
 
 def _stage_figures(staged, spec, result, config, formats):
@@ -154,13 +149,6 @@ def _stage_figures(staged, spec, result, config, formats):
     finally:
         for fig in figures.values():
             plt.close(fig)
-
-
-def _stage_data(staged, name, result, meta):
-    from .io import yaml_bytes
-
-    staged.add_npz(f"{name}.npz", result.arrays)
-    staged.add(f"{name}.yaml", yaml_bytes(meta))
 
 
 def redraw(npz_path, out_dir=None, formats=("png", "svg")) -> list[Path]:

@@ -1,20 +1,16 @@
 """Blog Figure 2: NNGP and NTK predictions, with trained finite networks over them.
 
-Main figure (``<name>.png``), as the original: the NNGP posterior mean (C0) and the NTK
-ensemble's mean at t = inf (C2), each with a mean +- 1.96 sd band (alpha 0.3), training points
-and test points (C1, black edge); plus, when they were trained, the finite networks' mean
-+- 1.96 sd (dashed). For inputs of several dimensions the curves have no axis to run along, so
-the main figure shows each method's mean and 95% band against the test targets instead.
-
-Second figure (``<name>_time.png``, 1-D inputs): the NTK ensemble's mean along training time,
-and the trained networks against the NTK ensemble at the time they reached, with their loss.
+Main figure (``<name>.png``): as the original for 1-D inputs (means with +- 1.96 sd bands,
+train and test points); for several input dimensions, each method's mean and 95% band against
+the test targets. Second figure (``<name>_time.png``, 1-D inputs): the NTK ensemble's mean
+along training time, and the trained networks against the NTK ensemble at their time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import CAPTION_FONTSIZE, plt
+from . import CAPTION_FONTSIZE, finish_axes, plt, viridis
 
 __all__ = ["plot", "TITLE"]
 
@@ -25,18 +21,12 @@ _ENSEMBLE_COLOR = "C3"
 _VISIBLE = 0.01
 
 
-def _fmt_time(t: float) -> str:
-    return "∞" if np.isinf(t) else f"{t:.4g}"
-
-
 def plot(result, config) -> dict:
     """``{"": main figure, "time": training-time figure}`` from a compare-ntk Result."""
     a = result.arrays
-    figures = {
-        "": _main_1d(result, config) if a["x_grid"].shape[1] == 1 else _main_nd(result, config)
-    }
-    has_times = np.asarray(a["times"]).size > 0
-    if a["x_grid"].shape[1] == 1 and (has_times or "ensemble_mean" in a):
+    one_d = a["x_grid"].shape[1] == 1
+    figures = {"": _main_1d(result, config) if one_d else _main_nd(result, config)}
+    if one_d and (np.asarray(a["times"]).size > 0 or "ensemble_mean" in a):
         figures["time"] = _time_figure(result, config)
     return figures
 
@@ -45,12 +35,10 @@ def _ntk_band_std(a, config):
     return a["nngp_std"] if config.ntk_band == "nngp" else a["ntk_std"]
 
 
-def _ensemble_label(result, config) -> str:
-    s, a = result.summary, result.arrays
-    t = float(np.asarray(a["ensemble_time"]))
-    size = s.get("ensemble_size", config.ensemble.size)
-    width = s.get("ensemble_width", config.ensemble.width)
-    return f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
+def _filled_band(ax, x, mean, sd, color, label):
+    """A mean (labelled) over its shaded +- 1.96 sd band."""
+    ax.plot(x, mean, color=color, lw=2, label=label)
+    ax.fill_between(x, mean - _Z * sd, mean + _Z * sd, color=color, alpha=0.3, lw=0)
 
 
 def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
@@ -61,8 +49,17 @@ def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
 
 
 def _ensemble_band(ax, x, a, result, config):
-    label = _ensemble_label(result, config)
+    """The trained networks' mean and its +- 1.96 sd band, dashed."""
+    s = result.summary
+    size = s.get("ensemble_size", config.ensemble.size)
+    width = s.get("ensemble_width", config.ensemble.width)
+    t = float(np.asarray(a["ensemble_time"]))
+    label = f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
     _line_band(ax, x, a["ensemble_mean"], a["ensemble_std"], _ENSEMBLE_COLOR, "--", label)
+
+
+def _train_points(ax, a, size):
+    ax.scatter(a["x_train"][:, 0], a["y_train"], s=size, color="k", zorder=5, label="Train points")
 
 
 def _main_1d(result, config):
@@ -71,13 +68,8 @@ def _main_1d(result, config):
     # fixed margins (the saved figure is cropped to its content): cheaper than a layout engine
     fig, ax = plt.subplots(figsize=(10, 5.6))
 
-    bands = [
-        ("nngp", a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP"),
-        ("ntk", a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK"),
-    ]
-    for _, mean, std, color, label in bands:
-        ax.plot(x, mean, color=color, lw=2, label=label)
-        ax.fill_between(x, mean - _Z * std, mean + _Z * std, color=color, alpha=0.3, lw=0)
+    _filled_band(ax, x, a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP")
+    _filled_band(ax, x, a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK")
     if "ntkgp_mean" in a:
         m, sd = a["ntkgp_mean"], a["ntkgp_std"]
         ax.plot(x, m - _Z * sd, color="C4", ls=":", lw=1.5, label="95% band, NTK-GP")
@@ -90,28 +82,24 @@ def _main_1d(result, config):
             label = f"NTK ensemble at the networks' t = {t:.3g}: mean ± 1.96 sd"
             _line_band(ax, x, mu_t, sd_t, "C2", ":", label, lw=(1.8, 1.4))
         _ensemble_band(ax, x, a, result, config)
-    ax.scatter(
-        a["x_train"][:, 0], a["y_train"], s=60, color="k", marker="o", zorder=5,
-        label="Train points",
-    )  # fmt: skip
+    _train_points(ax, a, 60)
     if a["x_test"].shape[0]:
         ax.scatter(
             a["x_test"][:, 0], a["y_test"], s=22, color="C1", edgecolors="k", lw=0.6,
             zorder=4, label="Test points",
         )  # fmt: skip
-    ax.set_xlim(x[0], x[-1])
-    ax.set_title(TITLE)
-    ax.set_xlabel("x")
-    ax.set_ylabel("f(x)")
-    ax.legend(loc="best", fontsize=CAPTION_FONTSIZE + 1, framealpha=0.85)
-    _add_caption(ax, _caption(result, config))
+    finish_axes(
+        ax, xlim=(x[0], x[-1]), title=TITLE, xlabel="x", ylabel="f(x)",
+        legend={"loc": "best", "fontsize": CAPTION_FONTSIZE + 1, "framealpha": 0.85},
+    )  # fmt: skip
+    _add_caption(ax, result, config)
     return fig
 
 
-def _add_caption(ax, text: str):
+def _add_caption(ax, result, config):
     """The caption under the axes' x label (the saved figure is cropped to its content)."""
     ax.annotate(
-        text, xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
+        _caption(result, config), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
         textcoords="offset points", ha="left", va="top", fontsize=CAPTION_FONTSIZE, wrap=True,
     )  # fmt: skip
 
@@ -163,11 +151,12 @@ def _main_nd(result, config):
         )  # fmt: skip
     lo, hi = float(np.min(y)), float(np.max(y))
     ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--", label="prediction = target")
-    ax.set_title(TITLE)
-    ax.set_xlabel("Test target y" if a["x_test"].shape[0] else "Train target y")
-    ax.set_ylabel("Prediction (mean ± 1.96 sd)")
-    ax.legend(loc="upper left", fontsize=CAPTION_FONTSIZE + 1)
-    _add_caption(ax, _caption(result, config))
+    finish_axes(
+        ax, title=TITLE, xlabel="Test target y" if a["x_test"].shape[0] else "Train target y",
+        ylabel="Prediction (mean ± 1.96 sd)",
+        legend={"loc": "upper left", "fontsize": CAPTION_FONTSIZE + 1},
+    )  # fmt: skip
+    _add_caption(ax, result, config)
     return fig
 
 
@@ -183,37 +172,31 @@ def _time_figure(result, config):
     fig.subplots_adjust(wspace=0.22)
     ax = axes[0, 0]
     times = np.asarray(a["times"], dtype=float)
-    colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(times.size, 1)))
-    for t, mean, color in zip(times, a["ntk_mean_t"], colors):
-        ax.plot(x, mean, color=color, lw=1.4, label=f"t = {_fmt_time(t)}")
+    axis_labels = {"xlabel": "x", "ylabel": "f(x)", "xlim": (x[0], x[-1])}
+    for t, mean, color in zip(times, a["ntk_mean_t"], viridis(times.size)):
+        ax.plot(x, mean, color=color, lw=1.4, label="t = ∞" if np.isinf(t) else f"t = {t:.4g}")
     ax.plot(x, a["ntk_mean"], color="C2", lw=2.4, label="t = ∞")
-    ax.scatter(a["x_train"][:, 0], a["y_train"], s=40, color="k", zorder=5, label="Train points")
-    ax.set_title("NTK ensemble mean during training (gradient flow)")
-    ax.set_xlabel("x")
-    ax.set_ylabel("f(x)")
-    ax.set_xlim(x[0], x[-1])
-    ax.legend(loc="best", fontsize=CAPTION_FONTSIZE, ncol=2)
+    _train_points(ax, a, 40)
+    finish_axes(
+        ax, title="NTK ensemble mean during training (gradient flow)", **axis_labels,
+        legend={"loc": "best", "fontsize": CAPTION_FONTSIZE, "ncol": 2},
+    )  # fmt: skip
     if has_ens:
         t_ens = float(np.asarray(a["ensemble_time"]))
         ax = axes[0, 1]
         mu, sd = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
-        ax.plot(x, mu, color="C2", lw=2, label=f"NTK ensemble at t = {t_ens:.3g}: mean ± 1.96 sd")
-        ax.fill_between(x, mu - _Z * sd, mu + _Z * sd, color="C2", alpha=0.3, lw=0)
+        _filled_band(ax, x, mu, sd, "C2", f"NTK ensemble at t = {t_ens:.3g}: mean ± 1.96 sd")
         _ensemble_band(ax, x, a, result, config)
-        ax.scatter(
-            a["x_train"][:, 0], a["y_train"], s=40, color="k", zorder=5, label="Train points"
-        )
-        ax.set_title(
+        _train_points(ax, a, 40)
+        title = (
             f"Trained networks vs the NTK ensemble at t = {t_ens:.3g}\n"
             f"rms z: mean {s['ensemble_mean_z_rms']:.2f}, sd {s['ensemble_std_z_rms']:.2f} "
-            f"(99% limits {s['ensemble_mean_z_rms_q99']:.2f}, "
-            f"{s['ensemble_std_z_rms_q99']:.2f})",
-            fontsize=10,
+            f"(99% limits {s['ensemble_mean_z_rms_q99']:.2f}, {s['ensemble_std_z_rms_q99']:.2f})"
         )
-        ax.set_xlabel("x")
-        ax.set_ylabel("f(x)")
-        ax.set_xlim(x[0], x[-1])
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=CAPTION_FONTSIZE)
+        finish_axes(
+            ax, title=title, title_size=10, **axis_labels, legend={"loc": "upper center",
+            "bbox_to_anchor": (0.5, -0.13), "fontsize": CAPTION_FONTSIZE},
+        )  # fmt: skip
 
         ax = axes[0, 2]
         eta = s.get("ensemble_learning_rate", np.nan)
@@ -221,9 +204,9 @@ def _time_figure(result, config):
         label = "Trained networks (mean)"
         ax.plot(t_rec, a["ensemble_loss"], color=_ENSEMBLE_COLOR, ls="--", lw=1.6, label=label)
         ax.plot(t_rec, a["ntk_loss"], color="C2", lw=1.6, label="NTK ensemble (expected)")
-        ax.set_yscale("log")
-        ax.set_xlabel("t = steps × learning rate")
-        ax.set_ylabel("train loss (1/2N) Σ (f − y)²")
-        ax.set_title("Training loss", fontsize=10)
-        ax.legend(loc="best", fontsize=CAPTION_FONTSIZE)
+        finish_axes(
+            ax, yscale="log", xlabel="t = steps × learning rate",
+            ylabel="train loss (1/2N) Σ (f − y)²", title="Training loss", title_size=10,
+            legend={"loc": "best", "fontsize": CAPTION_FONTSIZE},
+        )  # fmt: skip
     return fig

@@ -1,22 +1,14 @@
-"""Figures of ``wideinf convergence``.
-
-One figure, four panels, log-log against the hidden width n:
-
-(a) relative Frobenius error of the empirical NNGP and NTK at initialisation;
-(b) lazy training: relative change of the empirical NTK, and the largest gap between the
-    trained network and its linearisation;
-(c) relative change of each layer's weight matrix;
-(d) the trained network and its linearisation at the narrowest and widest width.
+"""Figure of ``wideinf convergence``: four log-log panels against the hidden width n.
 
 Medians over networks with interquartile bands, fitted lines over the widest half with their
-slopes in the legends, and n^-1/2 reference lines.
+slopes in the legends, and n^-1/2 reference lines; the panels are ``SCALING_TITLES``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import add_caption, architecture_text, plt
+from . import add_caption, architecture_text, finish_axes, plt, viridis
 
 __all__ = ["plot", "SCALING_TITLES"]
 
@@ -28,18 +20,12 @@ SCALING_TITLES = (
 )
 
 
-def plot(result, config) -> dict:
-    """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.convergence``)."""
-    return {"": _scaling(result, config)}
-
-
 def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
     """Median line with markers and the interquartile band; values (W, S)."""
     q1, med, q3 = np.percentile(values, [25, 50, 75], axis=1)
     if band:
         ax.fill_between(widths, q1, q3, color=color, alpha=0.18, lw=0)
     ax.plot(widths, med, ls=ls, marker=marker, ms=4, color=color, lw=1.4, label=label)
-    return med
 
 
 def _fit(a, name, key, j=None) -> float:
@@ -66,13 +52,11 @@ def _slope_text(a, key, j=None) -> str:
 def _log_panel(ax, widths, ylabel, title):
     """Log-log axes against the width, labels and the legend: the last call on a panel."""
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlim(widths[0] / 1.3, widths[-1] * 1.3)
-    ax.set_xlabel("hidden width n")
-    ax.grid(True, which="major", color="0.9", lw=0.6)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=11)
-    ax.legend(fontsize=8, loc="lower left")
+    finish_axes(
+        ax, yscale="log", xlim=(widths[0] / 1.3, widths[-1] * 1.3), xlabel="hidden width n",
+        ylabel=ylabel, title=title, title_size=11, legend={"fontsize": 8, "loc": "lower left"},
+        grid={"which": "major", "color": "0.9", "lw": 0.6},
+    )  # fmt: skip
 
 
 def _reference_legend(ax):
@@ -80,7 +64,8 @@ def _reference_legend(ax):
     ax.plot([], [], color="0.5", lw=3, alpha=0.5, label="fit over the widest half")
 
 
-def _scaling(result, config):
+def plot(result, config) -> dict:
+    """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.convergence``)."""
     a = result.arrays
     widths = np.asarray(a["widths"], dtype=float)
     s = a["nngp_rel_err"].shape[1]
@@ -122,8 +107,7 @@ def _scaling(result, config):
     ax = axes[1, 0]
     wc = a["weight_change"]  # (W, S, L)
     n_layers = wc.shape[2]
-    for j in range(n_layers):
-        color = plt.get_cmap("viridis")(0.85 * j / max(n_layers - 1, 1))
+    for j, color in enumerate(viridis(n_layers, 0.85)):
         label = f"{_layer_name(j, n_layers)} ({_slope_text(a, 'weight_change', j)})"
         _band(ax, widths, wc[:, :, j], color, label)
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
@@ -144,10 +128,10 @@ def _scaling(result, config):
     ax.plot(fine, np.sin(fine), color="0.6", lw=1, ls=":", label="target sin(x)")
     ax.scatter(a["x_train"], a["y_train"], color="C1", edgecolor="black", zorder=5, s=28,
                label="train points")  # fmt: skip
-    ax.set_xlabel("x")
-    ax.set_ylabel("f(x) after training")
-    ax.set_title(SCALING_TITLES[3], fontsize=11)
-    ax.legend(fontsize=8, loc="lower right")
+    finish_axes(
+        ax, xlabel="x", ylabel="f(x) after training", title=SCALING_TITLES[3], title_size=11,
+        legend={"fontsize": 8, "loc": "lower right"},
+    )  # fmt: skip
 
     t = config.train
     caption = (
@@ -169,7 +153,7 @@ def _scaling(result, config):
         f"narrowest and the widest width, on the grid of (a)."
     )
     add_caption(fig, caption, y=0.105, width=200)
-    return fig
+    return {"": fig}
 
 
 def _layer_name(j: int, n_layers: int) -> str:

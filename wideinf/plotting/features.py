@@ -1,22 +1,10 @@
 """Figure of ``wideinf features``: perfect vs random features under minimum-norm regression.
 
-One figure (``<name>.png``), three panels:
-
-(a) the perfect share ``s = P / (P + R)`` against N (log x) for every p, simulation (mean
-    +- 1.96 standard errors over seeds) and the theory ``pN / (pN + 1 - p)``;
-(b) the N at which the share crosses 1/2 against the complexity ``C = log2(1/p)`` (log y):
-    measured, the min-norm theory ``(1 - p) / p = 2^C - 1`` and a Bayesian learner's
-    ``log2((1 - p) / p) ~ C``;
-(c) test accuracy on fresh inputs against N, with its Gaussian approximation;
-
-and, when the run has the L1 fit (``regularizations`` holds ``l1``), a 2 x 2 layout with
-
-(d) the perfect share of the minimum-L1-norm fit (least-L2 tie-break) against N, simulation and
-    the theory ``p / (p + (1 - p) 2^(1-N))``, the L2 theory of (a) dashed for comparison, and
-    shaded the shares some other L1 minimiser attains (all of [0, 1] while a random feature
-    equals +-y on the training set);
-
-with the measured L1 N* and its theory ``1 + log2((1 - p) / p)`` added to (b).
+Panels (``TITLES``; formulas in docs/features-l1.md): (a) the perfect share ``s = P / (P + R)``
+against N, simulation (mean +- 1.96 standard errors over seeds) and theory
+``pN / (pN + 1 - p)``; (b) N*, where s crosses 1/2, against ``C = log2(1/p)``; (c) test accuracy
+on fresh inputs; and, when the run has the L1 fit, (d) its share ``p / (p + (1 - p) 2^(1-N))``,
+with the L1 N* ``1 + log2((1 - p) / p)`` added to (b).
 """
 
 from __future__ import annotations
@@ -26,7 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import add_caption, plt
+from . import add_caption, finish_axes, plt, viridis
 
 __all__ = ["plot", "p_label"]
 
@@ -45,18 +33,12 @@ def p_label(p: float, c: float) -> str:
     return f"p = {text} (C = {c:.3g})"
 
 
-def _colors(n: int):
-    cmap = plt.get_cmap("viridis")
-    return [cmap(0.9 * i / max(n - 1, 1)) for i in range(n)]
-
-
 def plot(result, config) -> dict:
     """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.features.run``)."""
     a = result.arrays
     ns, ps, c = a["N"], a["p"], a["complexity"]
     n_seeds = config.n_seeds
-    se = a["perfect_share_sd"] / math.sqrt(n_seeds)  # (B, A)
-    colors = _colors(len(ps))
+    colors = viridis(len(ps))
     with_l1 = "perfect_share_l1" in a
     if with_l1:
         fig, grid = plt.subplots(2, 2, figsize=(15, 10.4))
@@ -66,19 +48,8 @@ def plot(result, config) -> dict:
         fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
         fig.subplots_adjust(left=0.05, right=0.99, bottom=0.11, top=0.87, wspace=0.2)
 
-    ax = axes[0]
-    for b in range(len(ps)):
-        ax.plot(a["n_fine"], a["theory_share_fine"][b], color=colors[b], lw=1.2, alpha=0.8)
-        ax.errorbar(ns, a["perfect_share"][b], yerr=1.96 * se[b], fmt="o", ms=3.5, color=colors[b])
-    ax.axhline(0.5, color="0.4", ls=":", lw=1)
-    ax.text(ns[-1], 0.515, "P = R", color="0.3", fontsize=8, ha="right")
-    ax.errorbar([], [], yerr=[], fmt="o", ms=3.5, color="0.3", label="simulation")
-    ax.plot([], [], color="0.3", lw=1.2, label="theory pN / (pN + 1 - p)")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("training set size N")
-    ax.set_ylabel("perfect share s = P / (P + R)")
-    ax.legend(fontsize=8, loc="lower right", title="colour: p, as keyed in (c)", title_fontsize=8)
+    _share_panel(axes[0], a, colors, n_seeds, "", "pN / (pN + 1 - p)", "s = P / (P + R)")
+    axes[0].text(ns[-1], 0.515, "P = R", color="0.3", fontsize=8, ha="right")
 
     ax = axes[1]
     ax.plot(
@@ -89,18 +60,19 @@ def plot(result, config) -> dict:
         a["c_fine"], a["n_star_bayes_fine"], color="C0", lw=1.5, ls="--",
         label="Bayesian learner, $\\log_2((1-p)/p) \\approx C$",
     )  # fmt: skip
-    _n_star_points(
-        ax, c, a["n_star"], a["n_star_sd"], n_seeds, colors, "o", 6,
-        "measured: where the mean share crosses 1/2",
-    )  # fmt: skip
+    _n_star_points(ax, a, "", n_seeds, colors, "o", 6, "measured: where the mean share crosses 1/2")
     if with_l1:
-        _add_l1_n_star(ax, a, colors, n_seeds)
-    ax.set_yscale("log")
+        ax.plot(
+            a["c_fine"], a["n_star_l1_theory_fine"], color="C2", lw=1.5, ls="-.",
+            label="min-L1 regression, theory $1 + \\log_2((1-p)/p)$",
+        )  # fmt: skip
+        label = "measured, L1: where the mean share crosses 1/2"
+        _n_star_points(ax, a, "_l1", n_seeds, colors, "s", 5.5, label)
     top = max(np.nanmax(a["n_star_theory_fine"]), np.nanmax(a["n_star"], initial=1.0))
-    ax.set_ylim(0.5, 2 * top)
-    ax.set_xlabel("complexity C = $\\log_2(1/p)$ (bits)")
-    ax.set_ylabel("N* (perfect share reaches 1/2)")
-    ax.legend(fontsize=8, loc="upper left")
+    finish_axes(
+        ax, yscale="log", ylim=(0.5, 2 * top), xlabel="complexity C = $\\log_2(1/p)$ (bits)",
+        ylabel="N* (perfect share reaches 1/2)", legend={"fontsize": 8, "loc": "upper left"},
+    )  # fmt: skip
 
     ax = axes[2]
     err = a["test_accuracy_sd"] / math.sqrt(n_seeds)
@@ -111,14 +83,20 @@ def plot(result, config) -> dict:
             label=p_label(p, c[b]),
         )  # fmt: skip
     ax.plot([], [], color="k", lw=1.2, label="Gaussian approx. $\\Phi(p\\sqrt{NM/(1-p)})$")
-    ax.set_xscale("log")
-    ax.set_ylim(0.45, 1.02)
-    ax.set_xlabel("training set size N")
-    ax.set_ylabel(f"test accuracy ({config.n_test} fresh inputs per seed)")
-    ax.legend(fontsize=7.5, loc="lower right", framealpha=0.9)
+    finish_axes(
+        ax, xscale="log", ylim=(0.45, 1.02), xlabel="training set size N",
+        ylabel=f"test accuracy ({config.n_test} fresh inputs per seed)",
+        legend={"fontsize": 7.5, "loc": "lower right", "framealpha": 0.9},
+    )  # fmt: skip
 
     if with_l1:
-        _plot_l1_share(axes[3], a, colors, n_seeds)
+        low = a["perfect_share_l1_min"].mean(axis=0)  # (A,) P(k = 0), nearly the same for every p
+        axes[3].fill_between(
+            ns, low, 1.0, color="0.6", alpha=0.18, lw=0, step=None,
+            label="shares other L1 minimisers attain (mean over seeds)",
+        )  # fmt: skip
+        theory = "p / (p + (1 - p) $2^{1-N}$)"
+        _share_panel(axes[3], a, colors, n_seeds, "_l1", theory, "of the least-L2 L1 minimiser")
     for ax, title in zip(axes, TITLES):
         ax.set_title(title, fontsize=11)
         ax.grid(True, which="major", alpha=0.3)
@@ -153,49 +131,37 @@ def plot(result, config) -> dict:
     return {"": fig}
 
 
-def _add_l1_n_star(ax, a, colors, n_seeds):
-    """Panel (b): the L1 fit's N* (squares) and its theory line."""
-    ax.plot(
-        a["c_fine"], a["n_star_l1_theory_fine"], color="C2", lw=1.5, ls="-.",
-        label="min-L1 regression, theory $1 + \\log_2((1-p)/p)$",
-    )  # fmt: skip
-    _n_star_points(
-        ax, a["complexity"], a["n_star_l1"], a["n_star_l1_sd"], n_seeds, colors, "s", 5.5,
-        "measured, L1: where the mean share crosses 1/2",
-    )  # fmt: skip
-
-
-def _n_star_points(ax, c, n_star, n_star_sd, n_seeds, colors, marker, size, label):
+def _n_star_points(ax, a, sfx, n_seeds, colors, marker, size, label):
     """Measured N* per p (+- 1.96 standard errors) in panel (b), and one legend key."""
-    err = 1.96 * n_star_sd / math.sqrt(n_seeds)  # (B,)
+    n_star = a[f"n_star{sfx}"]  # (B,)
+    err = 1.96 * a[f"n_star{sfx}_sd"] / math.sqrt(n_seeds)  # (B,)
     for b in np.flatnonzero(np.isfinite(n_star)):
         ax.errorbar(
-            c[b], n_star[b], yerr=err[b], fmt=marker, color=colors[b], ms=size, mec="k", mew=0.6
-        )
+            a["complexity"][b], n_star[b], yerr=err[b], fmt=marker, color=colors[b], ms=size,
+            mec="k", mew=0.6,
+        )  # fmt: skip
     ax.errorbar([], [], yerr=[], fmt=marker, color="0.5", mec="k", mew=0.6, ms=size, label=label)
 
 
-def _plot_l1_share(ax, a, colors, n_seeds):
-    """Panel (d): the L1 share, its theory, the L2 theory, and the range over all minimisers."""
-    ns = a["N"]
-    se = a["perfect_share_l1_sd"] / math.sqrt(n_seeds)  # (B, A)
-    low = a["perfect_share_l1_min"].mean(axis=0)  # (A,) P(k = 0), nearly the same for every p
-    ax.fill_between(
-        ns, low, 1.0, color="0.6", alpha=0.18, lw=0, step=None,
-        label="shares other L1 minimisers attain (mean over seeds)",
-    )  # fmt: skip
-    for b in range(len(a["p"])):
-        ax.plot(a["n_fine"], a["theory_share_fine"][b], color=colors[b], lw=1, ls="--", alpha=0.5)
-        ax.plot(a["n_fine"], a["theory_share_l1_fine"][b], color=colors[b], lw=1.2, alpha=0.8)
-        ax.errorbar(
-            ns, a["perfect_share_l1"][b], yerr=1.96 * se[b], fmt="s", ms=3.5, color=colors[b]
-        )
+def _share_panel(ax, a, colors, n_seeds, sfx, theory, ylabel):
+    """Panel (a), or (d) for ``sfx="_l1"`` (over the L2 theory, dashed): the share against N."""
+    l1 = sfx == "_l1"
+    marker = "s" if l1 else "o"
+    se = a[f"perfect_share{sfx}_sd"] / math.sqrt(n_seeds)  # (B, A)
+    for b, color in enumerate(colors):
+        if l1:
+            ax.plot(a["n_fine"], a["theory_share_fine"][b], color=color, lw=1, ls="--", alpha=0.5)
+        ax.plot(a["n_fine"], a[f"theory_share{sfx}_fine"][b], color=color, lw=1.2, alpha=0.8)
+        share = a[f"perfect_share{sfx}"][b]
+        ax.errorbar(a["N"], share, yerr=1.96 * se[b], fmt=marker, ms=3.5, color=color)
     ax.axhline(0.5, color="0.4", ls=":", lw=1)
-    ax.errorbar([], [], yerr=[], fmt="s", ms=3.5, color="0.3", label="simulation, L1")
-    ax.plot([], [], color="0.3", lw=1.2, label="theory p / (p + (1 - p) $2^{1-N}$)")
-    ax.plot([], [], color="0.3", lw=1, ls="--", alpha=0.5, label="L2 theory of (a)")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("training set size N")
-    ax.set_ylabel("perfect share of the least-L2 L1 minimiser")
-    ax.legend(fontsize=8, loc="lower right", title="colour: p, as keyed in (c)", title_fontsize=8)
+    label = "simulation, L1" if l1 else "simulation"
+    ax.errorbar([], [], yerr=[], fmt=marker, ms=3.5, color="0.3", label=label)
+    ax.plot([], [], color="0.3", lw=1.2, label=f"theory {theory}")
+    if l1:
+        ax.plot([], [], color="0.3", lw=1, ls="--", alpha=0.5, label="L2 theory of (a)")
+    finish_axes(
+        ax, xscale="log", ylim=(0, 1.02), xlabel="training set size N",
+        ylabel=f"perfect share {ylabel}", legend={"fontsize": 8, "loc": "lower right",
+        "title": "colour: p, as keyed in (c)", "title_fontsize": 8},
+    )  # fmt: skip

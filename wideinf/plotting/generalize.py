@@ -1,10 +1,8 @@
 """Figures of ``wideinf generalize``: heat maps of the learned functions and their scaling.
 
-Figure A (``<name>.png``): rows are the widths then the infinite-width limits, columns the
-seeds; one shared diverging colour scale; training points marked by label.
-Figure B (``<name>_scaling.png``): against width on log-log axes, the across-seed spread and
-the RMS distances to the limits with an ``n^-1/2`` guide, the smoothness score (mean gradient
-norm), and every network's final training loss against the tolerance.
+A (``<name>.png``): rows are the widths then the infinite-width limits, columns the seeds, one
+diverging colour scale. B (``<name>_scaling.png``): against width, the spread across seeds and
+the distances to the limits, smoothness, and every network's final training loss.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import textwrap
 import numpy as np
 
 from ..stats import widest_half
-from . import add_caption, architecture_text, plt
+from . import add_caption, architecture_text, finish_axes, plt, slope_label
 from .generalize_params import plot_parameterizations
 
 __all__ = ["plot", "LIMIT_LABELS"]
@@ -103,8 +101,7 @@ def _heatmaps(result, config):
     for i in range(rows):
         for j in range(n_s):
             ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if i < n_w:
                 image = ax.imshow(f[i, j].reshape(g, g), **style)
             elif j == 0:
@@ -139,15 +136,6 @@ def _heatmaps(result, config):
     return fig
 
 
-def _fit_label(summary, key: str) -> str:
-    slope, sd = summary.get(f"slope_{key}"), summary.get(f"slope_{key}_sd")
-    if slope is None:
-        return ""
-    if sd is None or not np.isfinite(sd):
-        return f" (slope {slope:+.2f})"
-    return f" (slope {slope:+.2f} ± {sd:.2f})"
-
-
 def _scaling(result, config):
     a, s = result.arrays, result.summary
     widths = a["widths"]  # (W,)
@@ -156,12 +144,12 @@ def _scaling(result, config):
     half = widest_half(len(widths)).start  # where the slopes were fitted
 
     ax1.loglog(widths, a["spread"], "o-", color=_COLORS["spread"],
-               label="spread across seeds" + _fit_label(s, "spread"))  # fmt: skip
+               label="spread across seeds" + slope_label(s, "spread"))  # fmt: skip
     for name in _limits_shown(result):
         d = a[f"dist_{name}"]  # (W, S)
         rms = np.sqrt(np.mean(d * d, axis=1))  # (W,)
         err = np.std(d, axis=1, ddof=1) / np.sqrt(d.shape[1])
-        label = f"RMS distance to {LIMIT_LABELS[name][0]}" + _fit_label(s, f"dist_{name}")
+        label = f"RMS distance to {LIMIT_LABELS[name][0]}" + slope_label(s, f"dist_{name}")
         if name == match:
             label += "  [matching]"
         ax1.errorbar(widths, rms, yerr=err, fmt="s--" if name != match else "s-",
@@ -170,12 +158,11 @@ def _scaling(result, config):
     guide = ref * np.sqrt(widths[half] / widths)
     ax1.loglog(widths, guide, ":", color="0.5", label=r"$\propto n^{-1/2}$")
     ax1.axvspan(widths[half], widths[-1], color="0.93", zorder=0, label="fit range (widest half)")
-    ax1.set_xlabel("hidden width n")
-    ax1.set_ylabel("RMS over the grid")
-    ax1.set_title("Consistency and convergence")
-    lo, hi = ax1.get_ylim()
-    ax1.set_ylim(lo, hi * (hi / lo) ** 0.6)  # room for the legend above the curves
-    ax1.legend(fontsize=7, loc="upper right")
+    lo, hi = ax1.get_ylim()  # the new top leaves room for the legend above the curves
+    finish_axes(
+        ax1, xlabel="hidden width n", ylabel="RMS over the grid", ylim=(lo, hi * (hi / lo) ** 0.6),
+        title="Consistency and convergence", legend={"fontsize": 7, "loc": "upper right"},
+    )  # fmt: skip
 
     gn = a["gradient_norm"]  # (W, S)
     ax2.errorbar(widths, gn.mean(axis=1), yerr=gn.std(axis=1, ddof=1), fmt="o-", color="k",
@@ -184,11 +171,10 @@ def _scaling(result, config):
     for name in _limits_shown(result):
         value = a["limit_gradient_norm"][names.index(name)]
         ax2.axhline(value, color=_COLORS[name], ls="--", label=LIMIT_LABELS[name][0])
-    ax2.set_xscale("log")
-    ax2.set_xlabel("hidden width n")
-    ax2.set_ylabel(r"mean $|\nabla f|$ over the grid")
-    ax2.set_title("Smoothness (lower is smoother)")
-    ax2.legend(fontsize=7)
+    finish_axes(
+        ax2, xscale="log", xlabel="hidden width n", ylabel=r"mean $|\nabla f|$ over the grid",
+        title="Smoothness (lower is smoother)", legend={"fontsize": 7},
+    )  # fmt: skip
 
     loss = a["train_loss"]  # (W, S)
     tol = config.training.loss_tol
@@ -200,12 +186,10 @@ def _scaling(result, config):
         ax3.scatter(ww[~ok], np.where(np.isfinite(loss[~ok]), loss[~ok], 10 * tol), s=20,
                     marker="x", color="C3", label="missed it")  # fmt: skip
     ax3.axhline(tol, color="k", ls=":", label=f"tolerance {tol:g}")
-    ax3.set_xscale("log")
-    ax3.set_yscale("log")
-    ax3.set_xlabel("hidden width n")
-    ax3.set_ylabel("final training loss")
-    ax3.set_title("Every network's final loss")
-    ax3.legend(fontsize=7)
+    finish_axes(
+        ax3, xscale="log", yscale="log", xlabel="hidden width n", ylabel="final training loss",
+        title="Every network's final loss", legend={"fontsize": 7},
+    )  # fmt: skip
 
     fig.suptitle(
         "Spread across seeds, distance to the infinite-width limits and smoothness, against width",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..stats import widest_half
-from . import add_caption, architecture_text, plt
+from . import add_caption, architecture_text, plt, slope_label
 
 __all__ = ["plot_parameterizations", "NAMES"]
 
@@ -26,13 +26,6 @@ NAMES = {
 _SHORT = {"ntk": "NTK param.", "standard": "standard param.", "mup": "muP"}
 _COLORS = {"ntk": "C0", "standard": "C1", "mup": "C3"}
 _CMAP = "RdBu_r"
-
-
-def _slope_text(summary, key: str) -> str:
-    slope, sd = summary.get(f"slope_{key}"), summary.get(f"slope_{key}_sd")
-    if slope is None:
-        return ""
-    return f" (slope {slope:+.2f} ± {sd:.2f})" if sd is not None else f" (slope {slope:+.2f})"
 
 
 def _label(name: str, summary) -> str:
@@ -49,7 +42,7 @@ def _movement_panel(ax, a, s, names, widths):
         lo, mid, hi = np.percentile(move, [25, 50, 75], axis=1)
         ax.errorbar(widths, mid, yerr=(mid - lo, hi - mid), fmt="o-", capsize=2,
                     color=_COLORS[name],
-                    label=_label(name, s) + _slope_text(s, f"feature_movement_{name}"))  # fmt: skip
+                    label=_label(name, s) + slope_label(s, f"feature_movement_{name}"))  # fmt: skip
     half = widest_half(len(widths)).start
     ref = a[f"feature_movement_{names[0]}"]
     if np.all(ref > 0):
@@ -69,7 +62,7 @@ def _distance_panel(ax, a, s, names, widths):
     for name in names:
         d = a[f"dist_ntk_{name}"]  # (W, S)
         ax.loglog(widths, np.sqrt(np.mean(d * d, axis=1)), "s-", color=_COLORS[name],
-                  label=f"{NAMES[name]}: to the NTK limit" + _slope_text(s, f"dist_ntk_{name}"))  # fmt: skip
+                  label=f"{NAMES[name]}: to the NTK limit" + slope_label(s, f"dist_ntk_{name}"))  # fmt: skip
         ax.loglog(widths, a[f"spread_{name}"], "o--", color=_COLORS[name], alpha=0.6,
                   label=f"{NAMES[name]}: spread across seeds")  # fmt: skip
         mean = a[f"predictions_{name}"].mean(axis=1) - a["ntk_limit"]  # (W, G)

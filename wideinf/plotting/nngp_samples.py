@@ -1,11 +1,8 @@
 """Blog Figure 1: sampled output functions (top) and the pair's output density (bottom).
 
-One column per width. Top: ``n_lines`` sampled functions; at infinite width the NNGP mean
-+- 1.96 sd band with GP draws. Bottom: the outputs at the two pair inputs, scatter with density
-contours, and the exact NNGP 1- and 2-sigma ellipses (dashed) on every panel.
-
-The original's third title reads "Distribution of output functions at @ inf hidden units"; we
-keep its wording and drop the stray "at".
+One column per width; at infinite width the NNGP mean +- 1.96 sd band with GP draws on top, and
+the exact NNGP 1- and 2-sigma ellipses on every bottom panel. Titles follow the original (less
+its stray "at" in "output functions at @ inf hidden units").
 """
 
 from __future__ import annotations
@@ -14,9 +11,9 @@ import math
 
 import numpy as np
 
-from . import CAPTION_FONTSIZE, add_caption, plt
+from . import CAPTION_FONTSIZE, add_caption, finish_axes, plt
 
-__all__ = ["plot", "top_title", "bottom_title"]
+__all__ = ["plot"]
 
 _BAND_Z = 1.96
 
@@ -27,18 +24,6 @@ def _units(width: float) -> str:
 
 def _label(width: float) -> str:
     return "w" + _units(width)
-
-
-def top_title(width: float) -> str:
-    """Title of a top-row panel, as in the original."""
-    if math.isinf(width):
-        return f"Distribution of output functions @ {_units(width)} hidden units"
-    return f"Sampled output functions @ {_units(width)} hidden units"
-
-
-def bottom_title(width: float) -> str:
-    """Title of a bottom-row panel, as in the original."""
-    return f"Output density @ {_units(width)} hidden units"
 
 
 def plot(result, config) -> dict:
@@ -58,21 +43,22 @@ def plot(result, config) -> dict:
         functions = a[f"functions_{label}"]  # (S, G)
         pairs = a[f"pair_{label}"]  # (S, 2)
         n_lines = min(int(config.n_lines), functions.shape[0])
+        inf, last = math.isinf(width), col == n_cols - 1
 
         top = axes[0, col]
-        if math.isinf(width):
+        if inf:
             band = _BAND_Z * a["nngp_sd"]  # (G,)
             top.fill_between(x, -band, band, color="C0", alpha=0.3, lw=0, label="mean ± 1.96 sd")
             top.plot(x, np.zeros_like(x), color="C0", lw=2, label="mean")
         top.set_prop_cycle(None)
         if n_lines:
             top.plot(x, functions[:n_lines].T, lw=1.0, alpha=0.75)
-        top.set_title(top_title(width))
-        top.set_xlabel("x")
-        top.set_ylabel("f(x)")
-        top.set_xlim(x[0], x[-1])
-        if math.isinf(width):
-            top.legend(loc="upper right", fontsize=CAPTION_FONTSIZE + 1)
+        sampled = "Distribution of" if inf else "Sampled"
+        finish_axes(
+            top, title=f"{sampled} output functions @ {_units(width)} hidden units", xlabel="x",
+            ylabel="f(x)", xlim=(x[0], x[-1]),
+            legend={"loc": "upper right", "fontsize": CAPTION_FONTSIZE + 1} if inf else None,
+        )  # fmt: skip
 
         bottom = axes[1, col]
         bottom.scatter(pairs[:, 0], pairs[:, 1], s=5, color="C0", alpha=0.35, lw=0, rasterized=True)
@@ -83,26 +69,19 @@ def plot(result, config) -> dict:
             a["nngp_ellipses"], ("--", ":"), ("NNGP 1σ ellipse", "NNGP 2σ ellipse")
         ):
             bottom.plot(ellipse[:, 0], ellipse[:, 1], style, color="black", lw=1.3, label=name)
-        bottom.set_xlim(-limit, limit)
-        bottom.set_ylim(-limit, limit)
-        bottom.set_aspect("equal")
-        bottom.set_title(bottom_title(width))
-        bottom.set_xlabel(f"Output at x = {p1}")
-        bottom.set_ylabel(f"Output at x = {p2}")
         g2, g2_se = a["excess_kurtosis"][col], a["excess_kurtosis_se"][col]
         bottom.text(
-            0.03,
-            0.97,
-            f"excess kurtosis\nx = {p1}: {g2[0]:+.2f} ± {g2_se[0]:.2f}\n"
-            f"x = {p2}: {g2[1]:+.2f} ± {g2_se[1]:.2f}",
-            transform=bottom.transAxes,
-            va="top",
-            ha="left",
-            fontsize=CAPTION_FONTSIZE,
+            0.03, 0.97, f"excess kurtosis\nx = {p1}: {g2[0]:+.2f} ± {g2_se[0]:.2f}\n"
+            f"x = {p2}: {g2[1]:+.2f} ± {g2_se[1]:.2f}", transform=bottom.transAxes, va="top",
+            ha="left", fontsize=CAPTION_FONTSIZE,
             bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "lw": 0.5},
-        )
-        if col == n_cols - 1:
-            bottom.legend(loc="lower right", fontsize=CAPTION_FONTSIZE)
+        )  # fmt: skip
+        finish_axes(
+            bottom, xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal",
+            title=f"Output density @ {_units(width)} hidden units",
+            xlabel=f"Output at x = {p1}", ylabel=f"Output at x = {p2}",
+            legend={"loc": "lower right", "fontsize": CAPTION_FONTSIZE} if last else None,
+        )  # fmt: skip
 
     n_samples = a[f"pair_{_label(widths[0])}"].shape[0]
     caption = (

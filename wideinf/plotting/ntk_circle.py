@@ -1,14 +1,14 @@
-"""Figure of ``wideinf ntk-circle`` (Jacot et al. 2018, Figure 1).
+"""Figure of ``wideinf ntk-circle`` (Jacot et al. 2018, Figure 1): the NTK on the unit circle.
 
-``Theta(x0, x)`` on the unit circle against the angle, at initialisation and after training,
-per width, with the analytic limit; and a second panel with the change during training.
+Left: ``Theta(x0, x)`` against the angle at initialisation and after training, per width, with
+the analytic limit; right: its change during training.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import add_caption, architecture_text, plt
+from . import add_caption, architecture_text, finish_axes, plt
 
 __all__ = ["plot", "TITLES"]
 
@@ -20,10 +20,6 @@ TITLES = (
 
 def plot(result, config) -> dict:
     """``{"": Figure}`` from ``result.arrays`` (see ``wideinf.experiments.ntk_circle``)."""
-    return {"": _figure(result, config)}
-
-
-def _figure(result, config):
     a = result.arrays
     widths = np.asarray(a["widths"], dtype=float)
     gamma = a["gamma"]
@@ -39,38 +35,29 @@ def _figure(result, config):
         fontsize=12,
     )
     colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
-
-    ax = axes[0]
     for i, width in enumerate(widths):
         color, n = colors[i % len(colors)], int(width)
         for k, r in enumerate(rows_of[i]):
-            ax.plot(gamma, a["ntk_init"][r], color=color, lw=0.9, alpha=0.75,
-                    label=f"n = {n}, t = 0" if k == 0 else None)  # fmt: skip
-            ax.plot(gamma, a["ntk_trained"][r], color=color, lw=0.9, ls="--", alpha=0.75,
-                    label=f"n = {n}, t = {time:g}" if k == 0 else None)  # fmt: skip
-    ax.plot(gamma, a["ntk_limit"], color="black", lw=2.2, label="n = ∞ (analytic)")
-    ax.set_xlim(gamma[0], gamma[-1])
-    ax.set_xticks(ticks, tick_labels)
-    ax.set_xlabel("$\\gamma$, with $x = (\\cos\\gamma, \\sin\\gamma)$")
-    ax.set_ylabel("$\\Theta(x_0, x)$,  $x_0 = (1, 0)$")
-    ax.set_title(TITLES[0], fontsize=11)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(True, color="0.92", lw=0.6)
-
-    ax = axes[1]
-    for i, width in enumerate(widths):
-        color = colors[i % len(colors)]
-        for k, r in enumerate(rows_of[i]):
-            ax.plot(gamma, a["ntk_trained"][r] - a["ntk_init"][r], color=color, lw=0.9,
-                    alpha=0.75, label=f"n = {int(width)}" if k == 0 else None)  # fmt: skip
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xlim(gamma[0], gamma[-1])
-    ax.set_xticks(ticks, tick_labels)
-    ax.set_xlabel("$\\gamma$")
-    ax.set_ylabel(f"$\\Theta_{{t={time:g}}}(x_0, x) - \\Theta_0(x_0, x)$")
-    ax.set_title(TITLES[1], fontsize=11)
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(True, color="0.92", lw=0.6)
+            first = k == 0
+            axes[0].plot(gamma, a["ntk_init"][r], color=color, lw=0.9, alpha=0.75,
+                         label=f"n = {n}, t = 0" if first else None)  # fmt: skip
+            axes[0].plot(gamma, a["ntk_trained"][r], color=color, lw=0.9, ls="--", alpha=0.75,
+                         label=f"n = {n}, t = {time:g}" if first else None)  # fmt: skip
+            axes[1].plot(gamma, a["ntk_trained"][r] - a["ntk_init"][r], color=color, lw=0.9,
+                         alpha=0.75, label=f"n = {n}" if first else None)  # fmt: skip
+    axes[0].plot(gamma, a["ntk_limit"], color="black", lw=2.2, label="n = ∞ (analytic)")
+    axes[1].axhline(0, color="black", lw=0.8)
+    xlabels = ("$\\gamma$, with $x = (\\cos\\gamma, \\sin\\gamma)$", "$\\gamma$")
+    ylabels = (
+        "$\\Theta(x_0, x)$,  $x_0 = (1, 0)$",
+        f"$\\Theta_{{t={time:g}}}(x_0, x) - \\Theta_0(x_0, x)$",
+    )
+    for ax, title, xlabel, ylabel in zip(axes, TITLES, xlabels, ylabels):
+        finish_axes(
+            ax, title=title, title_size=11, xlim=(gamma[0], gamma[-1]), xticks=ticks,
+            xticklabels=tick_labels, xlabel=xlabel, ylabel=ylabel,
+            grid={"color": "0.92", "lw": 0.6}, legend={"fontsize": 8, "loc": "upper right"},
+        )  # fmt: skip
 
     counts = " and ".join(str(len(r)) for r in rows_of)
     spread = "; ".join(
@@ -90,4 +77,4 @@ def _figure(result, config):
         f"training: {spread}."
     )
     add_caption(fig, caption, y=0.13)
-    return fig
+    return {"": fig}
