@@ -37,7 +37,6 @@ from .parameters import (
 
 __all__ = [
     "Params",
-    "Cache",
     "parameter_count",
     "parameter_bytes",
     "init_params",
@@ -54,7 +53,6 @@ __all__ = [
     "ravel_params",
     "unravel_params",
     "available_memory",
-    "check_memory",
 ]
 
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES",
-    "PowerLaw",
     "widest_half",
     "loglog_fit",
     "bootstrap_slope_se",

@@ -1,26 +1,14 @@
 """The infinite-width kernel state and the one recursion over layers.
 
-Conventions (Neural Tangents' stax, NTK parameterization unless said otherwise):
-
-- input:      ``nngp = x1 @ x2.T / d``, ``ntk = 0``;
-- dense:      ``nngp <- W_std^2 nngp + b_std^2``; ``ntk <- nngp_new + W_std^2 ntk``;
-- activation: ``nngp <- E[phi(u) phi(v)]``; ``ntk <- ntk * E[phi'(u) phi'(v)]``,
-  (u, v) Gaussian with the current NNGP covariance.
-
-Standard parameterization (``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``) has an NTK
-that grows with the hidden width n; we report ``Theta / n``:
-``ntk <- (n_in / n) K_in + 1 / n + W_std^2 ntk`` (Sohl-Dickstein et al. 2020,
-arXiv:2001.07301). Train with learning rate ``eta / n`` to match.
-
-Given the variances of the two points at every layer, each entry follows its own recursion.
-:func:`layer_recursion` is that recursion, on arrays of any shape: whole matrices
-(:func:`recursion`), tiles (:mod:`wideinf.kernels.tiled`) and single points
-(:func:`point_recursion`, the diagonal). An activation is any object with ``name``,
-``duals(q11, q22, q12)``, ``diagonal(q)`` and ``points(q)`` (:mod:`wideinf.activations`); the
-point recursion keeps ``points(q)`` of each activation step's variances, and matrices and
-tiles pass slices of it as ``duals``' q11 and q22, so a tile costs only what depends on the
+The dense and activation steps, the input kernel and standard parameterization's ``Theta / n``
+are in docs/theory.md, "Layer recursion". Given the variances of the two points at every layer,
+each entry follows its own recursion: :func:`layer_recursion`, on arrays of any shape, serves
+whole matrices (:func:`recursion`), tiles (:mod:`wideinf.kernels.tiled`) and single points
+(:func:`point_recursion`). An activation is any object with ``name``, ``duals(q11, q22, q12)``,
+``diagonal(q)`` and ``points(q)`` (:mod:`wideinf.activations`); matrices and tiles take their
+q11 and q22 from the point recursion's ``points(q)``, so a tile costs only what depends on the
 pair. Covariances are passed as computed (``|q12|`` may exceed ``sqrt(q11 q22)`` by a few
-ulp); each formula clips where it matters. ``docs/theory.md`` has the derivations.
+ulp); each formula clips where it matters.
 """
 
 from __future__ import annotations
