@@ -61,7 +61,9 @@ def run_many(
     with _submitter(scheduler, jobs if parallel else 1) as submit:
         for result in [submit(_run_in_process, p, *args) for p in paths]:
             rows.append(result())
-            _echo_row(rows[-1], echo)
+            name, status, _, _, message = rows[-1]
+            if status != "ok" or message:
+                echo(f"{name}: FAILED: {message}" if status != "ok" else message)
     echo("")
     echo(f"{'experiment':<28} {'status':<7} {'time':>8} {'files':>5}")
     for name, status, seconds, n_files, _ in rows:
@@ -91,11 +93,3 @@ def _one_blas_thread():
     """Several experiments side by side: one BLAS thread each, or the threads fight for cores."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-
-
-def _echo_row(row, echo):
-    name, status, seconds, _, message = row
-    if status != "ok":
-        echo(f"{name}: FAILED: {message}")
-    elif message:
-        echo(message)

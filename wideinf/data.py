@@ -1,9 +1,7 @@
 """Regression data for experiments: a CSV file, or a target function plus Gaussian noise.
 
-The ``data:`` block (:class:`DataConfig`) is ``{file: points.csv, noise: 0.1}`` (relative to the
-config file's folder; ``noise`` is then the targets' assumed sd) or ``{target: sin, noise: 0.1,
-n_train: 10, ...}``. A CSV file has a header and the columns ``is_test`` (0 for a training
-point, 1 for a test point), ``x`` (or ``x0, x1, ...``) and ``y``, in any order.
+The ``data:`` block is a :class:`DataConfig`; a CSV file is read by :func:`read_csv` (``is_test``
+is 0 for a training point, 1 for a test point; columns in any order).
 """
 
 from __future__ import annotations

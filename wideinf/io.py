@@ -100,7 +100,9 @@ class StagedFiles:
         final = self.directory / filename
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{filename}.", suffix=".tmp")
         try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
+            mask = os.umask(0)  # reading the umask means setting it: set it back
+            os.umask(mask)
+            os.fchmod(fd, 0o666 & ~mask)  # mkstemp's 0600 -> what open() would give
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
         except BaseException:
@@ -121,12 +123,6 @@ class StagedFiles:
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending = []
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def yaml_bytes(data: dict) -> bytes:
