@@ -22,18 +22,14 @@ from .io import existing_file
 __all__ = ["TARGETS", "DataConfig", "Dataset", "load_dataset", "read_csv", "generate"]
 
 
-def _sum(x):
-    return x.sum(axis=1)  # (n,)
-
-
 # Target functions of the inputs x (n, d) -> (n,). With d = 1 they are the usual sin(x), ...
 TARGETS = {
-    "sin": lambda x: np.sin(_sum(x)),  # sin(x_1 + ... + x_d)
-    "cos": lambda x: np.cos(_sum(x)),
-    "linear": _sum,  # x_1 + ... + x_d
+    "sin": lambda x: np.sin(x.sum(axis=1)),  # sin(x_1 + ... + x_d)
+    "cos": lambda x: np.cos(x.sum(axis=1)),
+    "linear": lambda x: x.sum(axis=1),  # x_1 + ... + x_d
     "quadratic": lambda x: (x * x).sum(axis=1),  # |x|^2
     "abs": lambda x: np.abs(x).sum(axis=1),  # |x_1| + ... + |x_d|
-    "step": lambda x: np.sign(_sum(x)),
+    "step": lambda x: np.sign(x.sum(axis=1)),
 }
 
 MAX_POINTS = 100_000  # per split; kernels are (n, n), so far beyond this nothing fits in memory

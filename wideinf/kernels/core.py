@@ -29,16 +29,10 @@ class Kernel:
 
     Attributes
     ----------
-    nngp : ndarray, shape (n1, n2)
-        NNGP covariance K(x1, x2).
-    ntk : ndarray, shape (n1, n2)
-        Neural tangent kernel Theta(x1, x2).
-    var1 : ndarray, shape (n1,)
-        NNGP variance K(x, x) of each point of x1, carried by its own recursion.
-    var2 : ndarray, shape (n2,)
-        The same for x2 (the same array as ``var1`` when ``symmetric``).
-    symmetric : bool
-        True when x2 is x1; then the diagonal of ``nngp`` equals ``var1`` exactly.
+    nngp, ntk : ndarray, shape (n1, n2), the NNGP K(x1, x2) and the NTK Theta(x1, x2)
+    var1 : ndarray, shape (n1,), the NNGP variance K(x, x) of each point of x1 (its own recursion)
+    var2 : ndarray, shape (n2,), the same for x2 (the same array as ``var1`` when ``symmetric``)
+    symmetric : bool, True when x2 is x1; then the diagonal of ``nngp`` equals ``var1`` exactly
     """
 
     nngp: np.ndarray
@@ -80,15 +74,11 @@ class PointRecursion:
 
     Attributes
     ----------
-    var_in : ndarray, shape (n,)
-        ``|x|^2 / d``.
+    var_in : ndarray, shape (n,), ``|x|^2 / d``
     pre_activation : tuple
         Per activation step, in order, ``activation.points(q)`` of the variances q (n,)
         entering it: q itself for a closed form; what ``duals`` takes in place of q.
-    var : ndarray, shape (n,)
-        ``K(x, x)`` of the output.
-    ntk : ndarray, shape (n,)
-        ``Theta(x, x)`` of the output (the diagonal of a symmetric kernel).
+    var, ntk : ndarray, shape (n,), ``K(x, x)`` and ``Theta(x, x)`` of the output
     """
 
     var_in: np.ndarray
