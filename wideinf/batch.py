@@ -39,12 +39,10 @@ def _run_in_process(path, out, seed, quick, formats, sets, quiet):
         name = config.name
         report = run_experiment(spec, config, out, formats, quick=quick)
         return name, "ok", time.perf_counter() - t0, len(report.files), "\n".join(report.lines)
-    except WideinfError as exc:
-        return name, "failed", time.perf_counter() - t0, 0, str(exc)
-    except MemoryError:
-        return name, "failed", time.perf_counter() - t0, 0, "out of memory"
     except Exception as exc:  # keep going past one broken experiment, and say what broke
-        return name, "failed", time.perf_counter() - t0, 0, f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, WideinfError) else f"{type(exc).__name__}: {exc}"
+        message = "out of memory" if isinstance(exc, MemoryError) else message
+        return name, "failed", time.perf_counter() - t0, 0, message
 
 
 def run_many(

@@ -125,15 +125,12 @@ def read_csv(path: str | Path, noise: float = 0.0) -> Dataset:
     if not rows:
         raise _bad(path, "is empty; expected a header is_test,x,y")
     header = [h.strip() for h in rows[0]]
-    x_cols = _x_columns(header, path)
+    x_cols, got = _x_columns(header, path), ",".join(header)
     for name in ("is_test", "y"):
         if name not in header:
-            raise _bad(
-                path,
-                f"no column {name!r}; expected a header like is_test,x,y (got {','.join(header)})",
-            )
+            raise _bad(path, f"no column {name!r}; expected a header like is_test,x,y (got {got})")
     if len(set(header)) != len(header):
-        raise _bad(path, f"repeated column names in {','.join(header)}")
+        raise _bad(path, f"repeated column names in {got}")
     values = np.empty((len(rows) - 1, len(header)))  # (rows, columns)
     for i, row in enumerate(rows[1:]):
         line = i + 2
@@ -173,10 +170,7 @@ def _x_columns(header: list[str], path: Path) -> list[str]:
     if "x" in header:
         return ["x"]
     if not numbered:
-        raise _bad(
-            path,
-            f"no input column; expected x (or x0, x1, ...) in the header (got {','.join(header)})",
-        )
+        raise _bad(path, f"no input column x (or x0, x1, ...) among {','.join(header)}")
     if [k for k, _ in numbered] != list(range(len(numbered))):
         raise _bad(
             path,

@@ -112,11 +112,9 @@ class StagedFiles:
         return final
 
     def commit(self) -> list[Path]:
-        done = []
         for tmp, final in self._pending:
             os.replace(tmp, final)
-            done.append(final)
-        self._pending = []
+        done, self._pending = [final for _, final in self._pending], []
         return done
 
     def discard(self) -> None:

@@ -1,6 +1,5 @@
 """Full-batch gradient descent on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` for an ensemble.
 
-Each step is :func:`wideinf.networks.forward_cache` then :func:`wideinf.networks.descent_step`.
 Time is ``t = steps * eta``; in standard parameterization train with ``eta / n``
 (docs/theory.md, "Gradient descent and time").
 """

@@ -153,9 +153,8 @@ def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:
 def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
     """The kernel of a layer stack, one whole (n1, n2) matrix per layer, in float64.
 
-    The plain reference: :func:`layer_recursion` on the whole matrices, with the variances
-    from :func:`point_recursion`. :func:`wideinf.kernels.tiled.tiled_kernel` computes the same
-    numbers tile by tile and is the one :meth:`wideinf.architecture.Architecture.kernel` uses.
+    The plain reference for :func:`wideinf.kernels.tiled.tiled_kernel` (the same numbers, tile
+    by tile): :func:`layer_recursion` on whole matrices, variances from :func:`point_recursion`.
 
     Parameters
     ----------

@@ -33,10 +33,6 @@ _GRAM_MIN_ROWS = 16
 # Below this many entries a kernel is computed in the calling thread only.
 _THREADING_MIN_ENTRIES = 200_000
 
-# glibc mallopt parameters and the values set by _keep_freed_memory.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_TRIM_BYTES, _MMAP_BYTES = 32 << 20, 4 << 20
-
 
 @cache
 def _keep_freed_memory() -> bool:
@@ -47,8 +43,8 @@ def _keep_freed_memory() -> bool:
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        trim = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
-        mmap = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
+        trim = libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD: keep up to 32 MB per thread
+        mmap = libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD: mmap only blocks above 4 MB
     except (OSError, AttributeError):
         return False
     return bool(trim and mmap)
@@ -88,8 +84,6 @@ def tiled_kernel(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if parameterization not in ("ntk", "standard"):
-        raise ValueError(f"unknown parameterization {parameterization!r}")
     steps = tuple(steps)
     symmetric = x2 is None
     x1 = np.ascontiguousarray(x1, dtype=dtype)
@@ -111,8 +105,7 @@ def tiled_kernel(
 
     def run_tile(i0, j0, buf):
         i1, j1 = min(i0 + tile, n1), min(j0 + tile, n2)
-        shape = (i1 - i0, j1 - j0)
-        q12 = buf[: shape[0] * shape[1]].reshape(shape)
+        q12 = buf[: (i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
         if tile_gram:
             for r0 in range(i0, i1, gram_rows):
                 r1 = min(r0 + gram_rows, i1)
