@@ -39,12 +39,10 @@ def _run_in_process(path, out, seed, quick, formats, sets, quiet):
         name = config.name
         report = run_experiment(spec, config, out, formats, quick=quick)
         return name, "ok", time.perf_counter() - t0, len(report.files), "\n".join(report.lines)
-    except WideinfError as exc:
-        return name, "failed", time.perf_counter() - t0, 0, str(exc)
-    except MemoryError:
-        return name, "failed", time.perf_counter() - t0, 0, "out of memory"
     except Exception as exc:  # keep going past one broken experiment, and say what broke
-        return name, "failed", time.perf_counter() - t0, 0, f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, WideinfError) else f"{type(exc).__name__}: {exc}"
+        message = "out of memory" if isinstance(exc, MemoryError) else message
+        return name, "failed", time.perf_counter() - t0, 0, message
 
 
 def run_many(
@@ -61,7 +59,9 @@ def run_many(
     with _submitter(scheduler, jobs if parallel else 1) as submit:
         for result in [submit(_run_in_process, p, *args) for p in paths]:
             rows.append(result())
-            _echo_row(rows[-1], echo)
+            name, status, _, _, message = rows[-1]
+            if status != "ok" or message:
+                echo(f"{name}: FAILED: {message}" if status != "ok" else message)
     echo("")
     echo(f"{'experiment':<28} {'status':<7} {'time':>8} {'files':>5}")
     for name, status, seconds, n_files, _ in rows:
@@ -91,11 +91,3 @@ def _one_blas_thread():
     """Several experiments side by side: one BLAS thread each, or the threads fight for cores."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-
-
-def _echo_row(row, echo):
-    name, status, seconds, _, message = row
-    if status != "ok":
-        echo(f"{name}: FAILED: {message}")
-    elif message:
-        echo(message)

@@ -1,9 +1,7 @@
 """Regression data for experiments: a CSV file, or a target function plus Gaussian noise.
 
-The ``data:`` block (:class:`DataConfig`) is ``{file: points.csv, noise: 0.1}`` (relative to the
-config file's folder; ``noise`` is then the targets' assumed sd) or ``{target: sin, noise: 0.1,
-n_train: 10, ...}``. A CSV file has a header and the columns ``is_test`` (0 for a training
-point, 1 for a test point), ``x`` (or ``x0, x1, ...``) and ``y``, in any order.
+The ``data:`` block is a :class:`DataConfig`; a CSV file is read by :func:`read_csv` (``is_test``
+is 0 for a training point, 1 for a test point; columns in any order).
 """
 
 from __future__ import annotations
@@ -24,18 +22,14 @@ from .io import existing_file
 __all__ = ["TARGETS", "DataConfig", "Dataset", "load_dataset", "read_csv", "generate"]
 
 
-def _sum(x):
-    return x.sum(axis=1)  # (n,)
-
-
 # Target functions of the inputs x (n, d) -> (n,). With d = 1 they are the usual sin(x), ...
 TARGETS = {
-    "sin": lambda x: np.sin(_sum(x)),  # sin(x_1 + ... + x_d)
-    "cos": lambda x: np.cos(_sum(x)),
-    "linear": _sum,  # x_1 + ... + x_d
+    "sin": lambda x: np.sin(x.sum(axis=1)),  # sin(x_1 + ... + x_d)
+    "cos": lambda x: np.cos(x.sum(axis=1)),
+    "linear": lambda x: x.sum(axis=1),  # x_1 + ... + x_d
     "quadratic": lambda x: (x * x).sum(axis=1),  # |x|^2
     "abs": lambda x: np.abs(x).sum(axis=1),  # |x_1| + ... + |x_d|
-    "step": lambda x: np.sign(_sum(x)),
+    "step": lambda x: np.sign(x.sum(axis=1)),
 }
 
 MAX_POINTS = 100_000  # per split; kernels are (n, n), so far beyond this nothing fits in memory
@@ -131,15 +125,12 @@ def read_csv(path: str | Path, noise: float = 0.0) -> Dataset:
     if not rows:
         raise _bad(path, "is empty; expected a header is_test,x,y")
     header = [h.strip() for h in rows[0]]
-    x_cols = _x_columns(header, path)
+    x_cols, got = _x_columns(header, path), ",".join(header)
     for name in ("is_test", "y"):
         if name not in header:
-            raise _bad(
-                path,
-                f"no column {name!r}; expected a header like is_test,x,y (got {','.join(header)})",
-            )
+            raise _bad(path, f"no column {name!r}; expected a header like is_test,x,y (got {got})")
     if len(set(header)) != len(header):
-        raise _bad(path, f"repeated column names in {','.join(header)}")
+        raise _bad(path, f"repeated column names in {got}")
     values = np.empty((len(rows) - 1, len(header)))  # (rows, columns)
     for i, row in enumerate(rows[1:]):
         line = i + 2
@@ -179,10 +170,7 @@ def _x_columns(header: list[str], path: Path) -> list[str]:
     if "x" in header:
         return ["x"]
     if not numbered:
-        raise _bad(
-            path,
-            f"no input column; expected x (or x0, x1, ...) in the header (got {','.join(header)})",
-        )
+        raise _bad(path, f"no input column x (or x0, x1, ...) among {','.join(header)}")
     if [k for k, _ in numbered] != list(range(len(numbered))):
         raise _bad(
             path,

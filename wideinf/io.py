@@ -100,7 +100,9 @@ class StagedFiles:
         final = self.directory / filename
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{filename}.", suffix=".tmp")
         try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
+            mask = os.umask(0)  # reading the umask means setting it: set it back
+            os.umask(mask)
+            os.fchmod(fd, 0o666 & ~mask)  # mkstemp's 0600 -> what open() would give
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
         except BaseException:
@@ -110,23 +112,15 @@ class StagedFiles:
         return final
 
     def commit(self) -> list[Path]:
-        done = []
         for tmp, final in self._pending:
             os.replace(tmp, final)
-            done.append(final)
-        self._pending = []
+        done, self._pending = [final for _, final in self._pending], []
         return done
 
     def discard(self) -> None:
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending = []
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def yaml_bytes(data: dict) -> bytes:

@@ -37,7 +37,6 @@ from .parameters import (
 
 __all__ = [
     "Params",
-    "Cache",
     "parameter_count",
     "parameter_bytes",
     "init_params",
@@ -54,7 +53,6 @@ __all__ = [
     "ravel_params",
     "unravel_params",
     "available_memory",
-    "check_memory",
 ]
 
 
@@ -108,8 +106,7 @@ def forward_cache(arch, params: Params, x, *, reuse: Cache | None = None) -> Cac
     blocks = _check(arch, params)
     start = 0 if reuse is None else len(blocks) - 1
     y = check_points(x, params.d_in) if reuse is None else reuse.inputs[-1]
-    inputs = [] if reuse is None else list(reuse.inputs[:-1])
-    pre = [] if reuse is None else list(reuse.pre[:-1])
+    inputs, pre = ([], []) if reuse is None else (list(reuse.inputs[:-1]), list(reuse.pre[:-1]))
     for (dense, acts), W, b in zip(blocks[start:], params.weights[start:], params.biases[start:]):
         sw, sb = layer_scales(arch, dense, W.shape[1])
         inputs.append(y)
@@ -218,7 +215,6 @@ def _blocks(params: Params, per_net: int, fixed: int, what: str) -> list[slice]:
 
 def _per_block(arch, params: Params, x, pick, tail: tuple, what: str) -> np.ndarray:
     """``pick(forward_cache(...))`` of every block of networks, into one (S, N, *tail) array."""
-    _check(arch, params)
     x = check_points(x, params.d_in)
     out = np.empty((params.n_networks, x.shape[0], *tail))
     per_net = working_bytes(params.dims, x.shape[0]) // 2
@@ -240,7 +236,6 @@ def features(arch, params: Params, x) -> np.ndarray:
 
 def gradients(arch, params: Params, x, cotangent) -> Params:
     """:func:`vjp` of every network: x (N, d), cotangent (S, N) or (N,); Params like ``params``."""
-    _check(arch, params)
     x = check_points(x, params.d_in)
     s, n = params.n_networks, x.shape[0]
     cot = np.broadcast_to(np.asarray(cotangent, dtype=float), (s, n))

@@ -1,10 +1,8 @@
 """Parameters of finite networks: the ensemble container, its shapes and count, sampling, flat views.
 
-An ensemble of S networks is one set of arrays with a leading axis S; re-exported by
-:mod:`wideinf.networks`. A dense layer with fan-in ``n_in`` stores ``W, b ~ N(0, 1)`` and computes
-``z = (W_std / sqrt(n_in)) y @ W + b_std b`` in NTK parameterization; in standard
-parameterization it stores ``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)`` and computes
-``z = y @ W + b`` (docs/theory.md, "Conventions").
+An ensemble of S networks is one set of arrays with a leading axis S. What a dense layer stores
+and computes in either parameterization: :func:`layer_scales`, :func:`init_params` and
+docs/theory.md, "Conventions".
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ def _count(dims) -> int:
 
 @dataclass(frozen=True)
 class Params:
-    """Parameters of an ensemble of S networks (stored as in the module docstring).
+    """Parameters of an ensemble of S networks (stored as :func:`init_params` draws them).
 
     Attributes
     ----------

@@ -60,9 +60,7 @@ def regularizer(matrix: np.ndarray, diag_reg: float, relative: bool = True) -> f
     """The ``lambda`` added to the diagonal: ``diag_reg * trace(M) / N`` if relative, else ``diag_reg``."""
     if not (diag_reg >= 0 and math.isfinite(diag_reg)):
         raise ConfigError(f"diag_reg: must be a finite number >= 0, got {diag_reg!r}")
-    if relative:
-        return float(diag_reg * np.trace(matrix) / matrix.shape[0])
-    return float(diag_reg)
+    return float(diag_reg * np.trace(matrix) / matrix.shape[0] if relative else diag_reg)
 
 
 def gp_posterior(
@@ -250,9 +248,8 @@ def _check_shapes(k_train, k_cross, k_test, y):
 
 
 def _regularized(matrix, diag_reg, relative):
-    lam = regularizer(matrix, diag_reg, relative)
     out = matrix.copy()
-    out[np.diag_indices_from(out)] += lam
+    out[np.diag_indices_from(out)] += regularizer(matrix, diag_reg, relative)
     return out
 
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES",
-    "PowerLaw",
     "widest_half",
     "loglog_fit",
     "bootstrap_slope_se",
@@ -52,8 +50,7 @@ def loglog_fit(widths, values) -> tuple[float, float]:
 
 
 def _slopes(widths, log_values: np.ndarray) -> np.ndarray:
-    """Least-squares slopes ``sum (log v)(L - mean L) / sum (L - mean L)^2``, L = log widths (W,),
-    of the rows of ``log_values`` (..., W)."""
+    """Least-squares slopes against log widths (W,) of the rows of ``log_values`` (..., W)."""
     logn = np.log(widths) - np.mean(np.log(widths))  # (W,) centred
     return log_values @ logn / (logn @ logn)
 

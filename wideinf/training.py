@@ -1,6 +1,5 @@
 """Full-batch gradient descent on ``L = (1/2N) sum_i (f(x_i) - y_i)^2`` for an ensemble.
 
-Each step is :func:`wideinf.networks.forward_cache` then :func:`wideinf.networks.descent_step`.
 Time is ``t = steps * eta``; in standard parameterization train with ``eta / n``
 (docs/theory.md, "Gradient descent and time").
 """
@@ -86,17 +85,6 @@ class TrainResult:
         return self.final_loss <= (-np.inf if self.tol is None else self.tol)
 
 
-def _check_settings(learning_rate, steps, record_every, tol) -> None:
-    eta = float(learning_rate)
-    if not (math.isfinite(eta) and eta > 0):
-        raise ConfigError(f"learning_rate: expected a positive number, got {learning_rate!r}")
-    for name, value, least in (("steps", steps, 0), ("record_every", record_every, 1)):
-        if int(value) != value or value < least:
-            raise ConfigError(f"{name}: expected an integer >= {least}, got {value!r}")
-    if tol is not None and not (tol >= 0):
-        raise ConfigError(f"tol: expected a non-negative number, got {tol!r}")
-
-
 def train(
     arch, params, x, y, learning_rate: float, steps: int, *, readout_only: bool = False,
     tol: float | None = None, x_eval=None, record_every: int = 1, quiet: bool = False,
@@ -135,7 +123,14 @@ def train(
         raise ConfigError(f"y: expected shape ({n},) or ({s}, {n}), got {y.shape}")
     y = np.broadcast_to(y, (s, n))
     xe = None if x_eval is None else check_points(x_eval, params.d_in, "x_eval")
-    _check_settings(learning_rate, steps, record_every, tol)
+    eta = float(learning_rate)
+    if not (math.isfinite(eta) and eta > 0):
+        raise ConfigError(f"learning_rate: expected a positive number, got {learning_rate!r}")
+    for name, value, least in (("steps", steps, 0), ("record_every", record_every, 1)):
+        if int(value) != value or value < least:
+            raise ConfigError(f"{name}: expected an integer >= {least}, got {value!r}")
+    if tol is not None and not (tol >= 0):
+        raise ConfigError(f"tol: expected a non-negative number, got {tol!r}")
     rates = check_multipliers(multipliers, len(params.weights))
     steps, recorded = int(steps), recorded_steps(int(steps), int(record_every))
     t_rec, m = len(recorded), 0 if xe is None else xe.shape[0]
@@ -154,7 +149,6 @@ def train(
         "f_path": np.empty((s, t_rec, n)) if record_outputs else None,  # (S, T, N)
         "e_path": np.empty((s, t_rec, m)) if record_outputs and xe is not None else None,
     }
-    eta = float(learning_rate)
     bar = None if quiet else progress(total=steps * len(slices), desc="gradient descent")
     try:
         for sl in slices:

@@ -1,26 +1,14 @@
 """The infinite-width kernel state and the one recursion over layers.
 
-Conventions (Neural Tangents' stax, NTK parameterization unless said otherwise):
-
-- input:      ``nngp = x1 @ x2.T / d``, ``ntk = 0``;
-- dense:      ``nngp <- W_std^2 nngp + b_std^2``; ``ntk <- nngp_new + W_std^2 ntk``;
-- activation: ``nngp <- E[phi(u) phi(v)]``; ``ntk <- ntk * E[phi'(u) phi'(v)]``,
-  (u, v) Gaussian with the current NNGP covariance.
-
-Standard parameterization (``W ~ N(0, W_std^2 / n_in)``, ``b ~ N(0, b_std^2)``) has an NTK
-that grows with the hidden width n; we report ``Theta / n``:
-``ntk <- (n_in / n) K_in + 1 / n + W_std^2 ntk`` (Sohl-Dickstein et al. 2020,
-arXiv:2001.07301). Train with learning rate ``eta / n`` to match.
-
-Given the variances of the two points at every layer, each entry follows its own recursion.
-:func:`layer_recursion` is that recursion, on arrays of any shape: whole matrices
-(:func:`recursion`), tiles (:mod:`wideinf.kernels.tiled`) and single points
-(:func:`point_recursion`, the diagonal). An activation is any object with ``name``,
-``duals(q11, q22, q12)``, ``diagonal(q)`` and ``points(q)`` (:mod:`wideinf.activations`); the
-point recursion keeps ``points(q)`` of each activation step's variances, and matrices and
-tiles pass slices of it as ``duals``' q11 and q22, so a tile costs only what depends on the
+The dense and activation steps, the input kernel and standard parameterization's ``Theta / n``
+are in docs/theory.md, "Layer recursion". Given the variances of the two points at every layer,
+each entry follows its own recursion: :func:`layer_recursion`, on arrays of any shape, serves
+whole matrices (:func:`recursion`), tiles (:mod:`wideinf.kernels.tiled`) and single points
+(:func:`point_recursion`). An activation is any object with ``name``, ``duals(q11, q22, q12)``,
+``diagonal(q)`` and ``points(q)`` (:mod:`wideinf.activations`); matrices and tiles take their
+q11 and q22 from the point recursion's ``points(q)``, so a tile costs only what depends on the
 pair. Covariances are passed as computed (``|q12|`` may exceed ``sqrt(q11 q22)`` by a few
-ulp); each formula clips where it matters. ``docs/theory.md`` has the derivations.
+ulp); each formula clips where it matters.
 """
 
 from __future__ import annotations
@@ -41,16 +29,10 @@ class Kernel:
 
     Attributes
     ----------
-    nngp : ndarray, shape (n1, n2)
-        NNGP covariance K(x1, x2).
-    ntk : ndarray, shape (n1, n2)
-        Neural tangent kernel Theta(x1, x2).
-    var1 : ndarray, shape (n1,)
-        NNGP variance K(x, x) of each point of x1, carried by its own recursion.
-    var2 : ndarray, shape (n2,)
-        The same for x2 (the same array as ``var1`` when ``symmetric``).
-    symmetric : bool
-        True when x2 is x1; then the diagonal of ``nngp`` equals ``var1`` exactly.
+    nngp, ntk : ndarray, shape (n1, n2), the NNGP K(x1, x2) and the NTK Theta(x1, x2)
+    var1 : ndarray, shape (n1,), the NNGP variance K(x, x) of each point of x1 (its own recursion)
+    var2 : ndarray, shape (n2,), the same for x2 (the same array as ``var1`` when ``symmetric``)
+    symmetric : bool, True when x2 is x1; then the diagonal of ``nngp`` equals ``var1`` exactly
     """
 
     nngp: np.ndarray
@@ -92,15 +74,11 @@ class PointRecursion:
 
     Attributes
     ----------
-    var_in : ndarray, shape (n,)
-        ``|x|^2 / d``.
+    var_in : ndarray, shape (n,), ``|x|^2 / d``
     pre_activation : tuple
         Per activation step, in order, ``activation.points(q)`` of the variances q (n,)
         entering it: q itself for a closed form; what ``duals`` takes in place of q.
-    var : ndarray, shape (n,)
-        ``K(x, x)`` of the output.
-    ntk : ndarray, shape (n,)
-        ``Theta(x, x)`` of the output (the diagonal of a symmetric kernel).
+    var, ntk : ndarray, shape (n,), ``K(x, x)`` and ``Theta(x, x)`` of the output
     """
 
     var_in: np.ndarray
@@ -175,9 +153,8 @@ def point_recursion(x, steps, parameterization: str = "ntk") -> PointRecursion:
 def recursion(x1, x2, steps, parameterization: str = "ntk") -> Kernel:
     """The kernel of a layer stack, one whole (n1, n2) matrix per layer, in float64.
 
-    The plain reference: :func:`layer_recursion` on the whole matrices, with the variances
-    from :func:`point_recursion`. :func:`wideinf.kernels.tiled.tiled_kernel` computes the same
-    numbers tile by tile and is the one :meth:`wideinf.architecture.Architecture.kernel` uses.
+    The plain reference for :func:`wideinf.kernels.tiled.tiled_kernel` (the same numbers, tile
+    by tile): :func:`layer_recursion` on whole matrices, variances from :func:`point_recursion`.
 
     Parameters
     ----------

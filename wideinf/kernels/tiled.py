@@ -1,21 +1,10 @@
 """The kernel recursion evaluated tile by tile, on every core, with memory close to its output.
 
-Given the per-point variances (:func:`wideinf.kernels.core.point_recursion`), the recursion is
-elementwise, so the output is cut into square tiles; each tile's block of ``x1 @ x2.T / d``
-is computed by BLAS and carried through *all* layers by the one recursion
-(:func:`wideinf.kernels.core.layer_recursion`, the same ``duals`` as every other kernel), then
-written out. Tiles are shared among threads (numpy's ufuncs release the GIL); for a symmetric
-kernel only the tiles on and above the diagonal are computed and mirrored, and the diagonal
-is the point recursion's, exactly. Peak memory is the two (n1, n2) outputs plus a few
-megabytes per thread. Results equal the whole-matrix recursion's up to the rounding of BLAS
-and of vectorised transcendentals (below 1e-14 seen; ``tests/test_tiled.py`` asks 1e-12); the
-number of threads never changes a bit. ``docs/theory.md`` (Tiling) has the argument.
-
-``dtype=np.float32`` computes in float32 (a series runs in float64 and rounds its result), in
-half the memory. Its error against float64, relative to the largest entry
-(``benchmarks/RESULTS.md``): about 1e-7 to 5e-7 on 2000 Gaussian points of dimension 16; on
-nearly parallel inputs (a dense 1-D grid) the NTK of a ReLU network loses up to about 1e-3,
-because float32 resolves ``q11 q22 - q12^2`` only to about the square root of its precision.
+Each square tile of ``x1 @ x2.T / d`` is carried through all layers by
+:func:`wideinf.kernels.core.layer_recursion` and written out (docs/theory.md, "Tiling"); the
+number of threads never changes a bit. ``dtype=np.float32`` computes in float32 (a series runs
+in float64 and rounds its result), in half the memory; near-parallel inputs lose most, up to
+about 1e-3 of a ReLU NTK (``benchmarks/RESULTS.md``, "float32 against float64").
 """
 
 from __future__ import annotations
@@ -44,26 +33,18 @@ _GRAM_MIN_ROWS = 16
 # Below this many entries a kernel is computed in the calling thread only.
 _THREADING_MIN_ENTRIES = 200_000
 
-# glibc mallopt parameters and the values set by _keep_freed_memory.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_TRIM_BYTES, _MMAP_BYTES = 32 << 20, 4 << 20
-
 
 @cache
 def _keep_freed_memory() -> bool:
     """Let glibc reuse the memory of freed tile temporaries instead of returning it to the OS.
 
-    Each tile allocates its temporaries afresh (the formulas are plain numpy expressions),
-    some 30 to 60 arrays of up to 512 KB. By default glibc serves these by mmap and returns
-    freed memory to the OS, so every tile page-faults it in again: about a quarter of the
-    kernel's time on two threads (``benchmarks/RESULTS.md``). A 32 MB trim threshold and a
-    4 MB mmap threshold keep it, at most 32 MB per thread. Called once; False where the C
-    library is not glibc.
+    Without it every tile page-faults its temporaries in again, about a quarter of the kernel's
+    time on two threads (``benchmarks/RESULTS.md``). Called once; False where it is not glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
-        trim = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)
-        mmap = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)
+        trim = libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD: keep up to 32 MB per thread
+        mmap = libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD: mmap only blocks above 4 MB
     except (OSError, AttributeError):
         return False
     return bool(trim and mmap)
@@ -103,8 +84,6 @@ def tiled_kernel(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if parameterization not in ("ntk", "standard"):
-        raise ValueError(f"unknown parameterization {parameterization!r}")
     steps = tuple(steps)
     symmetric = x2 is None
     x1 = np.ascontiguousarray(x1, dtype=dtype)
@@ -126,8 +105,7 @@ def tiled_kernel(
 
     def run_tile(i0, j0, buf):
         i1, j1 = min(i0 + tile, n1), min(j0 + tile, n2)
-        shape = (i1 - i0, j1 - j0)
-        q12 = buf[: shape[0] * shape[1]].reshape(shape)
+        q12 = buf[: (i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
         if tile_gram:
             for r0 in range(i0, i1, gram_rows):
                 r1 = min(r0 + gram_rows, i1)
@@ -155,8 +133,7 @@ def tiled_kernel(
     tasks = [
         (i0, j0) for i0 in range(0, n1, tile) for j0 in range(i0 if symmetric else 0, n2, tile)
     ]
-    if workers is None:
-        workers = _available_cores()
+    workers = _available_cores() if workers is None else workers
     if n1 * n2 < _THREADING_MIN_ENTRIES:
         workers = 1
     size = min(tile, n1) * min(tile, n2)  # entries of the largest tile
