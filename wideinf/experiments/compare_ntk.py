@@ -200,7 +200,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "ntk_mean_t": ntk_mean[1 : 1 + len(config.times), :g],
         "ntk_std_t": ntk_std[1 : 1 + len(config.times), :g],
     }
-    test = slice(g, None)
     # The test metrics use the band as drawn (ntk_band: nngp draws the NNGP sd around the NTK mean).
     ntk_band_std = nngp.std if config.ntk_band == "nngp" else ntk_std[0]
     summary: dict = {
@@ -231,7 +230,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         methods["ensemble"] = e_pred
     for name, (mean, std) in methods.items():
         summary[f"rmse_{name}"], summary[f"coverage_{name}"] = band_metrics(
-            mean[test], std[test], data.y_test, data.noise
+            mean[g:], std[g:], data.y_test, data.noise
         )
     return Result(arrays, summary, warnings)
 

@@ -158,10 +158,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     arrays.update(out)
     fit = widest_half(n_w)
     arrays["fit_widths"] = widths[[fit.start, n_w - 1]]
-    for key in ("nngp", "ntk"):
-        _fit(arrays, key, widths, out[f"{key}_rel_err"], boot_rng)
-    for key in ("ntk_change", "linearization_gap", "weight_change"):
-        _fit(arrays, key, widths, out[key], boot_rng)
+    for key in ("nngp", "ntk", "ntk_change", "linearization_gap", "weight_change"):
+        _fit(arrays, key, widths, out.get(key, out.get(f"{key}_rel_err")), boot_rng)
     if config.variant is not None:
         errs = kernel_errors(config.variant.architecture, widths, s, xg, variant_rng)
         for key, values in errs.items():

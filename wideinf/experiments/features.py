@@ -38,7 +38,6 @@ __all__ = [
     "report",
     "theory_share",
     "theory_share_finite_m",
-    "perfect_counts",
     "gram_snapshots",
     "fit_min_norm",
     "crossing",
@@ -114,9 +113,8 @@ def theory_share(p, n):
 
 def theory_share_finite_m(n_perfect, n_random, n):
     """Finite-M approximation ``n_p N / (n_p N + m - N + 1)`` (Gaussian features, E chi^2)."""
-    n_perfect = np.asarray(n_perfect, dtype=float)
-    n = np.asarray(n, dtype=float)
-    return n_perfect * n / (n_perfect * n + np.asarray(n_random, dtype=float) - n + 1.0)
+    pn = np.asarray(n_perfect, dtype=float) * np.asarray(n, dtype=float)
+    return pn / (pn + np.asarray(n_random, dtype=float) - np.asarray(n, dtype=float) + 1.0)
 
 
 def perfect_counts(ps, n_features: int) -> np.ndarray:

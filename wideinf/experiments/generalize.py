@@ -33,7 +33,6 @@ __all__ = [
     "Config",
     "DataConfig",
     "GridConfig",
-    "TrainingConfig",
     "run",
     "report",
     "make_data",
@@ -177,9 +176,7 @@ def make_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         return corners, np.sign(corners[:, 0])
     if data.layout == "random":
         rng = np.random.default_rng(data.data_seed)
-        x = rng.uniform(-s, s, size=(4, 2))  # (4, 2)
-        y = rng.permutation(np.array([1.0, 1.0, -1.0, -1.0]))  # (4,)
-        return x, y
+        return rng.uniform(-s, s, size=(4, 2)), rng.permutation(np.array([1.0, 1.0, -1.0, -1.0]))
     return np.array(data.points, dtype=float), np.array(data.labels, dtype=float)
 
 

@@ -33,7 +33,6 @@ __all__ = [
     "report",
     "width_label",
     "gp_draws",
-    "network_draws",
     "excess_kurtosis",
     "sample_covariance",
     "sigma_ellipses",
@@ -127,8 +126,7 @@ def network_draws(
     hidden width ``width``, built in batches of about 128 MB (parameters and activations)."""
     from ..networks import forward, init_params
 
-    n_layers = len(arch.layers)
-    per_network = 8 * (parameter_count(arch, 1, width) + 2 * x.shape[0] * width * n_layers)
+    per_network = 8 * (parameter_count(arch, 1, width) + 2 * x.shape[0] * width * len(arch.layers))
     batch = max(1, _BATCH_BYTES // per_network)
     starts = range(0, n_samples, batch)
     out = np.empty((n_samples, x.shape[0]))  # (S, N)
@@ -207,10 +205,8 @@ def _nice_ceiling(value: float) -> float:
     if not value > 0 or not math.isfinite(value):
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
-        if step * power >= value * (1 - 1e-12):
-            return step * power
-    return 10.0 * power
+    steps = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+    return next(s * power for s in steps if s * power >= value * (1 - 1e-12))
 
 
 # ----------------------------------------------------------------------------- experiment

@@ -60,9 +60,7 @@ class Config(ExperimentConfig):
 
     def counts(self) -> tuple[int, ...]:
         """Networks per width, one entry per width."""
-        if len(self.n_networks) == 1:
-            return self.n_networks * len(self.widths)
-        return self.n_networks
+        return self.n_networks * (len(self.widths) if len(self.n_networks) == 1 else 1)
 
 
 def run(config: Config, rng: np.random.Generator) -> Result:
