@@ -154,10 +154,8 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     boot_rng, variant_rng, *width_rngs = rng.spawn(n_w + 2)
     out = _measure(arch, widths, s, xg, width_rngs, config.train, x_train[:, None], y_train)
-    arrays = {"widths": widths, "x_grid": x_grid, "x_train": x_train, "y_train": y_train}
-    arrays.update(out)
-    fit = widest_half(n_w)
-    arrays["fit_widths"] = widths[[fit.start, n_w - 1]]
+    arrays = {"widths": widths, "x_grid": x_grid, "x_train": x_train, "y_train": y_train, **out}
+    arrays["fit_widths"] = widths[[widest_half(n_w).start, n_w - 1]]
     for key in ("nngp", "ntk", "ntk_change", "linearization_gap", "weight_change"):
         _fit(arrays, key, widths, out.get(key, out.get(f"{key}_rel_err")), boot_rng)
     if config.variant is not None:
@@ -171,11 +169,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
             "the widest networks reduced their training loss by less than 10x; "
             "training is short (raise train.steps or train.learning_rate)"
         )
-    return Result(arrays, _summary(config, arrays), warnings)
-
-
-def _summary(config: Config, arrays) -> dict:
-    widths = arrays["widths"]
     summary = {
         "widths": f"{int(widths[0])} .. {int(widths[-1])} ({len(widths)} widths)",
         "networks_per_width": config.n_networks,
@@ -190,7 +183,7 @@ def _summary(config: Config, arrays) -> dict:
         for key in ("nngp", "ntk"):
             summary[f"slope_variant_{key}"] = round(float(arrays[f"slope_variant_{key}"]), 4)
     summary["median_loss_final_widest"] = float(f"{np.median(arrays['loss_final'][-1]):.3g}")
-    return summary
+    return Result(arrays, summary, warnings)
 
 
 def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:

@@ -280,16 +280,6 @@ def _rounded_slopes(summary: dict, fits: dict, suffix: str = "") -> None:
         summary[f"slope_{key}{suffix}_sd"] = round(sd, 4)
 
 
-def _movement_summary(name: str, widths, movement, rng) -> dict:
-    """Slope (with its bootstrap error) and widest value of the median feature movement;
-    no slope when the features do not move at all (readout-only training)."""
-    out = {f"feature_movement_widest_{name}": float(np.median(movement[-1]))}
-    fit = fit_power_law(widths, movement, rng) if np.all(movement > 0) else None
-    out[f"slope_feature_movement_{name}"] = None if fit is None else round(fit.slope, 4)
-    out[f"slope_feature_movement_{name}_sd"] = None if fit is None else round(fit.se, 4)
-    return out
-
-
 def run(config: Config, rng: np.random.Generator) -> Result:
     """Train every parameterization x width x seed; the limits and the metrics of the figures.
 
@@ -351,7 +341,11 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     summary["parameterizations"] = list(names)
     summary["mup_base_width"] = config.mup.base_width if "mup" in names else None
     for name, sw in sweeps.items():
-        summary.update(_movement_summary(name, widths, sw["movement"], boot_rng))
+        movement = sw["movement"]  # (W, S); no slope when the features do not move at all
+        summary[f"feature_movement_widest_{name}"] = float(np.median(movement[-1]))
+        fit = fit_power_law(widths, movement, boot_rng) if np.all(movement > 0) else None
+        summary[f"slope_feature_movement_{name}"] = None if fit is None else round(fit.slope, 4)
+        summary[f"slope_feature_movement_{name}_sd"] = None if fit is None else round(fit.se, 4)
         _rounded_slopes(
             summary, slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng), f"_{name}"
         )

@@ -115,8 +115,7 @@ def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np
             f"largest {scale:.3g}); check the architecture"
         )
     root = vecs * np.sqrt(np.clip(lam, 0.0, None))  # (M, M)
-    z = rng.standard_normal((n_samples, kernel.shape[0]))  # (S, M)
-    return z @ root.T  # (S, M)
+    return rng.standard_normal((n_samples, kernel.shape[0])) @ root.T  # (S, M)
 
 
 def network_draws(
@@ -163,10 +162,9 @@ def sample_covariance(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``cov_ij = sum_s d_si d_sj / (S - 1)`` with ``d = x - mean(x)``; ``se_ij = sd(d_i d_j) /
     sqrt(S)``, the Monte Carlo error of the entry, from the same samples.
     """
-    s = samples.shape[0]
     d = samples - samples.mean(axis=0)  # (S, k)
     prod = d[:, :, None] * d[:, None, :]  # (S, k, k)
-    return prod.sum(axis=0) / (s - 1), standard_error(prod)
+    return prod.sum(axis=0) / (samples.shape[0] - 1), standard_error(prod)
 
 
 def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = _ELLIPSE_POINTS):
@@ -280,14 +278,13 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         cov, cov_se = sample_covariance(pairs)  # (2, 2), (2, 2)
         per_width.append((g2, g2_se, cov, cov_se))
         z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
-        outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])
             summary[f"excess_kurtosis_se_{label}_{i + 1}"] = float(g2_se[i])
         for i, j in _ENTRIES:
             summary[f"cov_{label}_{i + 1}{j + 1}"] = float(cov[i, j])
         summary[f"cov_max_z_{label}"] = float(np.nanmax(z)) if np.isfinite(z).any() else math.nan
-        summary[f"outside_fraction_{label}"] = float(outside)
+        summary[f"outside_fraction_{label}"] = float(np.mean(np.any(np.abs(pairs) > limit, axis=1)))
 
     keys = ("excess_kurtosis", "excess_kurtosis_se", "pair_cov", "pair_cov_se")
     arrays.update({key: np.array(v) for key, v in zip(keys, zip(*per_width))})  # (W, 2 [, 2])
