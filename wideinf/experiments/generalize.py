@@ -310,7 +310,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         }  # fmt: skip
     finally:
         bar.close()
-    f = sweeps[names[0]]["f"]  # (W, S, G): the reference sweep
     arrays = {
         "grid_x": grid_x,
         "grid_axis": axis,
@@ -328,7 +327,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     match = matching_limit(config)
     summary = {"matching_limit": match, "init_output": config.training.init_output}
-    _rounded_slopes(summary, slopes(widths, f, limits, boot_rng))
+    _rounded_slopes(summary, slopes(widths, sweeps[names[0]]["f"], limits, boot_rng))
     summary["slope_matching"] = summary[f"slope_dist_{match}"]
     tol = config.training.loss_tol
     missed = {name: ~(sw["loss"] <= tol) for name, sw in sweeps.items()}  # each (W, S)

@@ -25,7 +25,7 @@ from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
 from . import Result
-from .ensemble import BLOG_ARCHITECTURE, check_network_size, check_width_list, parameter_count
+from .ensemble import BLOG_ARCHITECTURE, check_widths, parameter_count
 
 __all__ = [
     "Config",
@@ -87,8 +87,9 @@ class Config(ExperimentConfig):
             raise ConfigError(
                 f"{where}.pair_inputs: need two different inputs, got {list(self.pair_inputs)}"
             )
-        check_width_list(self.widths, f"{where}.widths", finite=False, increasing=False)
-        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, f"{where}.widths")
+        check_widths(
+            self.architecture, 1, self.widths, where, _NETWORK_BYTES, finite=False, increasing=False
+        )
 
 
 def width_label(width: float) -> str:
