@@ -105,16 +105,12 @@ def _fit(arrays, key, widths, values, rng):
         arrays[f"{name}_{key}"] = got if values.ndim == 3 else got[0]
 
 
-# Measures of every network (W, S); lazy training adds weight_change (W, S, L).
-_LAZY = ("ntk_change", "linearization_gap", "loss_initial", "loss_final")
-
-
 def _measure(arch, widths, s: int, xg, width_rngs, train=None, x_train=None, y_train=None):
     """Kernel errors at initialisation of S networks per width on ``xg`` (M, 1); with ``train``
     (a :class:`ScalingTrainConfig`) also lazy training on x_train (N, 1), y_train (N,)."""
     n_w, m = len(widths), xg.shape[0]
-    keys = ("nngp_rel_err", "ntk_rel_err") + (_LAZY if train else ())
-    out = {k: np.empty((n_w, s)) for k in keys}
+    lazy = ("ntk_change", "linearization_gap", "loss_initial", "loss_final") if train else ()
+    out = {k: np.empty((n_w, s)) for k in ("nngp_rel_err", "ntk_rel_err", *lazy)}  # (W, S) each
     if train:
         out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
         out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))

@@ -42,12 +42,8 @@ __all__ = [
 _BATCH_BYTES = 128 * 2**20
 # Largest single network we agree to build (its parameters alone), in bytes.
 _NETWORK_BYTES = 2**30
-# Points on each sigma ellipse.
-_ELLIPSE_POINTS = 181
 # The distinct entries of a 2 x 2 covariance.
 _ENTRIES = ((0, 0), (0, 1), (1, 1))
-# Half-width of the bottom row's axes when not set: this many NNGP standard deviations.
-_AUTO_LIMIT_SDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +164,7 @@ def sample_covariance(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prod.sum(axis=0) / (samples.shape[0] - 1), standard_error(prod)
 
 
-def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = _ELLIPSE_POINTS):
+def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = 181):
     """Outlines ``{u : u^T cov^-1 u = r^2}`` of a centred 2-D Gaussian.
 
     Returns an array of shape (len(radii), n_points, 2): ``r V diag(sqrt(lam)) (cos t, sin t)``
@@ -237,7 +233,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     kernel = arch.kernel(x_all).nngp  # (G + 2, G + 2)
     pair_cov_exact = kernel[n_grid:, n_grid:].copy()  # (2, 2)
 
-    auto = _nice_ceiling(_AUTO_LIMIT_SDS * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))
+    auto = _nice_ceiling(5.0 * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))  # about 5 sd
     limit = config.pair_limit or auto
     density_axis = np.linspace(-limit, limit, config.density_points)  # (D,)
 
