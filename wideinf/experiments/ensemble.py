@@ -1,8 +1,6 @@
 """Ensembles of finite networks as the experiments build, check and train them.
 
-One function per mechanism, shared by every experiment: size checks of widths and ensembles,
-the step on the stored parameters, one random stream per network, blocks of networks that fit
-in memory, and a lazy-training run of a block beside its linearisation. The parameter count
+One function per mechanism, shared by every experiment. The parameter count
 (:mod:`wideinf.networks`) and the step size from the NTK (:mod:`wideinf.training`) are
 re-exported here.
 """

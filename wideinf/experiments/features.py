@@ -89,10 +89,9 @@ class Config(ExperimentConfig):
             )
         m = self.n_features
         if min(self.p) * m < 1:
-            need = math.ceil(1 / min(self.p))
             raise ConfigError(
                 f"{where}.n_features: p M < 1 for p = {min(self.p):g} (no perfect feature); "
-                f"raise n_features to at least {need}"
+                f"raise n_features to at least {math.ceil(1 / min(self.p))}"
             )
         n_max = max(self.n_train)
         if m - int(perfect_counts([max(self.p)], m)[0]) < n_max:

@@ -190,11 +190,6 @@ def make_grid(grid: GridConfig) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- limits
 
 
-_SINGULAR_ADVICE = (
-    "move the training points apart, or add a bias (b_std > 0) so that no point has zero kernel"
-)
-
-
 def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, np.ndarray]:
     """The infinite-width mean predictors at ``x_test`` (G, 2): each an array (G,).
 
@@ -211,8 +206,11 @@ def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, 
         "nngp": (k_train.nngp, k_cross.nngp, "NNGP"),
         "features": (f_train.nngp, f_cross.nngp, "last-layer feature"),
     }
+    advice = (
+        "move the training points apart, or add a bias (b_std > 0) so that no point has zero kernel"
+    )
     return {
-        key: gp_posterior(k, cross, None, y_train, name=name, advice=_SINGULAR_ADVICE).mean
+        key: gp_posterior(k, cross, None, y_train, name=name, advice=advice).mean
         for key, (k, cross, name) in pairs.items()
     }
 

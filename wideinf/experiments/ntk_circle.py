@@ -84,8 +84,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
             ref = arch.kernel(x0, xc, width=width).ntk[0]  # (G,)
         res = lazy_run(arch, params, x_eval, x_train, y_train, t, width)
         del params
-        row0 = res["theta0"][:, 0, 1:]  # (S_b, G)
-        row_t = res["theta_t"][:, 0, 1:]  # (S_b, G)
+        row0, row_t = res["theta0"][:, 0, 1:], res["theta_t"][:, 0, 1:]  # (S_b, G) each
         rel_err = relative_error(row0[:, None], ref[None])
         change = relative_error(row_t[:, None], row0[:, None])
         values = (row0, row_t, rel_err, change, res["loss_initial"], res["loss_final"])
