@@ -178,13 +178,12 @@ def run(config: Config, rng: np.random.Generator) -> Result:
                 f"ensemble.learning_rate {eta:g} is above the stable limit 2N/lambda_max = "
                 f"{stable:.3g} of the infinite-width dynamics"
             )
-    # Variances only, no (M, M) covariance; the NTK ensemble has one row per time.
+    # Variances only, no (M, M) covariance; the NTK ensemble has one row (G + m,) per time.
     b, y, reg = blocks, data.y_train, diag_reg_args(config)
     nngp = gp_posterior(b.nngp_train, b.nngp_cross, b.nngp_diag, y, **reg)
     ntk = ntk_ensemble(
         b.ntk_train, b.ntk_cross, b.nngp_train, b.nngp_cross, b.nngp_diag, y, times, **reg
     )
-    ntk_mean, ntk_std = ntk.mean, ntk.std  # (T_all, G + m)
 
     arrays = {
         "x_train": data.x_train,
@@ -194,15 +193,14 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "x_grid": x_grid,
         "nngp_mean": nngp.mean[:g],
         "nngp_std": nngp.std[:g],
-        "ntk_mean": ntk_mean[0, :g],
-        "ntk_std": ntk_std[0, :g],
+        "ntk_mean": ntk.mean[0, :g],
+        "ntk_std": ntk.std[0, :g],
         "times": np.asarray(config.times, dtype=float),
-        "ntk_mean_t": ntk_mean[1 : 1 + len(config.times), :g],
-        "ntk_std_t": ntk_std[1 : 1 + len(config.times), :g],
+        "ntk_mean_t": ntk.mean[1 : 1 + len(config.times), :g],
+        "ntk_std_t": ntk.std[1 : 1 + len(config.times), :g],
     }
-    test = slice(g, None)
     # The test metrics use the band as drawn (ntk_band: nngp draws the NNGP sd around the NTK mean).
-    ntk_band_std = nngp.std if config.ntk_band == "nngp" else ntk_std[0]
+    ntk_band_std = nngp.std if config.ntk_band == "nngp" else ntk.std[0]
     summary: dict = {
         "n_train": data.n_train,
         "n_test": data.n_test,
@@ -211,7 +209,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         "diag_reg_relative": config.diag_reg_relative,
         "ntk_band": config.ntk_band,
     }
-    methods = {"nngp": (nngp.mean, nngp.std), "ntk": (ntk_mean[0], ntk_band_std)}
+    methods = {"nngp": (nngp.mean, nngp.std), "ntk": (ntk.mean[0], ntk_band_std)}
     if config.ntk_gp:
         gp = gp_posterior(b.ntk_train, b.ntk_cross, b.ntk_diag, y, name="NTK", **reg)
         arrays["ntkgp_mean"], arrays["ntkgp_std"] = gp.mean[:g], gp.std[:g]
@@ -219,19 +217,19 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     if ens.size:  # the NTK ensemble at the networks' time is the last row
         ens_arrays, ens_summary, ens_warnings, e_pred = compare_trained_ensemble(
-            arch, config, data, x_grid, x_eval, blocks, eta, ntk_mean[-1], ntk_std[-1],
+            arch, config, data, x_grid, x_eval, blocks, eta, ntk.mean[-1], ntk.std[-1],
             net_rng, stats_rng,
         )  # fmt: skip
         arrays.update(ens_arrays)
         summary.update(ens_summary)
         summary["ntk_t_vs_inf_max_abs_mean"] = float(
-            np.max(np.abs(ntk_mean[-1, :g] - ntk_mean[0, :g]))
+            np.max(np.abs(ntk.mean[-1, :g] - ntk.mean[0, :g]))
         )
         warnings.extend(ens_warnings)
         methods["ensemble"] = e_pred
     for name, (mean, std) in methods.items():
         summary[f"rmse_{name}"], summary[f"coverage_{name}"] = band_metrics(
-            mean[test], std[test], data.y_test, data.noise
+            mean[g:], std[g:], data.y_test, data.noise
         )
     return Result(arrays, summary, warnings)
 

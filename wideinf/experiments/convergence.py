@@ -105,16 +105,12 @@ def _fit(arrays, key, widths, values, rng):
         arrays[f"{name}_{key}"] = got if values.ndim == 3 else got[0]
 
 
-# Measures of every network (W, S); lazy training adds weight_change (W, S, L).
-_LAZY = ("ntk_change", "linearization_gap", "loss_initial", "loss_final")
-
-
 def _measure(arch, widths, s: int, xg, width_rngs, train=None, x_train=None, y_train=None):
     """Kernel errors at initialisation of S networks per width on ``xg`` (M, 1); with ``train``
     (a :class:`ScalingTrainConfig`) also lazy training on x_train (N, 1), y_train (N,)."""
     n_w, m = len(widths), xg.shape[0]
-    keys = ("nngp_rel_err", "ntk_rel_err") + (_LAZY if train else ())
-    out = {k: np.empty((n_w, s)) for k in keys}
+    lazy = ("ntk_change", "linearization_gap", "loss_initial", "loss_final") if train else ()
+    out = {k: np.empty((n_w, s)) for k in ("nngp_rel_err", "ntk_rel_err", *lazy)}  # (W, S) each
     if train:
         out["weight_change"] = np.empty((n_w, s, arch.n_hidden + 1))
         out["f_trained"], out["f_linearized"] = np.empty((n_w, m)), np.empty((n_w, m))
@@ -154,14 +150,10 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     boot_rng, variant_rng, *width_rngs = rng.spawn(n_w + 2)
     out = _measure(arch, widths, s, xg, width_rngs, config.train, x_train[:, None], y_train)
-    arrays = {"widths": widths, "x_grid": x_grid, "x_train": x_train, "y_train": y_train}
-    arrays.update(out)
-    fit = widest_half(n_w)
-    arrays["fit_widths"] = widths[[fit.start, n_w - 1]]
-    for key in ("nngp", "ntk"):
-        _fit(arrays, key, widths, out[f"{key}_rel_err"], boot_rng)
-    for key in ("ntk_change", "linearization_gap", "weight_change"):
-        _fit(arrays, key, widths, out[key], boot_rng)
+    arrays = {"widths": widths, "x_grid": x_grid, "x_train": x_train, "y_train": y_train, **out}
+    arrays["fit_widths"] = widths[[widest_half(n_w).start, n_w - 1]]
+    for key in ("nngp", "ntk", "ntk_change", "linearization_gap", "weight_change"):
+        _fit(arrays, key, widths, out.get(key, out.get(f"{key}_rel_err")), boot_rng)
     if config.variant is not None:
         errs = kernel_errors(config.variant.architecture, widths, s, xg, variant_rng)
         for key, values in errs.items():
@@ -173,11 +165,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
             "the widest networks reduced their training loss by less than 10x; "
             "training is short (raise train.steps or train.learning_rate)"
         )
-    return Result(arrays, _summary(config, arrays), warnings)
-
-
-def _summary(config: Config, arrays) -> dict:
-    widths = arrays["widths"]
     summary = {
         "widths": f"{int(widths[0])} .. {int(widths[-1])} ({len(widths)} widths)",
         "networks_per_width": config.n_networks,
@@ -192,7 +179,7 @@ def _summary(config: Config, arrays) -> dict:
         for key in ("nngp", "ntk"):
             summary[f"slope_variant_{key}"] = round(float(arrays[f"slope_variant_{key}"]), 4)
     summary["median_loss_final_widest"] = float(f"{np.median(arrays['loss_final'][-1]):.3g}")
-    return summary
+    return Result(arrays, summary, warnings)
 
 
 def kernel_errors(arch_cfg, widths, s, xg, rng) -> dict[str, np.ndarray]:

@@ -1,8 +1,6 @@
 """Ensembles of finite networks as the experiments build, check and train them.
 
-One function per mechanism, shared by every experiment: size checks of widths and ensembles,
-the step on the stored parameters, one random stream per network, blocks of networks that fit
-in memory, and a lazy-training run of a block beside its linearisation. The parameter count
+One function per mechanism, shared by every experiment. The parameter count
 (:mod:`wideinf.networks`) and the step size from the NTK (:mod:`wideinf.training`) are
 re-exported here.
 """
@@ -29,7 +27,6 @@ BLOCK_BYTES = 64 * 2**20
 __all__ = [
     "BLOG_ARCHITECTURE",
     "parameter_count",
-    "check_network_size",
     "check_width_list",
     "check_widths",
     "check_ensemble_size",
@@ -49,19 +46,6 @@ BLOG_ARCHITECTURE = ArchitectureConfig.from_raw(
 )
 
 
-def check_network_size(arch_cfg, d_in: int, widths, limit_bytes: int, where: str) -> None:
-    """A ConfigError at ``where`` (e.g. ``file.yaml.widths``) for the first finite width whose
-    network's parameters take more than ``limit_bytes``."""
-    arch = Architecture.from_config(arch_cfg)
-    for i, width in enumerate(widths):
-        size = 8 * parameter_count(arch, d_in, int(width)) if math.isfinite(width) else 0
-        if size > limit_bytes:
-            raise ConfigError(
-                f"{where}[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per network (at "
-                f"most {limit_bytes / 2**30:.0f} GiB); use a smaller width"
-            )
-
-
 def check_width_list(widths, where: str, finite: bool = True, increasing: bool = True) -> None:
     """A ConfigError at ``where[i]`` (e.g. ``file.yaml.widths[2]``) for the first width that is
     repeated, infinite (with ``finite``: the analytic limit is always shown), or below the one
@@ -75,11 +59,20 @@ def check_width_list(widths, where: str, finite: bool = True, increasing: bool =
             raise ConfigError(f"{where}[{i}]: must increase, got {width:g} after {widths[i - 1]:g}")
 
 
-def check_widths(arch_cfg, d_in: int, widths, where: str, limit_bytes: int = 3 * 2**30) -> None:
-    """Widths finite and increasing, each network's parameters at most ``limit_bytes`` (training
-    holds two copies); ``where`` is the config block holding ``widths``."""
-    check_width_list(widths, f"{where}.widths")
-    check_network_size(arch_cfg, d_in, widths, limit_bytes, f"{where}.widths")
+def check_widths(
+    arch_cfg, d_in: int, widths, where: str, limit_bytes=3 * 2**30, finite=True, increasing=True
+) -> None:
+    """Widths as :func:`check_width_list` says, each finite width's network's parameters at most
+    ``limit_bytes`` (training holds two copies); ``where`` is the block holding ``widths``."""
+    check_width_list(widths, f"{where}.widths", finite, increasing)
+    arch = Architecture.from_config(arch_cfg)
+    for i, width in enumerate(widths):
+        size = 8 * parameter_count(arch, d_in, int(width)) if math.isfinite(width) else 0
+        if size > limit_bytes:
+            raise ConfigError(
+                f"{where}.widths[{i}]: width {int(width)} needs {size / 2**30:.1f} GiB per network "
+                f"(at most {limit_bytes / 2**30:.0f} GiB); use a smaller width"
+            )
 
 
 def check_ensemble_size(arch_cfg, d_in: int, width, count: int, limit: int, where: str) -> None:
@@ -178,8 +171,7 @@ def lazy_run(arch, params, x_eval, x_train, y_train, train, width: int, record_e
             theta_all[:, :m, m:], theta_all[:, m:, m:], f0[:, :m], f0[:, m:], y_train,
             train.learning_rate, trace.steps_recorded,
         )  # (S, T, M)  # fmt: skip
-        diff = trace.f_path - f_lin  # (S, T, M)
-        out["gap"] = np.sqrt(np.mean(diff * diff, axis=2)).max(axis=1)  # (S,)
+        out["gap"] = np.sqrt(np.mean((trace.f_path - f_lin) ** 2, axis=2)).max(axis=1)  # (S,)
         out["f_trained"] = trace.f_path[:, -1]
         out["f_linearized"] = f_lin[:, -1]
     return out

@@ -38,7 +38,6 @@ __all__ = [
     "report",
     "theory_share",
     "theory_share_finite_m",
-    "perfect_counts",
     "gram_snapshots",
     "fit_min_norm",
     "crossing",
@@ -90,10 +89,9 @@ class Config(ExperimentConfig):
             )
         m = self.n_features
         if min(self.p) * m < 1:
-            need = math.ceil(1 / min(self.p))
             raise ConfigError(
                 f"{where}.n_features: p M < 1 for p = {min(self.p):g} (no perfect feature); "
-                f"raise n_features to at least {need}"
+                f"raise n_features to at least {math.ceil(1 / min(self.p))}"
             )
         n_max = max(self.n_train)
         if m - int(perfect_counts([max(self.p)], m)[0]) < n_max:
@@ -114,9 +112,8 @@ def theory_share(p, n):
 
 def theory_share_finite_m(n_perfect, n_random, n):
     """Finite-M approximation ``n_p N / (n_p N + m - N + 1)`` (Gaussian features, E chi^2)."""
-    n_perfect = np.asarray(n_perfect, dtype=float)
-    n = np.asarray(n, dtype=float)
-    return n_perfect * n / (n_perfect * n + np.asarray(n_random, dtype=float) - n + 1.0)
+    pn = np.asarray(n_perfect, dtype=float) * np.asarray(n, dtype=float)
+    return pn / (pn + np.asarray(n_random, dtype=float) - np.asarray(n, dtype=float) + 1.0)
 
 
 def perfect_counts(ps, n_features: int) -> np.ndarray:

@@ -33,7 +33,6 @@ __all__ = [
     "Config",
     "DataConfig",
     "GridConfig",
-    "TrainingConfig",
     "run",
     "report",
     "make_data",
@@ -177,9 +176,7 @@ def make_data(data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
         return corners, np.sign(corners[:, 0])
     if data.layout == "random":
         rng = np.random.default_rng(data.data_seed)
-        x = rng.uniform(-s, s, size=(4, 2))  # (4, 2)
-        y = rng.permutation(np.array([1.0, 1.0, -1.0, -1.0]))  # (4,)
-        return x, y
+        return rng.uniform(-s, s, size=(4, 2)), rng.permutation(np.array([1.0, 1.0, -1.0, -1.0]))
     return np.array(data.points, dtype=float), np.array(data.labels, dtype=float)
 
 
@@ -191,11 +188,6 @@ def make_grid(grid: GridConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- limits
-
-
-_SINGULAR_ADVICE = (
-    "move the training points apart, or add a bias (b_std > 0) so that no point has zero kernel"
-)
 
 
 def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, np.ndarray]:
@@ -214,8 +206,11 @@ def limit_predictors(arch: Architecture, x_train, y_train, x_test) -> dict[str, 
         "nngp": (k_train.nngp, k_cross.nngp, "NNGP"),
         "features": (f_train.nngp, f_cross.nngp, "last-layer feature"),
     }
+    advice = (
+        "move the training points apart, or add a bias (b_std > 0) so that no point has zero kernel"
+    )
     return {
-        key: gp_posterior(k, cross, None, y_train, name=name, advice=_SINGULAR_ADVICE).mean
+        key: gp_posterior(k, cross, None, y_train, name=name, advice=advice).mean
         for key, (k, cross, name) in pairs.items()
     }
 
@@ -283,16 +278,6 @@ def _rounded_slopes(summary: dict, fits: dict, suffix: str = "") -> None:
         summary[f"slope_{key}{suffix}_sd"] = round(sd, 4)
 
 
-def _movement_summary(name: str, widths, movement, rng) -> dict:
-    """Slope (with its bootstrap error) and widest value of the median feature movement;
-    no slope when the features do not move at all (readout-only training)."""
-    out = {f"feature_movement_widest_{name}": float(np.median(movement[-1]))}
-    fit = fit_power_law(widths, movement, rng) if np.all(movement > 0) else None
-    out[f"slope_feature_movement_{name}"] = None if fit is None else round(fit.slope, 4)
-    out[f"slope_feature_movement_{name}_sd"] = None if fit is None else round(fit.se, 4)
-    return out
-
-
 def run(config: Config, rng: np.random.Generator) -> Result:
     """Train every parameterization x width x seed; the limits and the metrics of the figures.
 
@@ -323,7 +308,6 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         }  # fmt: skip
     finally:
         bar.close()
-    f = sweeps[names[0]]["f"]  # (W, S, G): the reference sweep
     arrays = {
         "grid_x": grid_x,
         "grid_axis": axis,
@@ -341,7 +325,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
 
     match = matching_limit(config)
     summary = {"matching_limit": match, "init_output": config.training.init_output}
-    _rounded_slopes(summary, slopes(widths, f, limits, boot_rng))
+    _rounded_slopes(summary, slopes(widths, sweeps[names[0]]["f"], limits, boot_rng))
     summary["slope_matching"] = summary[f"slope_dist_{match}"]
     tol = config.training.loss_tol
     missed = {name: ~(sw["loss"] <= tol) for name, sw in sweeps.items()}  # each (W, S)
@@ -354,7 +338,11 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     summary["parameterizations"] = list(names)
     summary["mup_base_width"] = config.mup.base_width if "mup" in names else None
     for name, sw in sweeps.items():
-        summary.update(_movement_summary(name, widths, sw["movement"], boot_rng))
+        movement = sw["movement"]  # (W, S); no slope when the features do not move at all
+        summary[f"feature_movement_widest_{name}"] = float(np.median(movement[-1]))
+        fit = fit_power_law(widths, movement, boot_rng) if np.all(movement > 0) else None
+        summary[f"slope_feature_movement_{name}"] = None if fit is None else round(fit.slope, 4)
+        summary[f"slope_feature_movement_{name}_sd"] = None if fit is None else round(fit.se, 4)
         _rounded_slopes(
             summary, slopes(widths, sw["f"], {"ntk": limits["ntk"]}, boot_rng), f"_{name}"
         )

@@ -49,8 +49,7 @@ def relative_change(new, old) -> np.ndarray:
         num = den = 0.0
         for start in range(0, rows_total, rows):
             a, b = new[s, start : start + rows], old[s, start : start + rows]
-            diff = a - b
-            num += float(np.sum(diff * diff))  # elementwise, not BLAS: many small blocks
+            num += float(np.sum((a - b) ** 2))  # elementwise, not BLAS: many small blocks
             den += float(np.sum(b * b))
         out[s] = math.sqrt(num / den) if den > 0 else math.inf
     return out
@@ -98,8 +97,7 @@ def linearized_path(
     times the factor that turns the given kernel into the stored parameters' (1 in NTK
     parameterization; n with eta / n in standard parameterization).
     """
-    n = theta_train.shape[-1]
-    rate = learning_rate / n
+    rate = learning_rate / theta_train.shape[-1]  # eta / N
     resid = f0_train - y  # (S, N)
     f = f0_eval.copy()  # (S, M)
     out = np.empty((f.shape[0], len(steps_recorded), f.shape[1]))  # (S, T, M)

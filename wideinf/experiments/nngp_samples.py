@@ -25,7 +25,7 @@ from ..errors import ConfigError, NumericalError
 from ..progress import progress
 from ..stats import standard_error, z_score
 from . import Result
-from .ensemble import BLOG_ARCHITECTURE, check_network_size, check_width_list, parameter_count
+from .ensemble import BLOG_ARCHITECTURE, check_widths, parameter_count
 
 __all__ = [
     "Config",
@@ -33,7 +33,6 @@ __all__ = [
     "report",
     "width_label",
     "gp_draws",
-    "network_draws",
     "excess_kurtosis",
     "sample_covariance",
     "sigma_ellipses",
@@ -43,12 +42,8 @@ __all__ = [
 _BATCH_BYTES = 128 * 2**20
 # Largest single network we agree to build (its parameters alone), in bytes.
 _NETWORK_BYTES = 2**30
-# Points on each sigma ellipse.
-_ELLIPSE_POINTS = 181
 # The distinct entries of a 2 x 2 covariance.
 _ENTRIES = ((0, 0), (0, 1), (1, 1))
-# Half-width of the bottom row's axes when not set: this many NNGP standard deviations.
-_AUTO_LIMIT_SDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,8 +83,9 @@ class Config(ExperimentConfig):
             raise ConfigError(
                 f"{where}.pair_inputs: need two different inputs, got {list(self.pair_inputs)}"
             )
-        check_width_list(self.widths, f"{where}.widths", finite=False, increasing=False)
-        check_network_size(self.architecture, 1, self.widths, _NETWORK_BYTES, f"{where}.widths")
+        check_widths(
+            self.architecture, 1, self.widths, where, _NETWORK_BYTES, finite=False, increasing=False
+        )
 
 
 def width_label(width: float) -> str:
@@ -116,8 +112,7 @@ def gp_draws(kernel: np.ndarray, n_samples: int, rng: np.random.Generator) -> np
             f"largest {scale:.3g}); check the architecture"
         )
     root = vecs * np.sqrt(np.clip(lam, 0.0, None))  # (M, M)
-    z = rng.standard_normal((n_samples, kernel.shape[0]))  # (S, M)
-    return z @ root.T  # (S, M)
+    return rng.standard_normal((n_samples, kernel.shape[0])) @ root.T  # (S, M)
 
 
 def network_draws(
@@ -127,8 +122,7 @@ def network_draws(
     hidden width ``width``, built in batches of about 128 MB (parameters and activations)."""
     from ..networks import forward, init_params
 
-    n_layers = len(arch.layers)
-    per_network = 8 * (parameter_count(arch, 1, width) + 2 * x.shape[0] * width * n_layers)
+    per_network = 8 * (parameter_count(arch, 1, width) + 2 * x.shape[0] * width * len(arch.layers))
     batch = max(1, _BATCH_BYTES // per_network)
     starts = range(0, n_samples, batch)
     out = np.empty((n_samples, x.shape[0]))  # (S, N)
@@ -165,13 +159,12 @@ def sample_covariance(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``cov_ij = sum_s d_si d_sj / (S - 1)`` with ``d = x - mean(x)``; ``se_ij = sd(d_i d_j) /
     sqrt(S)``, the Monte Carlo error of the entry, from the same samples.
     """
-    s = samples.shape[0]
     d = samples - samples.mean(axis=0)  # (S, k)
     prod = d[:, :, None] * d[:, None, :]  # (S, k, k)
-    return prod.sum(axis=0) / (s - 1), standard_error(prod)
+    return prod.sum(axis=0) / (samples.shape[0] - 1), standard_error(prod)
 
 
-def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = _ELLIPSE_POINTS):
+def sigma_ellipses(cov: np.ndarray, radii=(1.0, 2.0), n_points: int = 181):
     """Outlines ``{u : u^T cov^-1 u = r^2}`` of a centred 2-D Gaussian.
 
     Returns an array of shape (len(radii), n_points, 2): ``r V diag(sqrt(lam)) (cos t, sin t)``
@@ -207,10 +200,8 @@ def _nice_ceiling(value: float) -> float:
     if not value > 0 or not math.isfinite(value):
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
-        if step * power >= value * (1 - 1e-12):
-            return step * power
-    return 10.0 * power
+    steps = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+    return next(s * power for s in steps if s * power >= value * (1 - 1e-12))
 
 
 # ----------------------------------------------------------------------------- experiment
@@ -242,7 +233,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
     kernel = arch.kernel(x_all).nngp  # (G + 2, G + 2)
     pair_cov_exact = kernel[n_grid:, n_grid:].copy()  # (2, 2)
 
-    auto = _nice_ceiling(_AUTO_LIMIT_SDS * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))
+    auto = _nice_ceiling(5.0 * math.sqrt(float(np.max(np.diag(pair_cov_exact)))))  # about 5 sd
     limit = config.pair_limit or auto
     density_axis = np.linspace(-limit, limit, config.density_points)  # (D,)
 
@@ -284,14 +275,13 @@ def run(config: Config, rng: np.random.Generator) -> Result:
         cov, cov_se = sample_covariance(pairs)  # (2, 2), (2, 2)
         per_width.append((g2, g2_se, cov, cov_se))
         z = np.abs(z_score(cov, pair_cov_exact, cov_se))  # (2, 2)
-        outside = np.mean(np.any(np.abs(pairs) > limit, axis=1))
         for i in range(2):
             summary[f"excess_kurtosis_{label}_{i + 1}"] = float(g2[i])
             summary[f"excess_kurtosis_se_{label}_{i + 1}"] = float(g2_se[i])
         for i, j in _ENTRIES:
             summary[f"cov_{label}_{i + 1}{j + 1}"] = float(cov[i, j])
         summary[f"cov_max_z_{label}"] = float(np.nanmax(z)) if np.isfinite(z).any() else math.nan
-        summary[f"outside_fraction_{label}"] = float(outside)
+        summary[f"outside_fraction_{label}"] = float(np.mean(np.any(np.abs(pairs) > limit, axis=1)))
 
     keys = ("excess_kurtosis", "excess_kurtosis_se", "pair_cov", "pair_cov_se")
     arrays.update({key: np.array(v) for key, v in zip(keys, zip(*per_width))})  # (W, 2 [, 2])

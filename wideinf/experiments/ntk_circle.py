@@ -60,9 +60,7 @@ class Config(ExperimentConfig):
 
     def counts(self) -> tuple[int, ...]:
         """Networks per width, one entry per width."""
-        if len(self.n_networks) == 1:
-            return self.n_networks * len(self.widths)
-        return self.n_networks
+        return self.n_networks * (len(self.widths) if len(self.n_networks) == 1 else 1)
 
 
 def run(config: Config, rng: np.random.Generator) -> Result:
@@ -86,8 +84,7 @@ def run(config: Config, rng: np.random.Generator) -> Result:
             ref = arch.kernel(x0, xc, width=width).ntk[0]  # (G,)
         res = lazy_run(arch, params, x_eval, x_train, y_train, t, width)
         del params
-        row0 = res["theta0"][:, 0, 1:]  # (S_b, G)
-        row_t = res["theta_t"][:, 0, 1:]  # (S_b, G)
+        row0, row_t = res["theta0"][:, 0, 1:], res["theta_t"][:, 0, 1:]  # (S_b, G) each
         rel_err = relative_error(row0[:, None], ref[None])
         change = relative_error(row_t[:, None], row0[:, None])
         values = (row0, row_t, rel_err, change, res["loss_initial"], res["loss_final"])

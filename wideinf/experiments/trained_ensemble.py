@@ -43,9 +43,8 @@ def train_ensemble(
     """
     eta = stored_step(arch, learning_rate, width)
     params = init_params(arch, x_train.shape[1], width, size, rng)
-    record_every = max(1, steps // 200)
     res = train(
-        arch, params, x_train, y_train, eta, steps, x_eval=x_eval, record_every=record_every
+        arch, params, x_train, y_train, eta, steps, x_eval=x_eval, record_every=max(1, steps // 200)
     )
     f_eval = np.asarray(res.f_eval, dtype=float)  # (S, M)
     if not np.all(np.isfinite(f_eval)) or not np.all(np.isfinite(res.loss)):
