@@ -80,8 +80,7 @@ def _det(q11, q22, q12):
     """
     r = np.sqrt(q11 * q22)
     det = r - q12
-    r += q12
-    det *= r
+    det *= r + q12
     return np.maximum(det, 0.0)
 
 
