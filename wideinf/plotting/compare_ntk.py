@@ -31,10 +31,6 @@ def plot(result, config) -> dict:
     return figures
 
 
-def _ntk_band_std(a, config):
-    return a["nngp_std"] if config.ntk_band == "nngp" else a["ntk_std"]
-
-
 def _filled_band(ax, x, mean, sd, color, label):
     """A mean (labelled) over its shaded +- 1.96 sd band."""
     ax.plot(x, mean, color=color, lw=2, label=label)
@@ -69,7 +65,7 @@ def _main_1d(result, config):
     fig, ax = plt.subplots(figsize=(10, 5.6))
 
     _filled_band(ax, x, a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP")
-    _filled_band(ax, x, a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK")
+    _filled_band(ax, x, a["ntk_mean"], a[f"{config.ntk_band}_std"], "C2", "Mean predictions, NTK")
     if "ntkgp_mean" in a:
         m, sd = a["ntkgp_mean"], a["ntkgp_std"]
         ax.plot(x, m - _Z * sd, color="C4", ls=":", lw=1.5, label="95% band, NTK-GP")
@@ -98,13 +94,6 @@ def _main_1d(result, config):
 
 def _add_caption(ax, result, config):
     """The caption under the axes' x label (the saved figure is cropped to its content)."""
-    ax.annotate(
-        _caption(result, config), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
-        textcoords="offset points", ha="left", va="top", fontsize=CAPTION_FONTSIZE, wrap=True,
-    )  # fmt: skip
-
-
-def _caption(result, config) -> str:
     s = result.summary
     reg = f"diag_reg {config.diag_reg:g}" + (" × trace/N" if config.diag_reg_relative else "")
     band = (
@@ -130,7 +119,10 @@ def _caption(result, config) -> str:
             f"{s['ensemble_std_z_rms']:.2f} (99% Monte Carlo limits "
             f"{s['ensemble_mean_z_rms_q99']:.2f}, {s['ensemble_std_z_rms_q99']:.2f})."
         )
-    return "\n".join(lines)
+    ax.annotate(
+        "\n".join(lines), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
+        textcoords="offset points", ha="left", va="top", fontsize=CAPTION_FONTSIZE, wrap=True,
+    )  # fmt: skip
 
 
 def _main_nd(result, config):
@@ -144,7 +136,7 @@ def _main_nd(result, config):
     offsets = np.linspace(-0.01, 0.01, len(methods)) * (np.ptp(y) or 1.0)
     for (key, color, label), dx in zip(methods, offsets):
         mean = a[f"{key}_mean"]
-        std = _ntk_band_std(a, config) if key == "ntk" else a[f"{key}_std"]
+        std = a[f"{config.ntk_band}_std"] if key == "ntk" else a[f"{key}_std"]
         ax.errorbar(
             y + dx, mean, yerr=_Z * std, fmt="o", ms=3, color=color, alpha=0.7,
             label=f"Mean predictions, {label}",

@@ -71,24 +71,20 @@ def plot(result, config) -> dict:
     s = a["nngp_rel_err"].shape[1]
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.93, wspace=0.22, hspace=0.3)
-    fig.suptitle(
-        f"Finite networks approach the infinite-width limit  —  {architecture_text(config.architecture)}",
-        fontsize=12,
-    )
+    title = "Finite networks approach the infinite-width limit"
+    fig.suptitle(f"{title}  —  {architecture_text(config.architecture)}", fontsize=12)
 
     ax = axes[0, 0]
-    for key, color, name in (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK")):
+    kernels = (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK"))
+    for key, color, name in kernels:
         _band(ax, widths, a[f"{key}_rel_err"], color, f"{name} ({_slope_text(a, key)})")
         _fitted(ax, a, key, color)
     if "variant_nngp_rel_err" in a:
         label = config.variant.label if config.variant is not None else "variant"
-        for key, color, name in (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK")):
+        for key, color, name in kernels:
             vkey = f"variant_{key}"
-            _band(
-                ax, widths, a[f"{vkey}_rel_err"], color,
-                f"{name}, {label} network ({_slope_text(a, vkey)})", ls="--", marker="s",
-                band=False,
-            )  # fmt: skip
+            text = f"{name}, {label} network ({_slope_text(a, vkey)})"
+            _band(ax, widths, a[f"{vkey}_rel_err"], color, text, ls="--", marker="s", band=False)
     _reference_legend(ax)
     _log_panel(
         ax, widths, "relative error $\\|\\hat K - K\\|_F \\,/\\, \\|K\\|_F$", SCALING_TITLES[0]
@@ -107,8 +103,10 @@ def plot(result, config) -> dict:
     ax = axes[1, 0]
     wc = a["weight_change"]  # (W, S, L)
     n_layers = wc.shape[2]
+    hidden = [f"hidden layer {j + 1} (n x n)" for j in range(1, n_layers - 1)]
+    layer_names = ["input layer (d x n)", *hidden, "readout (n x 1)"]
     for j, color in enumerate(viridis(n_layers, 0.85)):
-        label = f"{_layer_name(j, n_layers)} ({_slope_text(a, 'weight_change', j)})"
+        label = f"{layer_names[j]} ({_slope_text(a, 'weight_change', j)})"
         _band(ax, widths, wc[:, :, j], color, label)
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
         _fitted(ax, a, "weight_change", color, j, -1.0 if 0 < j < n_layers - 1 else -0.5)
@@ -154,11 +152,3 @@ def plot(result, config) -> dict:
     )
     add_caption(fig, caption, y=0.105, width=200)
     return {"": fig}
-
-
-def _layer_name(j: int, n_layers: int) -> str:
-    if j == 0:
-        return "input layer (d x n)"
-    if j == n_layers - 1:
-        return "readout (n x 1)"
-    return f"hidden layer {j + 1} (n x n)"

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import add_caption, finish_axes, plt, viridis
 
-__all__ = ["plot", "p_label"]
+__all__ = ["plot"]
 
 TITLES = (
     "(a) Share of the fit carried by the perfect features",

@@ -15,7 +15,7 @@ from ..stats import widest_half
 from . import add_caption, architecture_text, finish_axes, plt, slope_label
 from .generalize_params import plot_parameterizations
 
-__all__ = ["plot", "LIMIT_LABELS"]
+__all__ = ["plot"]
 
 LIMIT_LABELS = {
     "ntk": ("NTK limit", r"$\Theta(x, X)\,\Theta^{-1} y$: all layers trained, $t \to \infty$"),
@@ -43,12 +43,6 @@ def _limits_shown(result) -> list[str]:
     if result.summary.get("matching_limit") == "features":
         shown.append("features")
     return shown
-
-
-def _target_text(init_output) -> str:
-    if init_output == "standard":
-        return "The average over seeds (not each network) should tend to"
-    return "Each network should tend to"
 
 
 def _describe(config) -> str:
@@ -124,12 +118,14 @@ def _heatmaps(result, config):
     cbar = fig.colorbar(image, cax=cax, extend=extend)
     cbar.set_label("learned function")
     match = s.get("matching_limit", "ntk")
+    standard = s.get("init_output") == "standard"
+    who = "The average over seeds (not each network)" if standard else "Each network"
     add_caption(
         fig,
         f"Rows: hidden width n, then the infinite-width mean predictors; columns: seeds. "
         f"Square [{axis[0]:g}, {axis[-1]:g}]^2; circles label +1, squares -1. "
         f"{_describe(config)}. {_INIT_TEXT.get(s.get('init_output'), '')} "
-        f"{_target_text(s.get('init_output'))} the {LIMIT_LABELS[match][0]}. "
+        f"{who} should tend to the {LIMIT_LABELS[match][0]}. "
         f"Colours saturate at +-{vmax:.2f}. A reconstruction: the essay's settings are unpublished.",
         x=0.02, y=0.0, width=max(60, int(14 * fig.get_figwidth())),
     )  # fmt: skip
@@ -167,9 +163,8 @@ def _scaling(result, config):
     gn = a["gradient_norm"]  # (W, S)
     ax2.errorbar(widths, gn.mean(axis=1), yerr=gn.std(axis=1, ddof=1), fmt="o-", color="k",
                  capsize=2, label="finite networks (mean ± sd over seeds)")  # fmt: skip
-    names = ["ntk", "nngp", "features"]
     for name in _limits_shown(result):
-        value = a["limit_gradient_norm"][names.index(name)]
+        value = a["limit_gradient_norm"][list(LIMIT_LABELS).index(name)]
         ax2.axhline(value, color=_COLORS[name], ls="--", label=LIMIT_LABELS[name][0])
     finish_axes(
         ax2, xscale="log", xlabel="hidden width n", ylabel=r"mean $|\nabla f|$ over the grid",

@@ -22,10 +22,6 @@ def _units(width: float) -> str:
     return "inf" if math.isinf(width) else f"{int(width)}"
 
 
-def _label(width: float) -> str:
-    return "w" + _units(width)
-
-
 def plot(result, config) -> dict:
     """The 2 x W figure of blog Figure 1 from a :class:`~wideinf.experiments.Result`."""
     a = result.arrays
@@ -39,7 +35,7 @@ def plot(result, config) -> dict:
     fig, axes = plt.subplots(2, n_cols, figsize=(4.6 * n_cols, 9.2), squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.08, wspace=0.28, hspace=0.25)
     for col, width in enumerate(widths):
-        label = _label(width)
+        label = "w" + _units(width)
         functions = a[f"functions_{label}"]  # (S, G)
         pairs = a[f"pair_{label}"]  # (S, 2)
         n_lines = min(int(config.n_lines), functions.shape[0])
@@ -83,7 +79,7 @@ def plot(result, config) -> dict:
             legend={"loc": "lower right", "fontsize": CAPTION_FONTSIZE} if last else None,
         )  # fmt: skip
 
-    n_samples = a[f"pair_{_label(widths[0])}"].shape[0]
+    n_samples = a[f"pair_w{_units(widths[0])}"].shape[0]
     caption = (
         f"{result.summary.get('architecture', '')}. {n_samples} samples per column "
         f"({min(int(config.n_lines), n_samples)} functions drawn per top panel). Bottom: the "

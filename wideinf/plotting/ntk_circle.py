@@ -30,10 +30,8 @@ def plot(result, config) -> dict:
     tick_labels = ["$-\\pi$", "$-\\pi/2$", "0", "$\\pi/2$", "$\\pi$"]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.25, top=0.88, wspace=0.2)
-    fig.suptitle(
-        f"Neural tangent kernel of finite networks  —  {architecture_text(config.architecture)}",
-        fontsize=12,
-    )
+    title = "Neural tangent kernel of finite networks"
+    fig.suptitle(f"{title}  —  {architecture_text(config.architecture)}", fontsize=12)
     colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
     for i, width in enumerate(widths):
         color, n = colors[i % len(colors)], int(width)
