@@ -67,26 +67,6 @@ def _is_column_name(token: str) -> bool:
     return not token.startswith("-") and not token.lower().endswith((".yaml", ".yml"))
 
 
-def fail_cleanly(func):
-    """Turn wideinf errors, Ctrl-C and memory errors into one line and a non-zero exit."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except WideinfError as exc:
-            raise click.ClickException(str(exc)) from None
-        except MemoryError:
-            raise click.ClickException(
-                "out of memory; reduce the widths, sample counts or points (see --quick)"
-            ) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted; earlier outputs are unchanged", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
 click.ClickException.exit_code = 2
 
 _FILE = click.Path(dir_okay=False)
@@ -171,8 +151,26 @@ def main():
 
 
 def command(name: str):
-    """``@main.command(name)`` whose errors end as one line (:func:`fail_cleanly`)."""
-    return lambda func: main.command(name)(fail_cleanly(func))
+    """``@main.command(name)`` whose errors, Ctrl-C included, end as one line and an exit code."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except WideinfError as exc:
+                raise click.ClickException(str(exc)) from None
+            except MemoryError:
+                raise click.ClickException(
+                    "out of memory; reduce the widths, sample counts or points (see --quick)"
+                ) from None
+            except KeyboardInterrupt:
+                click.echo("interrupted; earlier outputs are unchanged", err=True)
+                sys.exit(130)
+
+        return main.command(name)(wrapper)
+
+    return decorate
 
 
 def _experiment_command(spec):

@@ -8,7 +8,7 @@ from .errors import ConfigError, ResourceError
 
 __all__ = ["compute_and_save"]
 
-# Share of the available memory an in-memory kernel may take (the outputs and the tiles).
+# Share of the available memory a run may plan to use (kernel and predict commands alike).
 _MEMORY_SHARE = 0.8
 
 
