@@ -63,7 +63,6 @@ def _is_number(token: str) -> bool:
 
 
 def _is_column_name(token: str) -> bool:
-    """True for a table column's name: not an option, not a YAML file."""
     return not token.startswith("-") and not token.lower().endswith((".yaml", ".yml"))
 
 

@@ -27,7 +27,6 @@ __all__ = [
     "build",
     "to_plain",
     "load_yaml",
-    "parse_width",
     "apply_overrides",
     "parse_set_option",
     "LayerConfig",
@@ -150,7 +149,6 @@ def _did_you_mean(word: str, choices) -> str:
 
 
 def _unknown(where: str, what: str, word, valid, valid_word: str = "valid") -> ConfigError:
-    """``where: unknown <what> 'word' (did you mean ...?); valid: a, b``."""
     hint = _did_you_mean(str(word), valid)
     listed = ", ".join(valid) or "none"
     return ConfigError(f"{where}: unknown {what} {word!r}{hint}; {valid_word}: {listed}")

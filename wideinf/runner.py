@@ -14,8 +14,6 @@ from .experiments import ExperimentSpec, Result, spec_for
 __all__ = [
     "shipped_dir",
     "shipped_configs",
-    "resolve_config_path",
-    "RunReport",
     "run_experiment",
     "load_config",
     "redraw",
@@ -81,7 +79,6 @@ def load_config(path, *, quick: bool = False, sets=(), seed=None, expect: str | 
 
 
 def _build_config(experiment: str, raw: dict, where: str):
-    """``(spec, config)``: ``raw`` validated against the experiment's ``Config``."""
     spec = spec_for(experiment)
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
     return spec, build(module.Config, raw, where)

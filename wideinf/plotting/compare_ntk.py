@@ -32,20 +32,17 @@ def plot(result, config) -> dict:
 
 
 def _filled_band(ax, x, mean, sd, color, label):
-    """A mean (labelled) over its shaded +- 1.96 sd band."""
     ax.plot(x, mean, color=color, lw=2, label=label)
     ax.fill_between(x, mean - _Z * sd, mean + _Z * sd, color=color, alpha=0.3, lw=0)
 
 
 def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
-    """A mean (labelled) and its +- 1.96 sd band as two lines of the same style."""
     ax.plot(x, mean, color=color, ls=ls, lw=lw[0], label=label)
     for edge in (mean - _Z * sd, mean + _Z * sd):
         ax.plot(x, edge, color=color, ls=ls, lw=lw[1])
 
 
 def _ensemble_band(ax, x, a, result, config):
-    """The trained networks' mean and its +- 1.96 sd band, dashed."""
     s = result.summary
     size = s.get("ensemble_size", config.ensemble.size)
     width = s.get("ensemble_width", config.ensemble.width)

@@ -29,7 +29,6 @@ def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
 
 
 def _fit(a, name, key, j=None) -> float:
-    """``a[name_key]``, or its entry j for a per-layer fit."""
     value = a[f"{name}_{key}"]
     return float(value if j is None else value[j])
 

@@ -52,14 +52,11 @@ def plot(result, config) -> dict:
     axes[0].text(ns[-1], 0.515, "P = R", color="0.3", fontsize=8, ha="right")
 
     ax = axes[1]
-    ax.plot(
-        a["c_fine"], a["n_star_theory_fine"], color="C3", lw=1.5,
-        label="min-norm regression, theory (1 - p)/p = $2^C - 1$",
-    )  # fmt: skip
-    ax.plot(
-        a["c_fine"], a["n_star_bayes_fine"], color="C0", lw=1.5, ls="--",
-        label="Bayesian learner, $\\log_2((1-p)/p) \\approx C$",
-    )  # fmt: skip
+    for key, color, ls, label in (
+        ("n_star_theory", "C3", "-", "min-norm regression, theory (1 - p)/p = $2^C - 1$"),
+        ("n_star_bayes", "C0", "--", "Bayesian learner, $\\log_2((1-p)/p) \\approx C$"),
+    ):
+        ax.plot(a["c_fine"], a[f"{key}_fine"], color=color, lw=1.5, ls=ls, label=label)
     _n_star_points(ax, a, "", n_seeds, colors, "o", 6, "measured: where the mean share crosses 1/2")
     if with_l1:
         ax.plot(
