@@ -62,10 +62,6 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def _is_column_name(token: str) -> bool:
-    return not token.startswith("-") and not token.lower().endswith((".yaml", ".yml"))
-
-
 click.ClickException.exit_code = 2
 
 _FILE = click.Path(dir_okay=False)
@@ -255,7 +251,8 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
               help="Default: inferred from the target column (and printed).")
 @click.option("--fit", "fit", cls=MultiValueOption, type=click.Choice(["W_std", "b_std", "noise"]),
               help="Fit these by marginal likelihood first, e.g. --fit W_std b_std noise.")
-@click.option("--features", "features", cls=MultiValueOption, accepts=_is_column_name,
+@click.option("--features", "features", cls=MultiValueOption,  # column names, not options or YAML
+              accepts=lambda t: not t.startswith("-") and not t.lower().endswith((".yaml", ".yml")),
               help="Feature columns, e.g. --features age height (default: all but the target).")
 @click.option("--no-standardize", "no_std", is_flag=True,
               help="Use features (and regression targets) as given, not standardized.")

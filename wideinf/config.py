@@ -8,6 +8,7 @@ rejected with a :class:`ConfigError` naming the file, the key and what would be 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -154,13 +155,6 @@ def _unknown(where: str, what: str, word, valid, valid_word: str = "valid") -> C
     return ConfigError(f"{where}: unknown {what} {word!r}{hint}; {valid_word}: {listed}")
 
 
-def _join(where: str, key) -> str:
-    """``file.yaml: key`` at the top of a file, ``block.key`` below it."""
-    if not where:
-        return str(key)
-    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
-
-
 def build(cls, data: dict, where: str = "config"):
     """Build the frozen dataclass ``cls`` from a mapping, validating every key and value."""
     loc, data = where.rstrip(":"), {} if data is None else data
@@ -172,7 +166,7 @@ def build(cls, data: dict, where: str = "config"):
     for key, value in data.items():
         if key not in fields:
             raise _unknown(loc, "key", key, fields, "valid keys")
-        sub = _join(where, key)
+        sub = f"{where} {key}" if where.endswith(":") else f"{where}.{key}"  # file: key, block.key
         values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
     try:
         obj = cls(**values)
@@ -240,8 +234,6 @@ def parse_set_option(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict, overrides: dict | list) -> dict:
     """Deep-merge ``overrides`` (a mapping, or a list of (path, value)) into a copy of ``data``."""
-    import copy
-
     out = copy.deepcopy(data)
     items = overrides.items() if isinstance(overrides, dict) else overrides
     for key, value in items:

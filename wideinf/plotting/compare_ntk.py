@@ -43,9 +43,8 @@ def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
 
 
 def _ensemble_band(ax, x, a, result, config):
-    s = result.summary
-    size = s.get("ensemble_size", config.ensemble.size)
-    width = s.get("ensemble_width", config.ensemble.width)
+    size = result.summary.get("ensemble_size", config.ensemble.size)
+    width = result.summary.get("ensemble_width", config.ensemble.width)
     t = float(np.asarray(a["ensemble_time"]))
     label = f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
     _line_band(ax, x, a["ensemble_mean"], a["ensemble_std"], _ENSEMBLE_COLOR, "--", label)

@@ -27,7 +27,6 @@ LIMIT_LABELS = {
     ),
 }
 _COLORS = {"spread": "k", "ntk": "C2", "nngp": "C0", "features": "C4"}
-_CMAP = "RdBu_r"
 _INIT_TEXT = {
     "centered": "Each panel is the learned part f(x) - f_init(x) (centered training): the "
     "random initial function is O(1) at every width and would otherwise hide the convergence.",
@@ -90,7 +89,7 @@ def _heatmaps(result, config):
     title = f"Fits to {len(y_train)} points across widths and seeds, and the infinite-width limits"
     fig, axes, cax = _grid_figure(rows, n_s, title)
     extent = (axis[0], axis[-1], axis[0], axis[-1])
-    style = {"cmap": _CMAP, "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
+    style = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
     image = None
     for i in range(rows):
         for j in range(n_s):

@@ -15,8 +15,6 @@ from . import CAPTION_FONTSIZE, add_caption, finish_axes, plt
 
 __all__ = ["plot"]
 
-_BAND_Z = 1.96
-
 
 def _units(width: float) -> str:
     return "inf" if math.isinf(width) else f"{int(width)}"
@@ -43,7 +41,7 @@ def plot(result, config) -> dict:
 
         top = axes[0, col]
         if inf:
-            band = _BAND_Z * a["nngp_sd"]  # (G,)
+            band = 1.96 * a["nngp_sd"]  # (G,)
             top.fill_between(x, -band, band, color="C0", alpha=0.3, lw=0, label="mean ± 1.96 sd")
             top.plot(x, np.zeros_like(x), color="C0", lw=2, label="mean")
         top.set_prop_cycle(None)
