@@ -106,14 +106,13 @@ def run_experiment(
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
     t0 = time.perf_counter()
     result: Result = module.run(config, np.random.default_rng(config.seed))
-    t_run = time.perf_counter() - t0
     meta = {
         "experiment": spec.command,
         "name": config.name,
         "wideinf_version": __version__,
         "seed": config.seed,
         "quick": quick,
-        "timings": {"run_seconds": round(t_run, 3)},
+        "timings": {"run_seconds": round(time.perf_counter() - t0, 3)},
         "summary": to_plain(result.summary),
         "warnings": list(result.warnings),
         "config": {k: v for k, v in to_plain(config).items() if k != "config_dir"},
@@ -154,12 +153,11 @@ def redraw(npz_path, out_dir=None, formats=("png", "svg")) -> list[Path]:
 
     npz_path = Path(npz_path)
     meta_path = npz_path.with_suffix(".yaml")
-    arrays = read_npz(npz_path)
     meta = load_yaml(meta_path)
     if "experiment" not in meta or "config" not in meta:
         raise ConfigError(f"{meta_path}: not a wideinf result description (no experiment/config)")
     spec, config = _build_config(meta["experiment"], meta["config"], f"{meta_path}: config:")
-    result = Result(arrays, meta.get("summary") or {}, meta.get("warnings") or [])
+    result = Result(read_npz(npz_path), meta.get("summary") or {}, meta.get("warnings") or [])
     staged = StagedFiles(out_dir or npz_path.parent)
     try:
         _stage_figures(staged, spec, result, config, formats)

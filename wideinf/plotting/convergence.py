@@ -33,8 +33,10 @@ def _fit(a, name, key, j=None) -> float:
     return float(value if j is None else value[j])
 
 
-def _fitted(ax, a, key, color, j=None, exponent=-0.5):
-    """The fitted power law over the fit range, and an n^exponent line through its start."""
+def _fitted(ax, widths, a, values, key, color, name, j=None, exponent=-0.5):
+    """``values`` (W, S) as :func:`_band`, labelled ``name`` then ``(slope ...)``; the fitted
+    power law over the fit range, and an n^exponent line through its start."""
+    _band(ax, widths, values, color, f"{name}({_slope_text(a, key, j)})")
     lo, hi = a["fit_widths"]
     n = np.geomspace(lo, hi, 20)
     slope, intercept = _fit(a, "slope", key, j), _fit(a, "intercept", key, j)
@@ -76,8 +78,7 @@ def plot(result, config) -> dict:
     ax = axes[0, 0]
     kernels = (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK"))
     for key, color, name in kernels:
-        _band(ax, widths, a[f"{key}_rel_err"], color, f"{name} ({_slope_text(a, key)})")
-        _fitted(ax, a, key, color)
+        _fitted(ax, widths, a, a[f"{key}_rel_err"], key, color, f"{name} ")
     if "variant_nngp_rel_err" in a:
         label = config.variant.label if config.variant is not None else "variant"
         for key, color, name in kernels:
@@ -91,24 +92,22 @@ def plot(result, config) -> dict:
 
     ax = axes[0, 1]
     for key, color, name in (
-        ("ntk_change", "C3", "NTK change $\\|\\Theta_T - \\Theta_0\\|_F / \\|\\Theta_0\\|_F$"),
-        ("linearization_gap", "C4", "gap $\\max_t \\mathrm{RMS}_x |f_t - f^{lin}_t|$"),
+        ("ntk_change", "C3", "NTK change $\\|\\Theta_T - \\Theta_0\\|_F / \\|\\Theta_0\\|_F$\n"),
+        ("linearization_gap", "C4", "gap $\\max_t \\mathrm{RMS}_x |f_t - f^{lin}_t|$\n"),
     ):
-        _band(ax, widths, a[key], color, f"{name}\n({_slope_text(a, key)})")
-        _fitted(ax, a, key, color)
+        _fitted(ax, widths, a, a[key], key, color, name)
     _reference_legend(ax)
     _log_panel(ax, widths, "relative NTK change;  output gap", SCALING_TITLES[1])
 
     ax = axes[1, 0]
     wc = a["weight_change"]  # (W, S, L)
     n_layers = wc.shape[2]
-    hidden = [f"hidden layer {j + 1} (n x n)" for j in range(1, n_layers - 1)]
-    layer_names = ["input layer (d x n)", *hidden, "readout (n x 1)"]
+    hidden = [f"hidden layer {j + 1} (n x n) " for j in range(1, n_layers - 1)]
+    layer_names = ["input layer (d x n) ", *hidden, "readout (n x 1) "]
     for j, color in enumerate(viridis(n_layers, 0.85)):
-        label = f"{layer_names[j]} ({_slope_text(a, 'weight_change', j)})"
-        _band(ax, widths, wc[:, :, j], color, label)
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
-        _fitted(ax, a, "weight_change", color, j, -1.0 if 0 < j < n_layers - 1 else -0.5)
+        exponent = -1.0 if 0 < j < n_layers - 1 else -0.5
+        _fitted(ax, widths, a, wc[:, :, j], "weight_change", color, layer_names[j], j, exponent)
     ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
     ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
     _log_panel(ax, widths, "$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$", SCALING_TITLES[2])

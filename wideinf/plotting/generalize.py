@@ -145,8 +145,7 @@ def _scaling(result, config):
         rms = np.sqrt(np.mean(d * d, axis=1))  # (W,)
         err = np.std(d, axis=1, ddof=1) / np.sqrt(d.shape[1])
         label = f"RMS distance to {LIMIT_LABELS[name][0]}" + slope_label(s, f"dist_{name}")
-        if name == match:
-            label += "  [matching]"
+        label += "  [matching]" if name == match else ""
         ax1.errorbar(widths, rms, yerr=err, fmt="s--" if name != match else "s-",
                      color=_COLORS[name], capsize=2, label=label)  # fmt: skip
     ref = np.sqrt(np.mean(a[f"dist_{match}"][half] ** 2))
