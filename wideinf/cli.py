@@ -40,9 +40,7 @@ class MultiValueOption(click.Option):
     def add_to_parser(self, parser, ctx):
         super().add_to_parser(parser, ctx)
         for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is None:
-                continue
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)  # registered above
             original = opt.process
 
             def process(value, state, original=original):

@@ -59,10 +59,8 @@ def plot(result, config) -> dict:
         density = a[f"density_{label}"]  # (D, D)
         if np.isfinite(density).any() and np.nanmax(density) > 0:
             bottom.contour(axis, axis, density, levels=7, cmap="viridis", linewidths=1.1)
-        for ellipse, style, name in zip(
-            a["nngp_ellipses"], ("--", ":"), ("NNGP 1σ ellipse", "NNGP 2σ ellipse")
-        ):
-            bottom.plot(ellipse[:, 0], ellipse[:, 1], style, color="black", lw=1.3, label=name)
+        for k, (ellipse, style) in enumerate(zip(a["nngp_ellipses"], ("--", ":"))):
+            bottom.plot(*ellipse.T, style, color="black", lw=1.3, label=f"NNGP {k + 1}σ ellipse")
         g2, g2_se = a["excess_kurtosis"][col], a["excess_kurtosis_se"][col]
         bottom.text(
             0.03, 0.97, f"excess kurtosis\nx = {p1}: {g2[0]:+.2f} ± {g2_se[0]:.2f}\n"

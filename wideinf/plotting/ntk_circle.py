@@ -35,14 +35,13 @@ def plot(result, config) -> dict:
     colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
     for i, width in enumerate(widths):
         color, n = colors[i % len(colors)], int(width)
-        for k, r in enumerate(rows_of[i]):
-            first = k == 0
-            axes[0].plot(gamma, a["ntk_init"][r], color=color, lw=0.9, alpha=0.75,
-                         label=f"n = {n}, t = 0" if first else None)  # fmt: skip
-            axes[0].plot(gamma, a["ntk_trained"][r], color=color, lw=0.9, ls="--", alpha=0.75,
-                         label=f"n = {n}, t = {time:g}" if first else None)  # fmt: skip
-            axes[1].plot(gamma, a["ntk_trained"][r] - a["ntk_init"][r], color=color, lw=0.9,
-                         alpha=0.75, label=f"n = {n}" if first else None)  # fmt: skip
+        labels = [f"n = {n}, t = 0", f"n = {n}, t = {time:g}", f"n = {n}"]
+        for r in rows_of[i]:
+            init, trained = a["ntk_init"][r], a["ntk_trained"][r]
+            axes[0].plot(gamma, init, color=color, lw=0.9, alpha=0.75, label=labels[0])
+            axes[0].plot(gamma, trained, color=color, lw=0.9, ls="--", alpha=0.75, label=labels[1])
+            axes[1].plot(gamma, trained - init, color=color, lw=0.9, alpha=0.75, label=labels[2])
+            labels = [None] * 3  # one legend entry per width
     axes[0].plot(gamma, a["ntk_limit"], color="black", lw=2.2, label="n = ∞ (analytic)")
     axes[1].axhline(0, color="black", lw=0.8)
     xlabels = ("$\\gamma$, with $x = (\\cos\\gamma, \\sin\\gamma)$", "$\\gamma$")
