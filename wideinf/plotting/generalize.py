@@ -80,31 +80,28 @@ def _heatmaps(result, config):
     g = len(axis)
     n_w, n_s = f.shape[0], f.shape[1]
     shown = _limits_shown(result)
-    rows = n_w + len(shown)
     limits = [a[f"{k}_limit"] for k in shown]
     # One colour scale for everything; outliers of the narrowest nets saturate (arrows).
     values = np.concatenate([f.ravel()] + limits)
     vmax = max(float(np.percentile(np.abs(values), 99.5)), float(np.max(np.abs(y_train))))
     extend = "both" if np.max(np.abs(values)) > vmax else "neither"
     title = f"Fits to {len(y_train)} points across widths and seeds, and the infinite-width limits"
-    fig, axes, cax = _grid_figure(rows, n_s, title)
+    fig, axes, cax = _grid_figure(n_w + len(shown), n_s, title)
     extent = (axis[0], axis[-1], axis[0], axis[-1])
     style = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
-    image = None
-    for i in range(rows):
-        for j in range(n_s):
-            ax = axes[i, j]
+    # A width's row has one image per seed; a limit's row has one, then its formula.
+    row_images = [*f, *([limit] for limit in limits)]
+    row_names = [f"n = {w}" for w in widths] + [LIMIT_LABELS[k][0] for k in shown]
+    for i, (images, ax_row) in enumerate(zip(row_images, axes)):
+        for j, ax in enumerate(ax_row):
             ax.set(xticks=[], yticks=[])
-            if i < n_w:
-                image = ax.imshow(f[i, j].reshape(g, g), **style)
-            elif j == 0:
-                ax.imshow(limits[i - n_w].reshape(g, g), **style)
-            else:
+            if j >= len(images):
                 ax.axis("off")
                 if j == 1:
                     ax.text(0.0, 0.5, LIMIT_LABELS[shown[i - n_w]][1], transform=ax.transAxes,
                             va="center", ha="left", fontsize=9)  # fmt: skip
                 continue
+            image = ax.imshow(images[j].reshape(g, g), **style)
             for label, marker in ((1.0, "o"), (-1.0, "s")):
                 pts = x_train[np.sign(y_train) == label]
                 ax.scatter(pts[:, 0], pts[:, 1], s=22, marker=marker, c="C3" if label > 0 else "C0",
@@ -112,8 +109,7 @@ def _heatmaps(result, config):
             if i == 0:
                 ax.set_title(f"seed {j + 1}", fontsize=9)
             if j == 0:
-                name = f"n = {widths[i]}" if i < n_w else LIMIT_LABELS[shown[i - n_w]][0]
-                ax.set_ylabel(name, fontsize=9)
+                ax.set_ylabel(row_names[i], fontsize=9)
     cbar = fig.colorbar(image, cax=cax, extend=extend)
     cbar.set_label("learned function")
     match = s.get("matching_limit", "ntk")
