@@ -10,7 +10,6 @@ import functools
 import math
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -361,7 +360,7 @@ def plot_command(result, out, formats):
     from .runner import redraw
 
     files = redraw(result, out, formats)
-    click.echo(f"{len(files)} files: " + ", ".join(str(Path(f)) for f in files))
+    click.echo(f"{len(files)} files: " + ", ".join(str(f) for f in files))
 
 
 if __name__ == "__main__":  # pragma: no cover

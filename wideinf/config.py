@@ -111,7 +111,7 @@ def _convert(value, tp, where: str, meta: dict):
     if origin in (tuple, list):
         if isinstance(value, str) and meta.get("scalar_ok"):
             value = [value]  # `key: l2` for `key: [l2]`
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = typing.get_args(tp)
         item_meta = {k: b for k, b in meta.items() if k != "min_len"}

@@ -131,10 +131,9 @@ def _main_nd(result, config):
         methods.append(("ensemble", _ENSEMBLE_COLOR, "trained networks"))
     offsets = np.linspace(-0.01, 0.01, len(methods)) * (np.ptp(y) or 1.0)
     for (key, color, label), dx in zip(methods, offsets):
-        mean = a[f"{key}_mean"]
         std = a[f"{config.ntk_band}_std"] if key == "ntk" else a[f"{key}_std"]
         ax.errorbar(
-            y + dx, mean, yerr=_Z * std, fmt="o", ms=3, color=color, alpha=0.7,
+            y + dx, a[f"{key}_mean"], yerr=_Z * std, fmt="o", ms=3, color=color, alpha=0.7,
             label=f"Mean predictions, {label}",
         )  # fmt: skip
     lo, hi = float(np.min(y)), float(np.max(y))
