@@ -50,19 +50,20 @@ def _slope_text(a, key, j=None) -> str:
     return f"slope {_fit(a, 'slope', key, j):+.2f} $\\pm$ {_fit(a, 'se', key, j):.2f}"
 
 
-def _log_panel(ax, widths, ylabel, title):
-    """Log-log axes against the width, labels and the legend: the last call on a panel."""
+def _log_panel(ax, widths, ylabel, title, per_layer=False):
+    """Log-log axes against the width, labels and the legend with the keys of the reference
+    lines (n^-1 too ``per_layer``, else the fit's): the last call on a panel."""
+    ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
+    if per_layer:
+        ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
+    else:
+        ax.plot([], [], color="0.5", lw=3, alpha=0.5, label="fit over the widest half")
     ax.set_xscale("log", base=2)
     finish_axes(
         ax, yscale="log", xlim=(widths[0] / 1.3, widths[-1] * 1.3), xlabel="hidden width n",
         ylabel=ylabel, title=title, title_size=11, legend={"fontsize": 8, "loc": "lower left"},
         grid={"which": "major", "color": "0.9", "lw": 0.6},
     )  # fmt: skip
-
-
-def _reference_legend(ax):
-    ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
-    ax.plot([], [], color="0.5", lw=3, alpha=0.5, label="fit over the widest half")
 
 
 def plot(result, config) -> dict:
@@ -85,7 +86,6 @@ def plot(result, config) -> dict:
             vkey = f"variant_{key}"
             text = f"{name}, {label} network ({_slope_text(a, vkey)})"
             _band(ax, widths, a[f"{vkey}_rel_err"], color, text, ls="--", marker="s", band=False)
-    _reference_legend(ax)
     _log_panel(
         ax, widths, "relative error $\\|\\hat K - K\\|_F \\,/\\, \\|K\\|_F$", SCALING_TITLES[0]
     )
@@ -96,7 +96,6 @@ def plot(result, config) -> dict:
         ("linearization_gap", "C4", "gap $\\max_t \\mathrm{RMS}_x |f_t - f^{lin}_t|$\n"),
     ):
         _fitted(ax, widths, a, a[key], key, color, name)
-    _reference_legend(ax)
     _log_panel(ax, widths, "relative NTK change;  output gap", SCALING_TITLES[1])
 
     ax = axes[1, 0]
@@ -108,9 +107,7 @@ def plot(result, config) -> dict:
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
         exponent = -1.0 if 0 < j < n_layers - 1 else -0.5
         _fitted(ax, widths, a, wc[:, :, j], "weight_change", color, layer_names[j], j, exponent)
-    ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
-    ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
-    _log_panel(ax, widths, "$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$", SCALING_TITLES[2])
+    _log_panel(ax, widths, "$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$", SCALING_TITLES[2], True)
 
     ax = axes[1, 1]
     xg = a["x_grid"]
