@@ -135,8 +135,7 @@ def run_experiment(
 def _stage_figures(staged, spec, result, config, formats):
     from .plotting import figure_bytes, plt
 
-    plot_module = importlib.import_module(f"wideinf.plotting.{spec.module}")
-    figures = plot_module.plot(result, config)
+    figures = importlib.import_module(f"wideinf.plotting.{spec.module}").plot(result, config)
     try:
         for suffix, fig in figures.items():
             stem = config.name + (f"_{suffix}" if suffix else "")

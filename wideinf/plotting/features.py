@@ -97,11 +97,8 @@ def plot(result, config) -> dict:
     for ax, title in zip(axes, TITLES):
         ax.set_title(title, fontsize=11)
         ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(
-        "Perfect vs random features under minimum-norm regression (the essay's toy model)"
-        + (": L2 and L1" if with_l1 else ""),
-        fontsize=13,
-    )
+    title = "Perfect vs random features under minimum-norm regression (the essay's toy model)"
+    fig.suptitle(title + (": L2 and L1" if with_l1 else ""), fontsize=13)
     caption = (
         f"Minimum-norm linear fit of N labels +-1 from M = {config.n_features} features, a "
         "fraction p of them perfect (equal to the labels) and the rest fair coin flips, solved "

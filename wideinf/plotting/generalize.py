@@ -110,8 +110,7 @@ def _heatmaps(result, config):
                 ax.set_title(f"seed {j + 1}", fontsize=9)
             if j == 0:
                 ax.set_ylabel(row_names[i], fontsize=9)
-    cbar = fig.colorbar(image, cax=cax, extend=extend)
-    cbar.set_label("learned function")
+    fig.colorbar(image, cax=cax, extend=extend, label="learned function")
     match = s.get("matching_limit", "ntk")
     standard = s.get("init_output") == "standard"
     who = "The average over seeds (not each network)" if standard else "Each network"
