@@ -341,8 +341,7 @@ def list_command():
     """
     from .batch import describe_shipped
 
-    for line in describe_shipped():
-        click.echo(line)
+    click.echo("\n".join(describe_shipped()))
 
 
 @command("plot")

@@ -17,8 +17,6 @@ __all__ = ["plot", "TITLE"]
 TITLE = "Comparison of the NNGP and NTK outputs"
 _Z = 1.96
 _ENSEMBLE_COLOR = "C3"
-# Largest gap between the NTK means at the networks' time and at t = inf left undrawn.
-_VISIBLE = 0.01
 
 
 def plot(result, config) -> dict:
@@ -69,7 +67,7 @@ def _main_1d(result, config):
     if "ensemble_mean" in a:
         mu_t, sd_t = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
         gap = max(np.max(np.abs(mu_t - a["ntk_mean"])), np.max(np.abs(sd_t - a["ntk_std"])))
-        if gap > _VISIBLE:  # the networks stopped short of t = inf: show the NTK where they are
+        if gap > 0.01:  # the networks stopped short of t = inf: show the NTK where they are
             t = float(np.asarray(a["ensemble_time"]))
             label = f"NTK ensemble at the networks' t = {t:.3g}: mean ± 1.96 sd"
             _line_band(ax, x, mu_t, sd_t, "C2", ":", label, lw=(1.8, 1.4))

@@ -38,10 +38,7 @@ _INIT_TEXT = {
 
 def _limits_shown(result) -> list[str]:
     """NTK and NNGP always; the feature limit when it is the one the networks should reach."""
-    shown = ["ntk", "nngp"]
-    if result.summary.get("matching_limit") == "features":
-        shown.append("features")
-    return shown
+    return list(LIMIT_LABELS)[: 3 if result.summary.get("matching_limit") == "features" else 2]
 
 
 def _describe(config) -> str:
@@ -77,8 +74,6 @@ def _heatmaps(result, config):
     a, s = result.arrays, result.summary
     widths, f = a["widths"], a["predictions"]  # (W,), (W, S, G)
     axis, x_train, y_train = a["grid_axis"], a["x_train"], a["y_train"]
-    g = len(axis)
-    n_w, n_s = f.shape[0], f.shape[1]
     shown = _limits_shown(result)
     limits = [a[f"{k}_limit"] for k in shown]
     # One colour scale for everything; outliers of the narrowest nets saturate (arrows).
@@ -86,22 +81,22 @@ def _heatmaps(result, config):
     vmax = max(float(np.percentile(np.abs(values), 99.5)), float(np.max(np.abs(y_train))))
     extend = "both" if np.max(np.abs(values)) > vmax else "neither"
     title = f"Fits to {len(y_train)} points across widths and seeds, and the infinite-width limits"
-    fig, axes, cax = _grid_figure(n_w + len(shown), n_s, title)
-    extent = (axis[0], axis[-1], axis[0], axis[-1])
-    style = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
     # A width's row has one image per seed; a limit's row has one, then its formula.
     row_images = [*f, *([limit] for limit in limits)]
     row_names = [f"n = {w}" for w in widths] + [LIMIT_LABELS[k][0] for k in shown]
+    fig, axes, cax = _grid_figure(len(row_images), f.shape[1], title)
+    extent = (axis[0], axis[-1], axis[0], axis[-1])
+    style = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
     for i, (images, ax_row) in enumerate(zip(row_images, axes)):
         for j, ax in enumerate(ax_row):
             ax.set(xticks=[], yticks=[])
             if j >= len(images):
                 ax.axis("off")
                 if j == 1:
-                    ax.text(0.0, 0.5, LIMIT_LABELS[shown[i - n_w]][1], transform=ax.transAxes,
+                    ax.text(0.0, 0.5, LIMIT_LABELS[shown[i - len(f)]][1], transform=ax.transAxes,
                             va="center", ha="left", fontsize=9)  # fmt: skip
                 continue
-            image = ax.imshow(images[j].reshape(g, g), **style)
+            image = ax.imshow(images[j].reshape(len(axis), -1), **style)
             for label, marker in ((1.0, "o"), (-1.0, "s")):
                 pts = x_train[np.sign(y_train) == label]
                 ax.scatter(pts[:, 0], pts[:, 1], s=22, marker=marker, c="C3" if label > 0 else "C0",
