@@ -10,7 +10,6 @@ import functools
 import math
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -40,9 +39,7 @@ class MultiValueOption(click.Option):
     def add_to_parser(self, parser, ctx):
         super().add_to_parser(parser, ctx)
         for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is None:
-                continue
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)  # registered above
             original = opt.process
 
             def process(value, state, original=original):
@@ -60,31 +57,6 @@ def _is_number(token: str) -> bool:
     except ValueError:
         return token.strip().lower().lstrip("+") in (".inf", "inf", "infinity")
     return True
-
-
-def _is_column_name(token: str) -> bool:
-    """True for a table column's name: not an option, not a YAML file."""
-    return not token.startswith("-") and not token.lower().endswith((".yaml", ".yml"))
-
-
-def fail_cleanly(func):
-    """Turn wideinf errors, Ctrl-C and memory errors into one line and a non-zero exit."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except WideinfError as exc:
-            raise click.ClickException(str(exc)) from None
-        except MemoryError:
-            raise click.ClickException(
-                "out of memory; reduce the widths, sample counts or points (see --quick)"
-            ) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted; earlier outputs are unchanged", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 click.ClickException.exit_code = 2
@@ -171,8 +143,26 @@ def main():
 
 
 def command(name: str):
-    """``@main.command(name)`` whose errors end as one line (:func:`fail_cleanly`)."""
-    return lambda func: main.command(name)(fail_cleanly(func))
+    """``@main.command(name)`` whose errors, Ctrl-C included, end as one line and an exit code."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except WideinfError as exc:
+                raise click.ClickException(str(exc)) from None
+            except MemoryError:
+                raise click.ClickException(
+                    "out of memory; reduce the widths, sample counts or points (see --quick)"
+                ) from None
+            except KeyboardInterrupt:
+                click.echo("interrupted; earlier outputs are unchanged", err=True)
+                sys.exit(130)
+
+        return main.command(name)(wrapper)
+
+    return decorate
 
 
 def _experiment_command(spec):
@@ -258,7 +248,8 @@ def kernel_command(arch, x1, x2, out, float32, chunk, scheduler, resume, quiet):
               help="Default: inferred from the target column (and printed).")
 @click.option("--fit", "fit", cls=MultiValueOption, type=click.Choice(["W_std", "b_std", "noise"]),
               help="Fit these by marginal likelihood first, e.g. --fit W_std b_std noise.")
-@click.option("--features", "features", cls=MultiValueOption, accepts=_is_column_name,
+@click.option("--features", "features", cls=MultiValueOption,  # column names, not options or YAML
+              accepts=lambda t: not t.startswith("-") and not t.lower().endswith((".yaml", ".yml")),
               help="Feature columns, e.g. --features age height (default: all but the target).")
 @click.option("--no-standardize", "no_std", is_flag=True,
               help="Use features (and regression targets) as given, not standardized.")
@@ -350,8 +341,7 @@ def list_command():
     """
     from .batch import describe_shipped
 
-    for line in describe_shipped():
-        click.echo(line)
+    click.echo("\n".join(describe_shipped()))
 
 
 @command("plot")
@@ -369,7 +359,7 @@ def plot_command(result, out, formats):
     from .runner import redraw
 
     files = redraw(result, out, formats)
-    click.echo(f"{len(files)} files: " + ", ".join(str(Path(f)) for f in files))
+    click.echo(f"{len(files)} files: " + ", ".join(str(f) for f in files))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ rejected with a :class:`ConfigError` naming the file, the key and what would be 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -27,7 +28,6 @@ __all__ = [
     "build",
     "to_plain",
     "load_yaml",
-    "parse_width",
     "apply_overrides",
     "parse_set_option",
     "LayerConfig",
@@ -111,7 +111,7 @@ def _convert(value, tp, where: str, meta: dict):
     if origin in (tuple, list):
         if isinstance(value, str) and meta.get("scalar_ok"):
             value = [value]  # `key: l2` for `key: [l2]`
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = typing.get_args(tp)
         item_meta = {k: b for k, b in meta.items() if k != "min_len"}
@@ -150,17 +150,9 @@ def _did_you_mean(word: str, choices) -> str:
 
 
 def _unknown(where: str, what: str, word, valid, valid_word: str = "valid") -> ConfigError:
-    """``where: unknown <what> 'word' (did you mean ...?); valid: a, b``."""
     hint = _did_you_mean(str(word), valid)
     listed = ", ".join(valid) or "none"
     return ConfigError(f"{where}: unknown {what} {word!r}{hint}; {valid_word}: {listed}")
-
-
-def _join(where: str, key) -> str:
-    """``file.yaml: key`` at the top of a file, ``block.key`` below it."""
-    if not where:
-        return str(key)
-    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
 
 
 def build(cls, data: dict, where: str = "config"):
@@ -174,7 +166,7 @@ def build(cls, data: dict, where: str = "config"):
     for key, value in data.items():
         if key not in fields:
             raise _unknown(loc, "key", key, fields, "valid keys")
-        sub = _join(where, key)
+        sub = f"{where} {key}" if where.endswith(":") else f"{where}.{key}"  # file: key, block.key
         values[key] = _convert(value, hints[key], sub, dict(fields[key].metadata))
     try:
         obj = cls(**values)
@@ -242,8 +234,6 @@ def parse_set_option(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict, overrides: dict | list) -> dict:
     """Deep-merge ``overrides`` (a mapping, or a list of (path, value)) into a copy of ``data``."""
-    import copy
-
     out = copy.deepcopy(data)
     items = overrides.items() if isinstance(overrides, dict) else overrides
     for key, value in items:

@@ -8,7 +8,7 @@ from .errors import ConfigError, ResourceError
 
 __all__ = ["compute_and_save"]
 
-# Share of the available memory an in-memory kernel may take (the outputs and the tiles).
+# Share of the available memory a run may plan to use (kernel and predict commands alike).
 _MEMORY_SHARE = 0.8
 
 
@@ -61,12 +61,10 @@ def compute_and_save(
             "with --out K.zarr (pip install 'wideinf[scale]')"
         )
     k = arch.kernel(x1, x2, dtype=dtype)
-    staged = StagedFiles(out_path.parent if str(out_path.parent) else ".")
+    staged = StagedFiles(out_path.parent)
     try:
-        staged.add_npz(
-            out_path.name,
-            {"nngp": k.nngp.astype(dtype, copy=False), "ntk": k.ntk.astype(dtype, copy=False)},
-        )
+        arrays = {name: getattr(k, name).astype(dtype, copy=False) for name in ("nngp", "ntk")}
+        staged.add_npz(out_path.name, arrays)
         staged.commit()
     finally:
         staged.discard()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, ResourceError
+from .kernel_command import _MEMORY_SHARE
 from .memory import available_memory
 
 __all__ = ["PredictOptions", "run_predict", "available_memory", "MAX_CLASSES_INFERRED"]
@@ -25,9 +26,6 @@ __all__ = ["PredictOptions", "run_predict", "available_memory", "MAX_CLASSES_INF
 # A numeric target is taken for class labels when it has only integers and at most this many
 # distinct values; otherwise it is a regression target (--task overrides either way).
 MAX_CLASSES_INFERRED = 10
-
-# Share of the available memory a run may plan to use.
-_MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)

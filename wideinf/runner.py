@@ -14,8 +14,6 @@ from .experiments import ExperimentSpec, Result, spec_for
 __all__ = [
     "shipped_dir",
     "shipped_configs",
-    "resolve_config_path",
-    "RunReport",
     "run_experiment",
     "load_config",
     "redraw",
@@ -81,7 +79,6 @@ def load_config(path, *, quick: bool = False, sets=(), seed=None, expect: str | 
 
 
 def _build_config(experiment: str, raw: dict, where: str):
-    """``(spec, config)``: ``raw`` validated against the experiment's ``Config``."""
     spec = spec_for(experiment)
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
     return spec, build(module.Config, raw, where)
@@ -109,14 +106,13 @@ def run_experiment(
     module = importlib.import_module(f"wideinf.experiments.{spec.module}")
     t0 = time.perf_counter()
     result: Result = module.run(config, np.random.default_rng(config.seed))
-    t_run = time.perf_counter() - t0
     meta = {
         "experiment": spec.command,
         "name": config.name,
         "wideinf_version": __version__,
         "seed": config.seed,
         "quick": quick,
-        "timings": {"run_seconds": round(t_run, 3)},
+        "timings": {"run_seconds": round(time.perf_counter() - t0, 3)},
         "summary": to_plain(result.summary),
         "warnings": list(result.warnings),
         "config": {k: v for k, v in to_plain(config).items() if k != "config_dir"},
@@ -139,8 +135,7 @@ def run_experiment(
 def _stage_figures(staged, spec, result, config, formats):
     from .plotting import figure_bytes, plt
 
-    plot_module = importlib.import_module(f"wideinf.plotting.{spec.module}")
-    figures = plot_module.plot(result, config)
+    figures = importlib.import_module(f"wideinf.plotting.{spec.module}").plot(result, config)
     try:
         for suffix, fig in figures.items():
             stem = config.name + (f"_{suffix}" if suffix else "")
@@ -157,12 +152,11 @@ def redraw(npz_path, out_dir=None, formats=("png", "svg")) -> list[Path]:
 
     npz_path = Path(npz_path)
     meta_path = npz_path.with_suffix(".yaml")
-    arrays = read_npz(npz_path)
     meta = load_yaml(meta_path)
     if "experiment" not in meta or "config" not in meta:
         raise ConfigError(f"{meta_path}: not a wideinf result description (no experiment/config)")
     spec, config = _build_config(meta["experiment"], meta["config"], f"{meta_path}: config:")
-    result = Result(arrays, meta.get("summary") or {}, meta.get("warnings") or [])
+    result = Result(read_npz(npz_path), meta.get("summary") or {}, meta.get("warnings") or [])
     staged = StagedFiles(out_dir or npz_path.parent)
     try:
         _stage_figures(staged, spec, result, config, formats)

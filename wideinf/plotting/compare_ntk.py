@@ -17,8 +17,6 @@ __all__ = ["plot", "TITLE"]
 TITLE = "Comparison of the NNGP and NTK outputs"
 _Z = 1.96
 _ENSEMBLE_COLOR = "C3"
-# Largest gap between the NTK means at the networks' time and at t = inf left undrawn.
-_VISIBLE = 0.01
 
 
 def plot(result, config) -> dict:
@@ -31,28 +29,20 @@ def plot(result, config) -> dict:
     return figures
 
 
-def _ntk_band_std(a, config):
-    return a["nngp_std"] if config.ntk_band == "nngp" else a["ntk_std"]
-
-
 def _filled_band(ax, x, mean, sd, color, label):
-    """A mean (labelled) over its shaded +- 1.96 sd band."""
     ax.plot(x, mean, color=color, lw=2, label=label)
     ax.fill_between(x, mean - _Z * sd, mean + _Z * sd, color=color, alpha=0.3, lw=0)
 
 
 def _line_band(ax, x, mean, sd, color, ls, label, lw=(1.6, 1.0)):
-    """A mean (labelled) and its +- 1.96 sd band as two lines of the same style."""
     ax.plot(x, mean, color=color, ls=ls, lw=lw[0], label=label)
     for edge in (mean - _Z * sd, mean + _Z * sd):
         ax.plot(x, edge, color=color, ls=ls, lw=lw[1])
 
 
 def _ensemble_band(ax, x, a, result, config):
-    """The trained networks' mean and its +- 1.96 sd band, dashed."""
-    s = result.summary
-    size = s.get("ensemble_size", config.ensemble.size)
-    width = s.get("ensemble_width", config.ensemble.width)
+    size = result.summary.get("ensemble_size", config.ensemble.size)
+    width = result.summary.get("ensemble_width", config.ensemble.width)
     t = float(np.asarray(a["ensemble_time"]))
     label = f"Trained networks ({size} × width {width}, t = {t:.3g}): mean ± 1.96 sd"
     _line_band(ax, x, a["ensemble_mean"], a["ensemble_std"], _ENSEMBLE_COLOR, "--", label)
@@ -69,7 +59,7 @@ def _main_1d(result, config):
     fig, ax = plt.subplots(figsize=(10, 5.6))
 
     _filled_band(ax, x, a["nngp_mean"], a["nngp_std"], "C0", "Mean predictions, NNGP")
-    _filled_band(ax, x, a["ntk_mean"], _ntk_band_std(a, config), "C2", "Mean predictions, NTK")
+    _filled_band(ax, x, a["ntk_mean"], a[f"{config.ntk_band}_std"], "C2", "Mean predictions, NTK")
     if "ntkgp_mean" in a:
         m, sd = a["ntkgp_mean"], a["ntkgp_std"]
         ax.plot(x, m - _Z * sd, color="C4", ls=":", lw=1.5, label="95% band, NTK-GP")
@@ -77,7 +67,7 @@ def _main_1d(result, config):
     if "ensemble_mean" in a:
         mu_t, sd_t = a["ntk_mean_ensemble_time"], a["ntk_std_ensemble_time"]
         gap = max(np.max(np.abs(mu_t - a["ntk_mean"])), np.max(np.abs(sd_t - a["ntk_std"])))
-        if gap > _VISIBLE:  # the networks stopped short of t = inf: show the NTK where they are
+        if gap > 0.01:  # the networks stopped short of t = inf: show the NTK where they are
             t = float(np.asarray(a["ensemble_time"]))
             label = f"NTK ensemble at the networks' t = {t:.3g}: mean ± 1.96 sd"
             _line_band(ax, x, mu_t, sd_t, "C2", ":", label, lw=(1.8, 1.4))
@@ -98,13 +88,6 @@ def _main_1d(result, config):
 
 def _add_caption(ax, result, config):
     """The caption under the axes' x label (the saved figure is cropped to its content)."""
-    ax.annotate(
-        _caption(result, config), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
-        textcoords="offset points", ha="left", va="top", fontsize=CAPTION_FONTSIZE, wrap=True,
-    )  # fmt: skip
-
-
-def _caption(result, config) -> str:
     s = result.summary
     reg = f"diag_reg {config.diag_reg:g}" + (" × trace/N" if config.diag_reg_relative else "")
     band = (
@@ -130,7 +113,10 @@ def _caption(result, config) -> str:
             f"{s['ensemble_std_z_rms']:.2f} (99% Monte Carlo limits "
             f"{s['ensemble_mean_z_rms_q99']:.2f}, {s['ensemble_std_z_rms_q99']:.2f})."
         )
-    return "\n".join(lines)
+    ax.annotate(
+        "\n".join(lines), xy=(0, 0), xycoords="axes fraction", xytext=(-40, -36),
+        textcoords="offset points", ha="left", va="top", fontsize=CAPTION_FONTSIZE, wrap=True,
+    )  # fmt: skip
 
 
 def _main_nd(result, config):
@@ -143,10 +129,9 @@ def _main_nd(result, config):
         methods.append(("ensemble", _ENSEMBLE_COLOR, "trained networks"))
     offsets = np.linspace(-0.01, 0.01, len(methods)) * (np.ptp(y) or 1.0)
     for (key, color, label), dx in zip(methods, offsets):
-        mean = a[f"{key}_mean"]
-        std = _ntk_band_std(a, config) if key == "ntk" else a[f"{key}_std"]
+        std = a[f"{config.ntk_band}_std"] if key == "ntk" else a[f"{key}_std"]
         ax.errorbar(
-            y + dx, mean, yerr=_Z * std, fmt="o", ms=3, color=color, alpha=0.7,
+            y + dx, a[f"{key}_mean"], yerr=_Z * std, fmt="o", ms=3, color=color, alpha=0.7,
             label=f"Mean predictions, {label}",
         )  # fmt: skip
     lo, hi = float(np.min(y)), float(np.max(y))

@@ -29,13 +29,14 @@ def _band(ax, widths, values, color, label, ls="-", marker="o", band=True):
 
 
 def _fit(a, name, key, j=None) -> float:
-    """``a[name_key]``, or its entry j for a per-layer fit."""
     value = a[f"{name}_{key}"]
     return float(value if j is None else value[j])
 
 
-def _fitted(ax, a, key, color, j=None, exponent=-0.5):
-    """The fitted power law over the fit range, and an n^exponent line through its start."""
+def _fitted(ax, widths, a, values, key, color, name, j=None, exponent=-0.5):
+    """``values`` (W, S) as :func:`_band`, labelled ``name`` then ``(slope ...)``; the fitted
+    power law over the fit range, and an n^exponent line through its start."""
+    _band(ax, widths, values, color, f"{name}({_slope_text(a, key, j)})")
     lo, hi = a["fit_widths"]
     n = np.geomspace(lo, hi, 20)
     slope, intercept = _fit(a, "slope", key, j), _fit(a, "intercept", key, j)
@@ -49,19 +50,20 @@ def _slope_text(a, key, j=None) -> str:
     return f"slope {_fit(a, 'slope', key, j):+.2f} $\\pm$ {_fit(a, 'se', key, j):.2f}"
 
 
-def _log_panel(ax, widths, ylabel, title):
-    """Log-log axes against the width, labels and the legend: the last call on a panel."""
+def _log_panel(ax, widths, ylabel, title, per_layer=False):
+    """Log-log axes against the width, labels and the legend with the keys of the reference
+    lines (n^-1 too ``per_layer``, else the fit's): the last call on a panel."""
+    ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
+    if per_layer:
+        ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
+    else:
+        ax.plot([], [], color="0.5", lw=3, alpha=0.5, label="fit over the widest half")
     ax.set_xscale("log", base=2)
     finish_axes(
         ax, yscale="log", xlim=(widths[0] / 1.3, widths[-1] * 1.3), xlabel="hidden width n",
         ylabel=ylabel, title=title, title_size=11, legend={"fontsize": 8, "loc": "lower left"},
         grid={"which": "major", "color": "0.9", "lw": 0.6},
     )  # fmt: skip
-
-
-def _reference_legend(ax):
-    ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
-    ax.plot([], [], color="0.5", lw=3, alpha=0.5, label="fit over the widest half")
 
 
 def plot(result, config) -> dict:
@@ -71,50 +73,41 @@ def plot(result, config) -> dict:
     s = a["nngp_rel_err"].shape[1]
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.93, wspace=0.22, hspace=0.3)
-    fig.suptitle(
-        f"Finite networks approach the infinite-width limit  —  {architecture_text(config.architecture)}",
-        fontsize=12,
-    )
+    title = "Finite networks approach the infinite-width limit"
+    fig.suptitle(f"{title}  —  {architecture_text(config.architecture)}", fontsize=12)
 
     ax = axes[0, 0]
-    for key, color, name in (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK")):
-        _band(ax, widths, a[f"{key}_rel_err"], color, f"{name} ({_slope_text(a, key)})")
-        _fitted(ax, a, key, color)
+    kernels = (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK"))
+    for key, color, name in kernels:
+        _fitted(ax, widths, a, a[f"{key}_rel_err"], key, color, f"{name} ")
     if "variant_nngp_rel_err" in a:
         label = config.variant.label if config.variant is not None else "variant"
-        for key, color, name in (("nngp", "C0", "NNGP"), ("ntk", "C2", "NTK")):
+        for key, color, name in kernels:
             vkey = f"variant_{key}"
-            _band(
-                ax, widths, a[f"{vkey}_rel_err"], color,
-                f"{name}, {label} network ({_slope_text(a, vkey)})", ls="--", marker="s",
-                band=False,
-            )  # fmt: skip
-    _reference_legend(ax)
+            text = f"{name}, {label} network ({_slope_text(a, vkey)})"
+            _band(ax, widths, a[f"{vkey}_rel_err"], color, text, ls="--", marker="s", band=False)
     _log_panel(
         ax, widths, "relative error $\\|\\hat K - K\\|_F \\,/\\, \\|K\\|_F$", SCALING_TITLES[0]
     )
 
     ax = axes[0, 1]
     for key, color, name in (
-        ("ntk_change", "C3", "NTK change $\\|\\Theta_T - \\Theta_0\\|_F / \\|\\Theta_0\\|_F$"),
-        ("linearization_gap", "C4", "gap $\\max_t \\mathrm{RMS}_x |f_t - f^{lin}_t|$"),
+        ("ntk_change", "C3", "NTK change $\\|\\Theta_T - \\Theta_0\\|_F / \\|\\Theta_0\\|_F$\n"),
+        ("linearization_gap", "C4", "gap $\\max_t \\mathrm{RMS}_x |f_t - f^{lin}_t|$\n"),
     ):
-        _band(ax, widths, a[key], color, f"{name}\n({_slope_text(a, key)})")
-        _fitted(ax, a, key, color)
-    _reference_legend(ax)
+        _fitted(ax, widths, a, a[key], key, color, name)
     _log_panel(ax, widths, "relative NTK change;  output gap", SCALING_TITLES[1])
 
     ax = axes[1, 0]
     wc = a["weight_change"]  # (W, S, L)
     n_layers = wc.shape[2]
+    hidden = [f"hidden layer {j + 1} (n x n) " for j in range(1, n_layers - 1)]
+    layer_names = ["input layer (d x n) ", *hidden, "readout (n x 1) "]
     for j, color in enumerate(viridis(n_layers, 0.85)):
-        label = f"{_layer_name(j, n_layers)} ({_slope_text(a, 'weight_change', j)})"
-        _band(ax, widths, wc[:, :, j], color, label)
         # Expected exponent: -1 for an n x n matrix, -1/2 for the input and readout layers.
-        _fitted(ax, a, "weight_change", color, j, -1.0 if 0 < j < n_layers - 1 else -0.5)
-    ax.plot([], [], color="0.35", lw=1, ls=":", label="$\\propto n^{-1/2}$ from the fit's start")
-    ax.plot([], [], color="0.35", lw=1, ls="--", label="$\\propto n^{-1}$ from the fit's start")
-    _log_panel(ax, widths, "$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$", SCALING_TITLES[2])
+        exponent = -1.0 if 0 < j < n_layers - 1 else -0.5
+        _fitted(ax, widths, a, wc[:, :, j], "weight_change", color, layer_names[j], j, exponent)
+    _log_panel(ax, widths, "$\\|W_T - W_0\\|_F \\,/\\, \\|W_0\\|_F$", SCALING_TITLES[2], True)
 
     ax = axes[1, 1]
     xg = a["x_grid"]
@@ -154,11 +147,3 @@ def plot(result, config) -> dict:
     )
     add_caption(fig, caption, y=0.105, width=200)
     return {"": fig}
-
-
-def _layer_name(j: int, n_layers: int) -> str:
-    if j == 0:
-        return "input layer (d x n)"
-    if j == n_layers - 1:
-        return "readout (n x 1)"
-    return f"hidden layer {j + 1} (n x n)"

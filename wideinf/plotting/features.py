@@ -16,7 +16,7 @@ import numpy as np
 
 from . import add_caption, finish_axes, plt, viridis
 
-__all__ = ["plot", "p_label"]
+__all__ = ["plot"]
 
 TITLES = (
     "(a) Share of the fit carried by the perfect features",
@@ -52,14 +52,11 @@ def plot(result, config) -> dict:
     axes[0].text(ns[-1], 0.515, "P = R", color="0.3", fontsize=8, ha="right")
 
     ax = axes[1]
-    ax.plot(
-        a["c_fine"], a["n_star_theory_fine"], color="C3", lw=1.5,
-        label="min-norm regression, theory (1 - p)/p = $2^C - 1$",
-    )  # fmt: skip
-    ax.plot(
-        a["c_fine"], a["n_star_bayes_fine"], color="C0", lw=1.5, ls="--",
-        label="Bayesian learner, $\\log_2((1-p)/p) \\approx C$",
-    )  # fmt: skip
+    for key, color, ls, label in (
+        ("n_star_theory", "C3", "-", "min-norm regression, theory (1 - p)/p = $2^C - 1$"),
+        ("n_star_bayes", "C0", "--", "Bayesian learner, $\\log_2((1-p)/p) \\approx C$"),
+    ):
+        ax.plot(a["c_fine"], a[f"{key}_fine"], color=color, lw=1.5, ls=ls, label=label)
     _n_star_points(ax, a, "", n_seeds, colors, "o", 6, "measured: where the mean share crosses 1/2")
     if with_l1:
         ax.plot(
@@ -100,11 +97,8 @@ def plot(result, config) -> dict:
     for ax, title in zip(axes, TITLES):
         ax.set_title(title, fontsize=11)
         ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(
-        "Perfect vs random features under minimum-norm regression (the essay's toy model)"
-        + (": L2 and L1" if with_l1 else ""),
-        fontsize=13,
-    )
+    title = "Perfect vs random features under minimum-norm regression (the essay's toy model)"
+    fig.suptitle(title + (": L2 and L1" if with_l1 else ""), fontsize=13)
     caption = (
         f"Minimum-norm linear fit of N labels +-1 from M = {config.n_features} features, a "
         "fraction p of them perfect (equal to the labels) and the rest fair coin flips, solved "

@@ -15,7 +15,7 @@ from ..stats import widest_half
 from . import add_caption, architecture_text, finish_axes, plt, slope_label
 from .generalize_params import plot_parameterizations
 
-__all__ = ["plot", "LIMIT_LABELS"]
+__all__ = ["plot"]
 
 LIMIT_LABELS = {
     "ntk": ("NTK limit", r"$\Theta(x, X)\,\Theta^{-1} y$: all layers trained, $t \to \infty$"),
@@ -27,7 +27,6 @@ LIMIT_LABELS = {
     ),
 }
 _COLORS = {"spread": "k", "ntk": "C2", "nngp": "C0", "features": "C4"}
-_CMAP = "RdBu_r"
 _INIT_TEXT = {
     "centered": "Each panel is the learned part f(x) - f_init(x) (centered training): the "
     "random initial function is O(1) at every width and would otherwise hide the convergence.",
@@ -39,16 +38,7 @@ _INIT_TEXT = {
 
 def _limits_shown(result) -> list[str]:
     """NTK and NNGP always; the feature limit when it is the one the networks should reach."""
-    shown = ["ntk", "nngp"]
-    if result.summary.get("matching_limit") == "features":
-        shown.append("features")
-    return shown
-
-
-def _target_text(init_output) -> str:
-    if init_output == "standard":
-        return "The average over seeds (not each network) should tend to"
-    return "Each network should tend to"
+    return list(LIMIT_LABELS)[: 3 if result.summary.get("matching_limit") == "features" else 2]
 
 
 def _describe(config) -> str:
@@ -84,34 +74,29 @@ def _heatmaps(result, config):
     a, s = result.arrays, result.summary
     widths, f = a["widths"], a["predictions"]  # (W,), (W, S, G)
     axis, x_train, y_train = a["grid_axis"], a["x_train"], a["y_train"]
-    g = len(axis)
-    n_w, n_s = f.shape[0], f.shape[1]
     shown = _limits_shown(result)
-    rows = n_w + len(shown)
     limits = [a[f"{k}_limit"] for k in shown]
     # One colour scale for everything; outliers of the narrowest nets saturate (arrows).
     values = np.concatenate([f.ravel()] + limits)
     vmax = max(float(np.percentile(np.abs(values), 99.5)), float(np.max(np.abs(y_train))))
     extend = "both" if np.max(np.abs(values)) > vmax else "neither"
     title = f"Fits to {len(y_train)} points across widths and seeds, and the infinite-width limits"
-    fig, axes, cax = _grid_figure(rows, n_s, title)
+    # A width's row has one image per seed; a limit's row has one, then its formula.
+    row_images = [*f, *([limit] for limit in limits)]
+    row_names = [f"n = {w}" for w in widths] + [LIMIT_LABELS[k][0] for k in shown]
+    fig, axes, cax = _grid_figure(len(row_images), f.shape[1], title)
     extent = (axis[0], axis[-1], axis[0], axis[-1])
-    style = {"cmap": _CMAP, "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
-    image = None
-    for i in range(rows):
-        for j in range(n_s):
-            ax = axes[i, j]
+    style = {"cmap": "RdBu_r", "vmin": -vmax, "vmax": vmax, "origin": "lower", "extent": extent}
+    for i, (images, ax_row) in enumerate(zip(row_images, axes)):
+        for j, ax in enumerate(ax_row):
             ax.set(xticks=[], yticks=[])
-            if i < n_w:
-                image = ax.imshow(f[i, j].reshape(g, g), **style)
-            elif j == 0:
-                ax.imshow(limits[i - n_w].reshape(g, g), **style)
-            else:
+            if j >= len(images):
                 ax.axis("off")
                 if j == 1:
-                    ax.text(0.0, 0.5, LIMIT_LABELS[shown[i - n_w]][1], transform=ax.transAxes,
+                    ax.text(0.0, 0.5, LIMIT_LABELS[shown[i - len(f)]][1], transform=ax.transAxes,
                             va="center", ha="left", fontsize=9)  # fmt: skip
                 continue
+            image = ax.imshow(images[j].reshape(len(axis), -1), **style)
             for label, marker in ((1.0, "o"), (-1.0, "s")):
                 pts = x_train[np.sign(y_train) == label]
                 ax.scatter(pts[:, 0], pts[:, 1], s=22, marker=marker, c="C3" if label > 0 else "C0",
@@ -119,17 +104,17 @@ def _heatmaps(result, config):
             if i == 0:
                 ax.set_title(f"seed {j + 1}", fontsize=9)
             if j == 0:
-                name = f"n = {widths[i]}" if i < n_w else LIMIT_LABELS[shown[i - n_w]][0]
-                ax.set_ylabel(name, fontsize=9)
-    cbar = fig.colorbar(image, cax=cax, extend=extend)
-    cbar.set_label("learned function")
+                ax.set_ylabel(row_names[i], fontsize=9)
+    fig.colorbar(image, cax=cax, extend=extend, label="learned function")
     match = s.get("matching_limit", "ntk")
+    standard = s.get("init_output") == "standard"
+    who = "The average over seeds (not each network)" if standard else "Each network"
     add_caption(
         fig,
         f"Rows: hidden width n, then the infinite-width mean predictors; columns: seeds. "
         f"Square [{axis[0]:g}, {axis[-1]:g}]^2; circles label +1, squares -1. "
         f"{_describe(config)}. {_INIT_TEXT.get(s.get('init_output'), '')} "
-        f"{_target_text(s.get('init_output'))} the {LIMIT_LABELS[match][0]}. "
+        f"{who} should tend to the {LIMIT_LABELS[match][0]}. "
         f"Colours saturate at +-{vmax:.2f}. A reconstruction: the essay's settings are unpublished.",
         x=0.02, y=0.0, width=max(60, int(14 * fig.get_figwidth())),
     )  # fmt: skip
@@ -150,8 +135,7 @@ def _scaling(result, config):
         rms = np.sqrt(np.mean(d * d, axis=1))  # (W,)
         err = np.std(d, axis=1, ddof=1) / np.sqrt(d.shape[1])
         label = f"RMS distance to {LIMIT_LABELS[name][0]}" + slope_label(s, f"dist_{name}")
-        if name == match:
-            label += "  [matching]"
+        label += "  [matching]" if name == match else ""
         ax1.errorbar(widths, rms, yerr=err, fmt="s--" if name != match else "s-",
                      color=_COLORS[name], capsize=2, label=label)  # fmt: skip
     ref = np.sqrt(np.mean(a[f"dist_{match}"][half] ** 2))
@@ -167,9 +151,8 @@ def _scaling(result, config):
     gn = a["gradient_norm"]  # (W, S)
     ax2.errorbar(widths, gn.mean(axis=1), yerr=gn.std(axis=1, ddof=1), fmt="o-", color="k",
                  capsize=2, label="finite networks (mean ± sd over seeds)")  # fmt: skip
-    names = ["ntk", "nngp", "features"]
     for name in _limits_shown(result):
-        value = a["limit_gradient_norm"][names.index(name)]
+        value = a["limit_gradient_norm"][list(LIMIT_LABELS).index(name)]
         ax2.axhline(value, color=_COLORS[name], ls="--", label=LIMIT_LABELS[name][0])
     finish_axes(
         ax2, xscale="log", xlabel="hidden width n", ylabel=r"mean $|\nabla f|$ over the grid",

@@ -15,15 +15,9 @@ from . import CAPTION_FONTSIZE, add_caption, finish_axes, plt
 
 __all__ = ["plot"]
 
-_BAND_Z = 1.96
-
 
 def _units(width: float) -> str:
     return "inf" if math.isinf(width) else f"{int(width)}"
-
-
-def _label(width: float) -> str:
-    return "w" + _units(width)
 
 
 def plot(result, config) -> dict:
@@ -39,7 +33,7 @@ def plot(result, config) -> dict:
     fig, axes = plt.subplots(2, n_cols, figsize=(4.6 * n_cols, 9.2), squeeze=False)
     fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.08, wspace=0.28, hspace=0.25)
     for col, width in enumerate(widths):
-        label = _label(width)
+        label = "w" + _units(width)
         functions = a[f"functions_{label}"]  # (S, G)
         pairs = a[f"pair_{label}"]  # (S, 2)
         n_lines = min(int(config.n_lines), functions.shape[0])
@@ -47,7 +41,7 @@ def plot(result, config) -> dict:
 
         top = axes[0, col]
         if inf:
-            band = _BAND_Z * a["nngp_sd"]  # (G,)
+            band = 1.96 * a["nngp_sd"]  # (G,)
             top.fill_between(x, -band, band, color="C0", alpha=0.3, lw=0, label="mean ± 1.96 sd")
             top.plot(x, np.zeros_like(x), color="C0", lw=2, label="mean")
         top.set_prop_cycle(None)
@@ -65,10 +59,8 @@ def plot(result, config) -> dict:
         density = a[f"density_{label}"]  # (D, D)
         if np.isfinite(density).any() and np.nanmax(density) > 0:
             bottom.contour(axis, axis, density, levels=7, cmap="viridis", linewidths=1.1)
-        for ellipse, style, name in zip(
-            a["nngp_ellipses"], ("--", ":"), ("NNGP 1σ ellipse", "NNGP 2σ ellipse")
-        ):
-            bottom.plot(ellipse[:, 0], ellipse[:, 1], style, color="black", lw=1.3, label=name)
+        for k, (ellipse, style) in enumerate(zip(a["nngp_ellipses"], ("--", ":"))):
+            bottom.plot(*ellipse.T, style, color="black", lw=1.3, label=f"NNGP {k + 1}σ ellipse")
         g2, g2_se = a["excess_kurtosis"][col], a["excess_kurtosis_se"][col]
         bottom.text(
             0.03, 0.97, f"excess kurtosis\nx = {p1}: {g2[0]:+.2f} ± {g2_se[0]:.2f}\n"
@@ -83,7 +75,7 @@ def plot(result, config) -> dict:
             legend={"loc": "lower right", "fontsize": CAPTION_FONTSIZE} if last else None,
         )  # fmt: skip
 
-    n_samples = a[f"pair_{_label(widths[0])}"].shape[0]
+    n_samples = a[f"pair_w{_units(widths[0])}"].shape[0]
     caption = (
         f"{result.summary.get('architecture', '')}. {n_samples} samples per column "
         f"({min(int(config.n_lines), n_samples)} functions drawn per top panel). Bottom: the "

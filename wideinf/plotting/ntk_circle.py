@@ -30,21 +30,18 @@ def plot(result, config) -> dict:
     tick_labels = ["$-\\pi$", "$-\\pi/2$", "0", "$\\pi/2$", "$\\pi$"]
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.25, top=0.88, wspace=0.2)
-    fig.suptitle(
-        f"Neural tangent kernel of finite networks  —  {architecture_text(config.architecture)}",
-        fontsize=12,
-    )
+    title = "Neural tangent kernel of finite networks"
+    fig.suptitle(f"{title}  —  {architecture_text(config.architecture)}", fontsize=12)
     colors = ["C0", "C3", "C2", "C1", "C4", "C5"]
     for i, width in enumerate(widths):
         color, n = colors[i % len(colors)], int(width)
-        for k, r in enumerate(rows_of[i]):
-            first = k == 0
-            axes[0].plot(gamma, a["ntk_init"][r], color=color, lw=0.9, alpha=0.75,
-                         label=f"n = {n}, t = 0" if first else None)  # fmt: skip
-            axes[0].plot(gamma, a["ntk_trained"][r], color=color, lw=0.9, ls="--", alpha=0.75,
-                         label=f"n = {n}, t = {time:g}" if first else None)  # fmt: skip
-            axes[1].plot(gamma, a["ntk_trained"][r] - a["ntk_init"][r], color=color, lw=0.9,
-                         alpha=0.75, label=f"n = {n}" if first else None)  # fmt: skip
+        labels = [f"n = {n}, t = 0", f"n = {n}, t = {time:g}", f"n = {n}"]
+        for r in rows_of[i]:
+            init, trained = a["ntk_init"][r], a["ntk_trained"][r]
+            axes[0].plot(gamma, init, color=color, lw=0.9, alpha=0.75, label=labels[0])
+            axes[0].plot(gamma, trained, color=color, lw=0.9, ls="--", alpha=0.75, label=labels[1])
+            axes[1].plot(gamma, trained - init, color=color, lw=0.9, alpha=0.75, label=labels[2])
+            labels = [None] * 3  # one legend entry per width
     axes[0].plot(gamma, a["ntk_limit"], color="black", lw=2.2, label="n = ∞ (analytic)")
     axes[1].axhline(0, color="black", lw=0.8)
     xlabels = ("$\\gamma$, with $x = (\\cos\\gamma, \\sin\\gamma)$", "$\\gamma$")
