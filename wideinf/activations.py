@@ -71,14 +71,14 @@ class Activation:
         return self.duals(q, q, q)
 
 
-def _det(q11, q22, q12):
-    """``q11 q22 - q12^2`` as ``(r - q12)(r + q12)`` with ``r = sqrt(q11 q22)``, clamped at 0.
+def _det(qq, q12):
+    """``qq - q12^2`` (``qq = q11 q22``) as ``(r - q12)(r + q12)``, ``r = sqrt(qq)``, clamped at 0.
 
     The factored form is exactly 0 at correlation +-1 (``q12 = +-r``) and the clamp makes it 0
     where rounding puts ``|q12|`` above r (duplicate points, and any two points of a 1-D input
     after the first layer); the expanded form would leave a residue whose square root is ~1e-8.
     """
-    r = np.sqrt(q11 * q22)
+    r = np.sqrt(qq)
     det = r - q12
     det *= r + q12
     return np.maximum(det, 0.0)
@@ -110,7 +110,7 @@ class ABReLU(Activation):
     def duals(self, q11, q22, q12):
         a, b = self.a, self.b
         d2 = (a - b) ** 2
-        s = np.sqrt(_det(q11, q22, q12))
+        s = np.sqrt(_det(q11 * q22, q12))
         factor = np.arctan2(s, q12)  # theta, made the factor in place
         if d2 != 1:  # (relu's is 1)
             factor *= d2
@@ -196,15 +196,15 @@ class Gabor(Activation):
         return np.exp(-x * x) * (np.cos(x) - 2 * x * np.sin(x))
 
     def duals(self, q11, q22, q12):
-        s = q11 + q22
-        delta = 4 * _det(q11, q22, q12)
+        s, qq = q11 + q22, q11 * q22
+        delta = 4 * _det(qq, q12)
         one_2s = 1 + 2 * s
         d = one_2s + delta
         two_q12 = 2 * q12
         e = np.exp(-0.5 * ((s + delta + two_q12) / d))  # E
         root = np.sqrt(d)
         expm1 = np.expm1(two_q12 / d)
-        big_s = one_2s + 4 * (q12 * q12 + q11 * q22)
+        big_s = one_2s + 4 * (q12 * q12 + qq)
         big_t = 2 * two_q12 * (delta + 3 * s + 2)
         factor = e * (2 * big_s + expm1 * (big_s + big_t)) / (2 * d * d * root)
         return e * expm1 / (2 * root), factor
