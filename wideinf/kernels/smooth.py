@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-from .smooth_rules import conditional_expectation, interpolated_coefficients
+from .smooth_rules import conditional_expectation, interpolated_coefficients, symmetry_parity
 from .smooth_table import EqualVarianceTables
 
 __all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
@@ -55,6 +55,10 @@ TABLE_MIN_ENTRIES = 2_048
 # SAME_VARIANCE + 2^-_VARIANCE_BITS (3e-14) of the scale.
 SAME_VARIANCE = 64 * np.finfo(float).eps
 _VARIANCE_BITS = 46
+
+# The series compiled by numba (smooth_compiled) when importable: None decides on first use,
+# False keeps the numpy path. numba is imported only then, not with the package.
+USE_COMPILED = None
 
 
 class PointTerms:
@@ -122,8 +126,8 @@ class SmoothDual:
     ):
         self.phi, self.dphi, self.kink = phi, dphi, bool(kink)
         self.terms, self.tol = int(terms), float(tol)
-        self.parity_a = _parity(phi)
-        self.parity_b = _parity(dphi)
+        self.parity_a = symmetry_parity(phi)
+        self.parity_b = symmetry_parity(dphi)
         self._recent: dict = {}  # unique variances (bytes) -> their terms, for _evaluate
         self._lock = threading.Lock()
         self.tables = EqualVarianceTables(self)  # points of one variance: duals in rho
@@ -241,10 +245,31 @@ class SmoothDual:
 
     def _duals(self, rows, cols, q12, tol=None):
         """Both duals of the broadcast shape of ``rows.q``, ``cols.q`` and ``q12``: the series
-        to truncation bound ``tol`` (default: the dual's), the 2-D rule beyond."""
+        to truncation bound ``tol`` (default: the dual's), the 2-D rule beyond.
+
+        The series is compiled (:mod:`.smooth_compiled`) when numba is importable and
+        :data:`USE_COMPILED` allows it, else evaluated by numpy (:meth:`_series`)."""
         q1, q2 = rows.q, cols.q
         shape = np.broadcast_shapes(q1.shape, q2.shape, np.shape(q12))
-        rho = _correlation(q1, q2, q12, shape)
+        tol = self.tol if tol is None else tol
+        compiled = _compiled() if len(shape) <= 2 else None
+        if compiled is None:
+            outs, slow = self._series(rows, cols, q12, shape, tol)
+        else:
+            parities = (self.parity_a, self.parity_b)
+            outs, slow = compiled.series(rows, cols, q12, shape, parities, tol)
+        if slow.size:
+            entries = np.unravel_index(slow, shape)
+            q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
+            rho = _correlation(q1s, q2s, np.broadcast_to(q12, shape)[entries], q1s.shape)
+            fa, fb = self._pairs_slow(q1s, q2s, rho)
+            outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
+        return outs
+
+    def _series(self, rows, cols, q12, shape, tol):
+        """The series by numpy, a tile at a time; returns both duals and the flat indices of
+        the entries beyond its reach (left for the 2-D rule)."""
+        rho = _correlation(rows.q, cols.q, q12, shape)
         absr, r2 = np.abs(rho), rho * rho
         rmax = float(absr.max(initial=0.0))
         outs = (np.empty(shape), np.empty(shape))
@@ -261,21 +286,15 @@ class SmoothDual:
         slow = np.union1d(*left)
         if rmax == 1.0:
             slow = np.setdiff1d(slow, _second_moments(rows, cols, rho, outs))
-        if slow.size:
-            entries = np.unravel_index(slow, shape)
-            q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
-            fa, fb = self._pairs_slow(q1s, q2s, rho.reshape(-1)[slow])
-            outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
-        return outs
+        return outs, slow
 
-    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol=None):
+    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol):
         """The series where it meets ``tol``; returns the flat indices of the entries beyond it.
 
         First the whole array with at most :data:`TILE_TERMS` terms (right for the entries
         with |rho| up to that many terms' radius, most of them); then, gathered, the entries
         in the next radii with more terms (:data:`TERM_STEPS`).
         """
-        tol = self.tol if tol is None else tol
         steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
         cuts = [_radius(bound[k - 1], k, tol) for k in steps]
         k = _terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
@@ -346,6 +365,19 @@ class SmoothDual:
             ri, ci = inverse[: q11.size][sel], inverse[q11.size :][sel]
             nngp[sel], factor[sel] = self._pairs(terms[ri], terms[ci], q12[sel])
         return nngp.reshape(shape), factor.reshape(shape)
+
+
+def _compiled():
+    """The module :mod:`.smooth_compiled`, or None (numba not importable, or not wanted)."""
+    if USE_COMPILED is False:
+        return None
+    try:
+        from . import smooth_compiled
+    except ImportError:
+        if USE_COMPILED:
+            raise
+        return None
+    return smooth_compiled
 
 
 def _correlation(q1, q2, q12, shape):
@@ -427,23 +459,3 @@ def _mehler(products, rho, r2, k_max, parity, constant, out):
         out[...] = parts[0]
     else:
         np.add(parts[0], parts[1], out=out)
-
-
-_PROBE = np.concatenate([np.linspace(0.01, 12.0, 241), [0.3183, 1.7, 25.0, 80.0]])
-
-
-def _parity(f):
-    """1 if ``f - f(0)`` is odd, 0 if f is even, else None (to rounding, on probe points).
-
-    The coefficients that the symmetry makes zero are then set to exactly zero (they would
-    otherwise be rounding noise of about 1e-16 of the scale) and skipped in the series.
-    """
-    x = _PROBE
-    f0 = float(f(np.zeros(1))[0])
-    fx, fm = f(x), f(-x)
-    slack = 4 * np.finfo(float).eps * (np.abs(fx) + abs(f0) + 1e-300)
-    if np.all(np.abs((fm - f0) + (fx - f0)) <= slack):
-        return 1
-    if np.all(np.abs(fm - fx) <= slack):
-        return 0
-    return None

@@ -21,6 +21,7 @@ __all__ = [
     "hermite_coefficients",
     "interpolated_coefficients",
     "conditional_expectation",
+    "symmetry_parity",
 ]
 
 # Gauss-Legendre nodes per panel: with panels 1 wide in x and phi analytic within pi/2 of the
@@ -293,3 +294,23 @@ def _barycentric(nodes, x):
     rows = hit.any(axis=1)
     m[rows] = hit[rows].astype(float)
     return m
+
+
+_PROBE = np.concatenate([np.linspace(0.01, 12.0, 241), [0.3183, 1.7, 25.0, 80.0]])
+
+
+def symmetry_parity(f):
+    """1 if ``f - f(0)`` is odd, 0 if f is even, else None (to rounding, on probe points).
+
+    The coefficients that the symmetry makes zero are then set to exactly zero (they would
+    otherwise be rounding noise of about 1e-16 of the scale) and skipped in the series.
+    """
+    x = _PROBE
+    f0 = float(f(np.zeros(1))[0])
+    fx, fm = f(x), f(-x)
+    slack = 4 * np.finfo(float).eps * (np.abs(fx) + abs(f0) + 1e-300)
+    if np.all(np.abs((fm - f0) + (fx - f0)) <= slack):
+        return 1
+    if np.all(np.abs(fm - fx) <= slack):
+        return 0
+    return None

@@ -1,0 +1,230 @@
+"""The Mehler series of :mod:`wideinf.kernels.smooth`, compiled: one pass per kernel entry.
+
+The same evaluation as :meth:`SmoothDual._duals` (numpy), entry by entry with the terms in
+registers instead of several array passes per term: the correlation
+``rho = clip(q12 / sqrt(q1 q2), -1, 1)``; a point with itself at rho = 1 takes its second
+moments; otherwise, for each of the NNGP dual and the NTK factor,
+
+    sum_{k <= K} a_k(q1) a_k(q2) rho^k
+
+by Horner's rule in rho^2 on the even and the odd k (only the nonzero ones for odd or even
+functions), with the same products, the same order of operations and no fused
+multiply-adds, so that for equal K the two paths agree bit for bit. K is chosen per entry
+rather than per tile: the smallest K whose truncation bound ``|rho|^(K+1) bound[K]`` is at
+most ``tol`` (``bound`` the block's worst tails, as in the numpy path), read from a table over
+|rho| rounded up to a multiple of 1/:data:`BINS`. So K is never more than the numpy path's
+(whose K serves the largest |rho| of the tile or of a band) and the bound holds entry by entry;
+the two paths differ by at most the bound, ``tol`` of the scale. The entries beyond the reach
+of all the terms are returned for the 2-D rule, the same entries as the numpy path's.
+
+Needs numba (the optional extra ``wideinf[fast]``); :mod:`wideinf.kernels.smooth` imports this
+module on the first series it evaluates, and runs the numpy path when numba is absent. The
+compiled code is cached on disk (``cache=True``) after the first use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["series", "BINS"]
+
+# Bins of |rho| in [0, 1] for the number of terms: rounding |rho| up to the next multiple of
+# 1/1024 adds at most a fraction of a term at |rho| < 0.99.
+BINS = 1024
+# Entries evaluated together: the same number of terms (their largest), four independent
+# Horner chains, so the core is not waiting on one chain's latency.
+LANES = 4
+
+_JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+_LOG_EDGES = np.log(np.arange(1, BINS + 1) / BINS)  # log of each bin's upper end
+
+
+@numba.njit(**_JIT)
+def _term_table(bound, tol, log_edges, table):
+    """``table[b]``: smallest k with ``edge_b^(k + 1) bound[k] <= tol``, or -1 (none).
+
+    ``bound`` (K,) is nonincreasing in k (tails of sums of squares), so the answer is
+    nondecreasing in b and one sweep finds all of them; compared in logarithms.
+    """
+    k_all, log_tol = bound.shape[0], math.log(tol)
+    k = 0
+    for b in range(table.shape[0]):
+        while k < k_all and (k + 1) * log_edges[b] + math.log(bound[k]) > log_tol:
+            k += 1
+        table[b] = k if k < k_all else -1
+
+
+@numba.njit(**_JIT)
+def _terms(table, r, reach, bound, tol):
+    """Last k of the series for |rho| = r, or -1 beyond ``reach`` (then the 2-D rule)."""
+    k = table[min(int(r * table.shape[0]), table.shape[0] - 1)]
+    if k >= 0:
+        return k
+    if r > reach:
+        return -1
+    for k in range(bound.shape[0]):  # the top bin: r itself, as smooth._terms_needed
+        if r ** float(k + 1) * bound[k] <= tol:
+            return k
+    return bound.shape[0] - 1
+
+
+@numba.njit(inline="always", **_JIT)
+def _horner(cr, cc, i, j, first, top, r2):
+    """``sum_k cr[i[l], k] cc[j[l], k] r2[l]^((k - first) / 2)``, k = first, first + 2, ..,
+    top, for each of the four lanes l (entries (i[l], j[l])): four independent chains."""
+    (i0, i1, i2, i3), (j0, j1, j2, j3) = i, j
+    s0, s1 = cr[i0, top] * cc[j0, top], cr[i1, top] * cc[j1, top]
+    s2, s3 = cr[i2, top] * cc[j2, top], cr[i3, top] * cc[j3, top]
+    for k in range(top - 2, first - 1, -2):
+        s0 = s0 * r2[0] + cr[i0, k] * cc[j0, k]
+        s1 = s1 * r2[1] + cr[i1, k] * cc[j1, k]
+        s2 = s2 * r2[2] + cr[i2, k] * cc[j2, k]
+        s3 = s3 * r2[3] + cr[i3, k] * cc[j3, k]
+    return s0, s1, s2, s3
+
+
+@numba.njit(inline="always", **_JIT)
+def _mehler(cr, cc, lanes, k_max, parity, out):
+    """``out[p] = sum_{k <= k_max} cr[i, k] cc[j, k] rho^k`` for the lanes ``(i, j, p, rho,
+    rho^2, keep)`` that keep their value, as ``smooth._mehler``: Horner in rho^2 on the even k
+    plus rho times Horner on the odd ones. parity 1: only the odd k and k = 0; 0: only the
+    even k; -1: all."""
+    i, j, p, rho, r2, keep = lanes
+    even_top = 0 if parity == 1 else k_max - k_max % 2
+    odd_top = -1 if parity == 0 else k_max - 1 + k_max % 2
+    even = _horner(cr, cc, i, j, 0, even_top, r2)
+    if odd_top < 1:
+        for lane in range(LANES):
+            if keep[lane]:
+                out[p[lane]] = even[lane]
+        return
+    odd = _horner(cr, cc, i, j, 1, odd_top, r2)
+    for lane in range(LANES):
+        if keep[lane]:
+            out[p[lane]] = even[lane] + rho[lane] * odd[lane]
+
+
+@numba.njit(**_JIT)
+def _series_block(coef, tails, q, ea, eb, stride, q12, tol, reach, parity, out, slow):
+    """The series of every entry (a, b) of ``q12`` (n1, n2) between a row and a column point.
+
+    ``coef``: (a rows, a cols, b rows, b cols), each (points, K); ``tails`` the block's worst
+    tails (K,) per dual; ``q`` (rows, cols) variances; ``ea, eb`` the rows' second moments;
+    ``stride``: per side, the point of entry (a, b) is ``a * s[0] + b * s[1]`` (0 on a
+    broadcast axis). Writes ``out[0]``, ``out[1]`` (flat); returns the number of entries
+    beyond the series' reach, whose flat indices go to ``slow`` (their outputs left unset).
+    """
+    tables = (np.empty(BINS, np.int64), np.empty(BINS, np.int64))
+    for d in range(2):
+        _term_table(tails[d], tol, _LOG_EDGES, tables[d])
+    n1, n2 = q12.shape
+    rho, r2 = np.zeros(LANES), np.zeros(LANES)
+    rows, cols, flat = (
+        np.zeros(LANES, np.int64),
+        np.zeros(LANES, np.int64),
+        np.zeros(LANES, np.int64),
+    )
+    keep = np.zeros(LANES, np.bool_)
+    n_slow = 0
+    for a in range(n1):
+        for b0 in range(0, n2, LANES):
+            k_a, k_b = -1, -1
+            for lane in range(LANES):
+                b = min(b0 + lane, n2 - 1)  # past the row's end: its last entry, not kept
+                i, j = a * stride[0][0] + b * stride[0][1], a * stride[1][0] + b * stride[1][1]
+                denom = math.sqrt(q[0][i] * q[1][j])
+                r = q12[a, b] / denom if denom > 0 else 0.0
+                r = min(max(r, -1.0), 1.0)
+                rho[lane], r2[lane], rows[lane], cols[lane] = r, r * r, i, j
+                flat[lane], keep[lane] = a * n2 + b, False
+                if b0 + lane >= n2:
+                    continue
+                if r == 1.0 and q[0][i] == q[1][j]:  # a point with itself
+                    out[0][a * n2 + b], out[1][a * n2 + b] = ea[i], eb[i]
+                    continue
+                ka = _terms(tables[0], abs(r), reach[0], tails[0], tol)
+                kb = _terms(tables[1], abs(r), reach[1], tails[1], tol)
+                if ka < 0 or kb < 0:
+                    slow[n_slow] = a * n2 + b
+                    n_slow += 1
+                    continue
+                keep[lane], k_a, k_b = True, max(k_a, ka), max(k_b, kb)
+            if k_a < 0:  # no lane for the series
+                continue
+            lanes = (
+                (rows[0], rows[1], rows[2], rows[3]),
+                (cols[0], cols[1], cols[2], cols[3]),
+                (flat[0], flat[1], flat[2], flat[3]),
+                (rho[0], rho[1], rho[2], rho[3]),
+                (r2[0], r2[1], r2[2], r2[3]),
+                (keep[0], keep[1], keep[2], keep[3]),
+            )
+            _mehler(coef[0], coef[1], lanes, k_a, parity[0], out[0])
+            _mehler(coef[2], coef[3], lanes, k_b, parity[1], out[1])
+    return n_slow
+
+
+def _c(x, dtype=np.float64):
+    """C-contiguous, writable, of ``dtype``: one compiled signature for every call."""
+    x = np.ascontiguousarray(x, dtype=dtype)
+    return x if x.flags.writeable else x.copy()
+
+
+def _strides(q, shape):
+    """Per axis of the 2-D ``shape``, the step of the flat point index of ``q`` (broadcast)."""
+    dims = (1,) * (2 - q.ndim) + q.shape
+    return (dims[1] if dims[0] > 1 else 0, 1 if dims[1] > 1 else 0)
+
+
+def series(rows, cols, q12, shape, parities, tol):
+    """Both duals of the broadcast ``shape`` (at most 2-D) of ``rows.q``, ``cols.q``, ``q12``.
+
+    Parameters
+    ----------
+    rows, cols : PointTerms
+        The points of the rows and the columns, broadcastable to ``shape``.
+    q12 : ndarray, broadcastable to ``shape``
+        Covariances.
+    parities : (int or None, int or None)
+        Of phi and phi' (``SmoothDual.parity_a``, ``parity_b``).
+    tol : float
+        Truncation bound relative to the scale.
+
+    Returns
+    -------
+    (nngp, factor) : ndarrays of ``shape``
+    slow : ndarray of int
+        Flat indices of the entries beyond the reach of every term (left unset): the 2-D rule's.
+    """
+    nr, nc, k_all = rows.q.size, cols.q.size, rows.a.shape[-1]
+    shape2 = (1,) * (2 - len(shape)) + tuple(shape)
+    tails, reach = [], []
+    for tail in ("ta", "tb"):
+        worst_r = getattr(rows, tail).reshape(nr, k_all).max(axis=0)
+        worst_c = getattr(cols, tail).reshape(nc, k_all).max(axis=0)
+        worst = _c(worst_r * worst_c)  # (K,) the block's worst tails, as the numpy path's
+        tails.append(worst)
+        with np.errstate(divide="ignore"):  # as smooth._radius for all K terms
+            reach.append(float(np.power(tol / max(worst[-1], 1e-300), 1.0 / k_all)))
+    out = (np.empty(math.prod(shape)), np.empty(math.prod(shape)))
+    slow = np.empty(out[0].size, np.int64)
+    n_slow = _series_block(
+        tuple(
+            _c(getattr(t, f).reshape(n, k_all)) for f in "ab" for t, n in ((rows, nr), (cols, nc))
+        ),
+        (tails[0], tails[1]),
+        (_c(rows.q.reshape(nr)), _c(cols.q.reshape(nc))),
+        _c(rows.ea.reshape(nr)),
+        _c(rows.eb.reshape(nr)),
+        (_strides(rows.q, shape2), _strides(cols.q, shape2)),
+        _c(np.broadcast_to(q12, shape).reshape(shape2)),
+        float(tol),
+        (reach[0], reach[1]),
+        tuple(-1 if p is None else int(p) for p in parities),
+        out,
+        slow,
+    )
+    return (out[0].reshape(shape), out[1].reshape(shape)), slow[:n_slow]
