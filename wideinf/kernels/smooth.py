@@ -157,10 +157,12 @@ class SmoothDual:
                 a[:, 1::2] = 0.0
             # T_K = rest + sum_{K < k < terms} a_k^2: sums of squares, no cancellation
             squares = a * a
-            tail = rest[:, None] + (np.cumsum(squares[:, ::-1], axis=1)[:, ::-1] - squares)
-            scale = np.where(second > 0, second, 1.0)[:, None]
+            tail = np.cumsum(squares[:, ::-1], axis=1)[:, ::-1]
+            tail -= squares
+            tail += rest[:, None]  # in place: the arrays are (points, 256)
+            tail /= np.where(second > 0, second, 1.0)[:, None]
             coefs.append(a)
-            tails.append(np.sqrt(tail / scale))
+            tails.append(np.sqrt(tail, out=tail))
             seconds.append(second)
         return PointTerms(q, *coefs, *tails, *seconds)
 

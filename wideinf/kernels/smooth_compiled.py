@@ -50,9 +50,10 @@ def _term_table(bound, tol, log_edges, table):
     nondecreasing in b and one sweep finds all of them; compared in logarithms.
     """
     k_all, log_tol = bound.shape[0], math.log(tol)
+    log_bound = np.log(bound)
     k = 0
     for b in range(table.shape[0]):
-        while k < k_all and (k + 1) * log_edges[b] + math.log(bound[k]) > log_tol:
+        while k < k_all and (k + 1) * log_edges[b] + log_bound[k] > log_tol:
             k += 1
         table[b] = k if k < k_all else -1
 
@@ -108,18 +109,43 @@ def _mehler(cr, cc, lanes, k_max, parity, out):
 
 
 @numba.njit(**_JIT)
-def _series_block(coef, tails, q, ea, eb, stride, q12, tol, reach, parity, out, slow):
+def _worst(rows, cols):
+    """``max_i rows[i, k] * max_j cols[j, k]`` (K,): the bound of the block, as the numpy path's."""
+    worst = rows[0].copy()
+    for i in range(1, rows.shape[0]):
+        for k in range(worst.shape[0]):
+            worst[k] = max(worst[k], rows[i, k])
+    worst_c = cols[0].copy()
+    for j in range(1, cols.shape[0]):
+        for k in range(worst.shape[0]):
+            worst_c[k] = max(worst_c[k], cols[j, k])
+    for k in range(worst.shape[0]):
+        worst[k] *= worst_c[k]
+    return worst
+
+
+@numba.njit(inline="always", **_JIT)
+def _set(pair, d, value):
+    return (value, pair[1]) if d == 0 else (pair[0], value)
+
+
+@numba.njit(**_JIT)
+def _series_block(coef, tails, q, ea, eb, stride, q12, tol, parity, out, slow):
     """The series of every entry (a, b) of ``q12`` (n1, n2) between a row and a column point.
 
-    ``coef``: (a rows, a cols, b rows, b cols), each (points, K); ``tails`` the block's worst
-    tails (K,) per dual; ``q`` (rows, cols) variances; ``ea, eb`` the rows' second moments;
+    ``coef``: (a rows, a cols, b rows, b cols), each (points, K); ``tails`` likewise the
+    relative tails (the series' bound uses the block's worst); ``q`` (rows, cols) variances; ``ea, eb`` the rows' second moments;
     ``stride``: per side, the point of entry (a, b) is ``a * s[0] + b * s[1]`` (0 on a
     broadcast axis). Writes ``out[0]``, ``out[1]`` (flat); returns the number of entries
     beyond the series' reach, whose flat indices go to ``slow`` (their outputs left unset).
     """
     tables = (np.empty(BINS, np.int64), np.empty(BINS, np.int64))
+    bound = (_worst(tails[0], tails[1]), _worst(tails[2], tails[3]))
+    reach = (0.0, 0.0)
     for d in range(2):
-        _term_table(tails[d], tol, _LOG_EDGES, tables[d])
+        _term_table(bound[d], tol, _LOG_EDGES, tables[d])
+        # as smooth._radius with all K terms
+        reach = _set(reach, d, (tol / max(bound[d][-1], 1e-300)) ** (1.0 / bound[d].shape[0]))
     n1, n2 = q12.shape
     rho, r2 = np.zeros(LANES), np.zeros(LANES)
     rows, cols, flat = (
@@ -145,8 +171,8 @@ def _series_block(coef, tails, q, ea, eb, stride, q12, tol, reach, parity, out, 
                 if r == 1.0 and q[0][i] == q[1][j]:  # a point with itself
                     out[0][a * n2 + b], out[1][a * n2 + b] = ea[i], eb[i]
                     continue
-                ka = _terms(tables[0], abs(r), reach[0], tails[0], tol)
-                kb = _terms(tables[1], abs(r), reach[1], tails[1], tol)
+                ka = _terms(tables[0], abs(r), reach[0], bound[0], tol)
+                kb = _terms(tables[1], abs(r), reach[1], bound[1], tol)
                 if ka < 0 or kb < 0:
                     slow[n_slow] = a * n2 + b
                     n_slow += 1
@@ -201,28 +227,18 @@ def series(rows, cols, q12, shape, parities, tol):
     """
     nr, nc, k_all = rows.q.size, cols.q.size, rows.a.shape[-1]
     shape2 = (1,) * (2 - len(shape)) + tuple(shape)
-    tails, reach = [], []
-    for tail in ("ta", "tb"):
-        worst_r = getattr(rows, tail).reshape(nr, k_all).max(axis=0)
-        worst_c = getattr(cols, tail).reshape(nc, k_all).max(axis=0)
-        worst = _c(worst_r * worst_c)  # (K,) the block's worst tails, as the numpy path's
-        tails.append(worst)
-        with np.errstate(divide="ignore"):  # as smooth._radius for all K terms
-            reach.append(float(np.power(tol / max(worst[-1], 1e-300), 1.0 / k_all)))
     out = (np.empty(math.prod(shape)), np.empty(math.prod(shape)))
     slow = np.empty(out[0].size, np.int64)
+    sides = ((rows, nr), (cols, nc))
     n_slow = _series_block(
-        tuple(
-            _c(getattr(t, f).reshape(n, k_all)) for f in "ab" for t, n in ((rows, nr), (cols, nc))
-        ),
-        (tails[0], tails[1]),
+        tuple(_c(getattr(t, f).reshape(n, k_all)) for f in "ab" for t, n in sides),
+        tuple(_c(getattr(t, f).reshape(n, k_all)) for f in ("ta", "tb") for t, n in sides),
         (_c(rows.q.reshape(nr)), _c(cols.q.reshape(nc))),
         _c(rows.ea.reshape(nr)),
         _c(rows.eb.reshape(nr)),
         (_strides(rows.q, shape2), _strides(cols.q, shape2)),
         _c(np.broadcast_to(q12, shape).reshape(shape2)),
         float(tol),
-        (reach[0], reach[1]),
         tuple(-1 if p is None else int(p) for p in parities),
         out,
         slow,

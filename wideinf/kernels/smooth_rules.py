@@ -9,7 +9,9 @@ variable, with :data:`PANEL_NODES` nodes each. Error analysis: ``docs/smooth-act
 
 from __future__ import annotations
 
-from functools import lru_cache
+import contextlib
+import threading
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -147,7 +149,8 @@ def hermite_coefficients(f, q, terms: int):
         idx = np.nonzero(widths == width)[0]
         z, root_weight, table = coefficient_rule(float(width), terms)
         values = f(root[idx, None] * z) * root_weight  # (p, m)
-        a[idx] = values @ table
+        with _one_blas_thread():
+            a[idx] = values @ table
         # einsum, not BLAS: a point's value must not depend on the other points in the call
         second[idx] = np.einsum("pm,pm->p", values, values)
     # Parseval: rest = E[f^2] - sum a_k^2, rounded up by the rounding error of that sum
@@ -228,6 +231,33 @@ def _conditional_block(functions, q1, q2, rho, sigma, z, inner_width, kink):
     return [f(u) * np.einsum("pzy,pzy->pz", f(v), gy) for f in functions]
 
 
+# One thread at a time changes BLAS's thread count (tables are built in the tiles' threads).
+_BLAS_LOCK = threading.Lock()
+
+
+@cache
+def _blas_controller():
+    try:  # threadpoolctl comes with scikit-learn
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """BLAS on the calling thread only, for the coefficient products: a few dozen rows, where
+    a second BLAS thread costs more in synchronisation than it saves (on a loaded 2-core
+    machine ten times the CPU time of the product)."""
+    controller = _blas_controller()
+    with _BLAS_LOCK:
+        if controller is None:
+            yield
+            return
+        with controller.limit(limits=1, user_api="blas"):
+            yield
+
+
 # Below this many points (or this variance ratio) the coefficients are computed point by point.
 _INTERPOLATE_MIN_POINTS = 24
 # Coefficients are analytic in s = log q for |Im s| < pi (phi(e^(s/2) z) stays integrable
@@ -268,8 +298,9 @@ def interpolated_coefficients(f, q, terms: int):
         if np.all(err <= _INTERPOLATION_TOL):
             weights = _barycentric(nodes, s)  # (p, n)
             out = [np.empty((len(q),) + v.shape[1:]) for v in exact]
-            for o, v in zip(out, exact):
-                o[pos] = weights @ v
+            with _one_blas_thread():
+                for o, v in zip(out, exact):
+                    o[pos] = weights @ v
             rest = hermite_coefficients(f, q[~pos], terms)
             for o, v in zip(out, rest):
                 o[~pos] = v
