@@ -38,6 +38,8 @@ BINS = 1024
 # Horner chains, so the core is not waiting on one chain's latency.
 LANES = 4
 
+# Sort keys of a row's entries: the two duals' numbers of terms, added (capped).
+_KEYS = 128
 _JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 _LOG_EDGES = np.log(np.arange(1, BINS + 1) / BINS)  # log of each bin's upper end
 
@@ -88,24 +90,21 @@ def _horner(cr, cc, i, j, first, top, r2):
 
 
 @numba.njit(inline="always", **_JIT)
-def _mehler(cr, cc, lanes, k_max, parity, out):
-    """``out[p] = sum_{k <= k_max} cr[i, k] cc[j, k] rho^k`` for the lanes ``(i, j, p, rho,
-    rho^2, keep)`` that keep their value, as ``smooth._mehler``: Horner in rho^2 on the even k
-    plus rho times Horner on the odd ones. parity 1: only the odd k and k = 0; 0: only the
-    even k; -1: all."""
-    i, j, p, rho, r2, keep = lanes
-    even_top = 0 if parity == 1 else k_max - k_max % 2
+def _mehler(cr, cc, i, j, k_max, parity, rho, r2):
+    """``sum_{k <= k_max} cr[i, k] cc[j, k] rho^k`` for four entries, as ``smooth._mehler``:
+    Horner in rho^2 on the even k plus rho times Horner on the odd ones. parity 1: only the
+    odd k and k = 0; 0: only the even k; -1: all."""
+    even = _horner(cr, cc, i, j, 0, 0 if parity == 1 else k_max - k_max % 2, r2)
     odd_top = -1 if parity == 0 else k_max - 1 + k_max % 2
-    even = _horner(cr, cc, i, j, 0, even_top, r2)
     if odd_top < 1:
-        for lane in range(LANES):
-            if keep[lane]:
-                out[p[lane]] = even[lane]
-        return
+        return even
     odd = _horner(cr, cc, i, j, 1, odd_top, r2)
-    for lane in range(LANES):
-        if keep[lane]:
-            out[p[lane]] = even[lane] + rho[lane] * odd[lane]
+    return (
+        even[0] + rho[0] * odd[0],
+        even[1] + rho[1] * odd[1],
+        even[2] + rho[2] * odd[2],
+        even[3] + rho[3] * odd[3],
+    )
 
 
 @numba.njit(**_JIT)
@@ -147,49 +146,53 @@ def _series_block(coef, tails, q, ea, eb, stride, q12, tol, parity, out, slow):
         # as smooth._radius with all K terms
         reach = _set(reach, d, (tol / max(bound[d][-1], 1e-300)) ** (1.0 / bound[d].shape[0]))
     n1, n2 = q12.shape
-    rho, r2 = np.zeros(LANES), np.zeros(LANES)
-    rows, cols, flat = (
-        np.zeros(LANES, np.int64),
-        np.zeros(LANES, np.int64),
-        np.zeros(LANES, np.int64),
-    )
-    keep = np.zeros(LANES, np.bool_)
+    rho, terms = np.empty(n2), np.empty((n2, 2), np.int64)
+    points, key = np.empty((n2, 2), np.int64), np.empty(n2, np.int64)
+    order, counts = np.empty(n2, np.int64), np.empty(_KEYS + 1, np.int64)
     n_slow = 0
     for a in range(n1):
-        for b0 in range(0, n2, LANES):
-            k_a, k_b = -1, -1
-            for lane in range(LANES):
-                b = min(b0 + lane, n2 - 1)  # past the row's end: its last entry, not kept
-                i, j = a * stride[0][0] + b * stride[0][1], a * stride[1][0] + b * stride[1][1]
-                denom = math.sqrt(q[0][i] * q[1][j])
-                r = q12[a, b] / denom if denom > 0 else 0.0
-                r = min(max(r, -1.0), 1.0)
-                rho[lane], r2[lane], rows[lane], cols[lane] = r, r * r, i, j
-                flat[lane], keep[lane] = a * n2 + b, False
-                if b0 + lane >= n2:
-                    continue
-                if r == 1.0 and q[0][i] == q[1][j]:  # a point with itself
-                    out[0][a * n2 + b], out[1][a * n2 + b] = ea[i], eb[i]
-                    continue
-                ka = _terms(tables[0], abs(r), reach[0], bound[0], tol)
-                kb = _terms(tables[1], abs(r), reach[1], bound[1], tol)
-                if ka < 0 or kb < 0:
-                    slow[n_slow] = a * n2 + b
-                    n_slow += 1
-                    continue
-                keep[lane], k_a, k_b = True, max(k_a, ka), max(k_b, kb)
-            if k_a < 0:  # no lane for the series
+        counts[:] = 0
+        for b in range(n2):  # correlations, second moments, terms; the 2-D rule's entries
+            p = a * n2 + b
+            i, j = a * stride[0][0] + b * stride[0][1], a * stride[1][0] + b * stride[1][1]
+            denom = math.sqrt(q[0][i] * q[1][j])
+            r = min(max(q12[a, b] / denom if denom > 0 else 0.0, -1.0), 1.0)
+            rho[b], points[b, 0], points[b, 1], key[b] = r, i, j, -1
+            if r == 1.0 and q[0][i] == q[1][j]:  # a point with itself
+                out[0][p], out[1][p] = ea[i], eb[i]
                 continue
-            lanes = (
-                (rows[0], rows[1], rows[2], rows[3]),
-                (cols[0], cols[1], cols[2], cols[3]),
-                (flat[0], flat[1], flat[2], flat[3]),
-                (rho[0], rho[1], rho[2], rho[3]),
-                (r2[0], r2[1], r2[2], r2[3]),
-                (keep[0], keep[1], keep[2], keep[3]),
+            for d in range(2):
+                terms[b, d] = _terms(tables[d], abs(r), reach[d], bound[d], tol)
+            if terms[b, 0] < 0 or terms[b, 1] < 0:
+                slow[n_slow] = p
+                n_slow += 1
+                continue
+            key[b] = min(terms[b, 0] + terms[b, 1], _KEYS - 1)
+            counts[key[b] + 1] += 1
+        for k in range(_KEYS):  # counting sort by terms: a group's four need about as many
+            counts[k + 1] += counts[k]
+        m = counts[_KEYS]
+        for b in range(n2):
+            if key[b] >= 0:
+                order[counts[key[b]]] = b
+                counts[key[b]] += 1
+        for g in range(0, m, LANES):  # four at a time (the last repeated to fill)
+            b4 = (
+                order[g],
+                order[min(g + 1, m - 1)],
+                order[min(g + 2, m - 1)],
+                order[min(g + 3, m - 1)],
             )
-            _mehler(coef[0], coef[1], lanes, k_a, parity[0], out[0])
-            _mehler(coef[2], coef[3], lanes, k_b, parity[1], out[1])
+            i = (points[b4[0], 0], points[b4[1], 0], points[b4[2], 0], points[b4[3], 0])
+            j = (points[b4[0], 1], points[b4[1], 1], points[b4[2], 1], points[b4[3], 1])
+            r = (rho[b4[0]], rho[b4[1]], rho[b4[2]], rho[b4[3]])
+            r2 = (r[0] * r[0], r[1] * r[1], r[2] * r[2], r[3] * r[3])
+            ka = max(max(terms[b4[0], 0], terms[b4[1], 0]), max(terms[b4[2], 0], terms[b4[3], 0]))
+            kb = max(max(terms[b4[0], 1], terms[b4[1], 1]), max(terms[b4[2], 1], terms[b4[3], 1]))
+            va = _mehler(coef[0], coef[1], i, j, ka, parity[0], r, r2)
+            vb = _mehler(coef[2], coef[3], i, j, kb, parity[1], r, r2)
+            for lane in range(LANES):
+                out[0][a * n2 + b4[lane]], out[1][a * n2 + b4[lane]] = va[lane], vb[lane]
     return n_slow
 
 
