@@ -27,7 +27,14 @@ import threading
 
 import numpy as np
 
-from .smooth_rules import conditional_expectation, interpolated_coefficients, symmetry_parity
+from .smooth_rules import (
+    conditional_expectation,
+    interpolated_coefficients,
+    mehler,
+    radius,
+    symmetry_parity,
+    terms_needed,
+)
 from .smooth_table import EqualVarianceTables
 
 __all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
@@ -204,13 +211,13 @@ class SmoothDual:
                 (("a", "ta", self.parity_a), ("b", "tb", self.parity_b))
             ):
                 c = getattr(row, coef)[0] ** 2  # (K,) a_k(q)^2
-                slow |= np.abs(rho) > _radius(getattr(row, tail)[0, -1] ** 2, len(c), tol)
+                slow |= np.abs(rho) > radius(getattr(row, tail)[0, -1] ** 2, len(c), tol)
 
                 def products(k, tmp, c=c):
                     tmp.fill(c[k])
                     return tmp
 
-                _mehler(products, rho, r2, len(c) - 1, parity, bool(c[0]), out[d, i])
+                mehler(products, rho, r2, len(c) - 1, parity, bool(c[0]), out[d, i])
             slow &= ~at_one
             if slow.any():
                 q = np.full(int(slow.sum()), row.q[0])
@@ -222,14 +229,14 @@ class SmoothDual:
         """Largest |rho| (m,) where all the series' terms meet ``tol``, for both duals."""
         k = terms.a.shape[-1]
         return np.minimum(
-            _radius(terms.ta[..., -1] ** 2, k, tol), _radius(terms.tb[..., -1] ** 2, k, tol)
+            radius(terms.ta[..., -1] ** 2, k, tol), radius(terms.tb[..., -1] ** 2, k, tol)
         )
 
     def _first_tier_reach(self, rows) -> float:
         """Largest |rho| that :data:`TILE_TERMS` terms reach for the first point of ``rows``."""
         k = min(TILE_TERMS, self.terms)
         tails = (f.reshape(-1, f.shape[-1])[0, k - 1] ** 2 for f in (rows.ta, rows.tb))
-        return float(min(_radius(t, k, self.tol) for t in tails))
+        return float(min(radius(t, k, self.tol) for t in tails))
 
     def _pairs(self, rows, cols, q12):
         """:meth:`_duals`, or where every point has one variance q > 0, its table in rho."""
@@ -298,14 +305,14 @@ class SmoothDual:
         in the next radii with more terms (:data:`TERM_STEPS`).
         """
         steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
-        cuts = [_radius(bound[k - 1], k, tol) for k in steps]
-        k = _terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
+        cuts = [radius(bound[k - 1], k, tol) for k in steps]
+        k = terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
         a_r, a_c = getattr(rows, coef), getattr(cols, coef)
         constant = bool(np.any(a_r[..., 0]) and np.any(a_c[..., 0]))
         # k-major copies (k + 1, ti, 1), (k + 1, 1, tj): each term's factors contiguous
         r_k = np.ascontiguousarray(np.moveaxis(a_r[..., : k + 1], -1, 0))
         c_k = np.ascontiguousarray(np.moveaxis(a_c[..., : k + 1], -1, 0))
-        _mehler(
+        mehler(
             lambda i, tmp: np.multiply(r_k[i], c_k[i], out=tmp), rho, r2, k, parity, constant, out
         )
         if rmax <= cuts[0]:
@@ -319,12 +326,12 @@ class SmoothDual:
                 continue
             entries = np.unravel_index(far[sel], rho.shape)
             rb = rho_far[sel]
-            k = _terms_needed(float(abs_far[sel].max()), bound[:terms], tol)
+            k = terms_needed(float(abs_far[sel].max()), bound[:terms], tol)
             first = (slice(0, k + 1),)  # the band's coefficient products, k-major (k + 1, p)
             products = a_r[rows.index(entries) + first] * a_c[cols.index(entries) + first]
             products = np.ascontiguousarray(products.T)
             vals = np.empty_like(rb)
-            _mehler(lambda i, tmp, p=products: p[i], rb, rb * rb, k, parity, constant, vals)
+            mehler(lambda i, tmp, p=products: p[i], rb, rb * rb, k, parity, constant, vals)
             out.reshape(-1)[far[sel]] = vals
         return far[abs_far > cuts[-1]]
 
@@ -418,46 +425,3 @@ def _common_variance(q1, q2):
 
 def _fields(terms: PointTerms):
     return [getattr(terms, f) for f in PointTerms.FIELDS]
-
-
-def _radius(bound_last, terms: int, tol: float):
-    """Largest |rho| with ``|rho|^terms * bound_last <= tol`` (elementwise; may exceed 1)."""
-    with np.errstate(divide="ignore"):
-        return np.power(tol / np.maximum(bound_last, 1e-300), 1.0 / terms)
-
-
-def _terms_needed(rmax: float, bound, tol: float) -> int:
-    """Smallest K with ``rmax^(K+1) bound[K] <= tol``; bound (K+1,) of the tile's tails."""
-    powers = rmax ** np.arange(1, len(bound) + 1)
-    ok = np.nonzero(powers * bound <= tol)[0]
-    return int(ok[0]) if len(ok) else len(bound) - 1
-
-
-def _mehler(products, rho, r2, k_max, parity, constant, out):
-    """``out = sum_{k <= k_max} c_k rho^k``, by Horner in rho^2 on even and odd k.
-
-    ``products(k, tmp)`` gives ``c_k = a_k(q1) a_k(q2)`` broadcast to rho's shape (written into
-    ``tmp`` or returned); ``parity`` 1 (only odd k, and k = 0 when ``constant``), 0 (only even
-    k) or None. Zero terms are skipped.
-    """
-    parts = []
-    tmp = np.empty_like(rho)
-    for first in (0, 1):
-        ks = list(range(first, k_max + 1, 2))
-        if parity is not None and first != parity:  # only k = 0 can be nonzero here
-            ks = [0] if first == 0 and constant else []
-        if not ks:
-            continue
-        acc = np.array(products(ks[-1], tmp), copy=True)
-        for k in reversed(ks[:-1]):
-            np.multiply(acc, r2, out=acc)
-            np.add(acc, products(k, tmp), out=acc)
-        if first == 1:
-            np.multiply(acc, rho, out=acc)
-        parts.append(acc)
-    if not parts:
-        out[...] = 0.0
-    elif len(parts) == 1:
-        out[...] = parts[0]
-    else:
-        np.add(parts[0], parts[1], out=out)

@@ -68,7 +68,7 @@ def _terms(table, r, reach, bound, tol):
         return k
     if r > reach:
         return -1
-    for k in range(bound.shape[0]):  # the top bin: r itself, as smooth._terms_needed
+    for k in range(bound.shape[0]):  # the top bin: r itself, as smooth_rules.terms_needed
         if r ** float(k + 1) * bound[k] <= tol:
             return k
     return bound.shape[0] - 1
@@ -91,7 +91,7 @@ def _horner(cr, cc, i, j, first, top, r2):
 
 @numba.njit(inline="always", **_JIT)
 def _mehler(cr, cc, i, j, k_max, parity, rho, r2):
-    """``sum_{k <= k_max} cr[i, k] cc[j, k] rho^k`` for four entries, as ``smooth._mehler``:
+    """``sum_{k <= k_max} cr[i, k] cc[j, k] rho^k`` for four entries, as ``smooth_rules.mehler``:
     Horner in rho^2 on the even k plus rho times Horner on the odd ones. parity 1: only the
     odd k and k = 0; 0: only the even k; -1: all."""
     even = _horner(cr, cc, i, j, 0, 0 if parity == 1 else k_max - k_max % 2, r2)
@@ -143,7 +143,7 @@ def _series_block(coef, tails, q, ea, eb, stride, q12, tol, parity, out, slow):
     reach = (0.0, 0.0)
     for d in range(2):
         _term_table(bound[d], tol, _LOG_EDGES, tables[d])
-        # as smooth._radius with all K terms
+        # as smooth_rules.radius with all K terms
         reach = _set(reach, d, (tol / max(bound[d][-1], 1e-300)) ** (1.0 / bound[d].shape[0]))
     n1, n2 = q12.shape
     rho, terms = np.empty(n2), np.empty((n2, 2), np.int64)

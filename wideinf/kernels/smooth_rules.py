@@ -24,6 +24,9 @@ __all__ = [
     "interpolated_coefficients",
     "conditional_expectation",
     "symmetry_parity",
+    "mehler",
+    "radius",
+    "terms_needed",
 ]
 
 # Gauss-Legendre nodes per panel: with panels 1 wide in x and phi analytic within pi/2 of the
@@ -345,3 +348,49 @@ def symmetry_parity(f):
     if np.all(np.abs(fm - fx) <= slack):
         return 0
     return None
+
+
+# ----------------------------------------------------------------- the series (numpy)
+
+
+def radius(bound_last, terms: int, tol: float):
+    """Largest |rho| with ``|rho|^terms * bound_last <= tol`` (elementwise; may exceed 1)."""
+    with np.errstate(divide="ignore"):
+        return np.power(tol / np.maximum(bound_last, 1e-300), 1.0 / terms)
+
+
+def terms_needed(rmax: float, bound, tol: float) -> int:
+    """Smallest K with ``rmax^(K+1) bound[K] <= tol``; bound (K+1,) of the tile's tails."""
+    powers = rmax ** np.arange(1, len(bound) + 1)
+    ok = np.nonzero(powers * bound <= tol)[0]
+    return int(ok[0]) if len(ok) else len(bound) - 1
+
+
+def mehler(products, rho, r2, k_max, parity, constant, out):
+    """``out = sum_{k <= k_max} c_k rho^k``, by Horner in rho^2 on even and odd k.
+
+    ``products(k, tmp)`` gives ``c_k = a_k(q1) a_k(q2)`` broadcast to rho's shape (written into
+    ``tmp`` or returned); ``parity`` 1 (only odd k, and k = 0 when ``constant``), 0 (only even
+    k) or None. Zero terms are skipped.
+    """
+    parts = []
+    tmp = np.empty_like(rho)
+    for first in (0, 1):
+        ks = list(range(first, k_max + 1, 2))
+        if parity is not None and first != parity:  # only k = 0 can be nonzero here
+            ks = [0] if first == 0 and constant else []
+        if not ks:
+            continue
+        acc = np.array(products(ks[-1], tmp), copy=True)
+        for k in reversed(ks[:-1]):
+            np.multiply(acc, r2, out=acc)
+            np.add(acc, products(k, tmp), out=acc)
+        if first == 1:
+            np.multiply(acc, rho, out=acc)
+        parts.append(acc)
+    if not parts:
+        out[...] = 0.0
+    elif len(parts) == 1:
+        out[...] = parts[0]
+    else:
+        np.add(parts[0], parts[1], out=out)
