@@ -12,10 +12,12 @@ functions), with the same products, the same order of operations and no fused
 multiply-adds, so that for equal K the two paths agree bit for bit. K is chosen per entry
 rather than per tile: the smallest K whose truncation bound ``|rho|^(K+1) bound[K]`` is at
 most ``tol`` (``bound`` the block's worst tails, as in the numpy path), read from a table over
-|rho| rounded up to a multiple of 1/:data:`BINS`. So K is never more than the numpy path's
-(whose K serves the largest |rho| of the tile or of a band) and the bound holds entry by entry;
-the two paths differ by at most the bound, ``tol`` of the scale. The entries beyond the reach
-of all the terms are returned for the 2-D rule, the same entries as the numpy path's.
+|rho| rounded up to a multiple of 1/:data:`BINS` (the numpy path's K serves the largest |rho|
+of the tile, or of a band of the few larger ones). Four entries of a row with about as many
+terms are evaluated together, with the largest K of the four (:data:`LANES`). Every entry
+takes at least its own K, so the bound holds entry by entry, and the two paths differ by at
+most the bound, ``tol`` of the scale. The entries beyond the reach of all the terms are
+returned for the 2-D rule, the same entries as the numpy path's.
 
 Needs numba (the optional extra ``wideinf[fast]``); :mod:`wideinf.kernels.smooth` imports this
 module on the first series it evaluates, and runs the numpy path when numba is absent. The
