@@ -27,7 +27,14 @@ import threading
 
 import numpy as np
 
-from .smooth_rules import conditional_expectation, interpolated_coefficients
+from .smooth_rules import (
+    conditional_expectation,
+    interpolated_coefficients,
+    mehler,
+    radius,
+    symmetry_parity,
+    terms_needed,
+)
 from .smooth_table import EqualVarianceTables
 
 __all__ = ["SmoothDual", "PointTerms", "DEFAULT_TERMS", "DEFAULT_TOL"]
@@ -55,6 +62,10 @@ TABLE_MIN_ENTRIES = 2_048
 # SAME_VARIANCE + 2^-_VARIANCE_BITS (3e-14) of the scale.
 SAME_VARIANCE = 64 * np.finfo(float).eps
 _VARIANCE_BITS = 46
+
+# The series compiled by numba (smooth_compiled) when importable: None decides on first use,
+# False keeps the numpy path. numba is imported only then, not with the package.
+USE_COMPILED = None
 
 
 class PointTerms:
@@ -122,8 +133,8 @@ class SmoothDual:
     ):
         self.phi, self.dphi, self.kink = phi, dphi, bool(kink)
         self.terms, self.tol = int(terms), float(tol)
-        self.parity_a = _parity(phi)
-        self.parity_b = _parity(dphi)
+        self.parity_a = symmetry_parity(phi)
+        self.parity_b = symmetry_parity(dphi)
         self._recent: dict = {}  # unique variances (bytes) -> their terms, for _evaluate
         self._lock = threading.Lock()
         self.tables = EqualVarianceTables(self)  # points of one variance: duals in rho
@@ -153,10 +164,12 @@ class SmoothDual:
                 a[:, 1::2] = 0.0
             # T_K = rest + sum_{K < k < terms} a_k^2: sums of squares, no cancellation
             squares = a * a
-            tail = rest[:, None] + (np.cumsum(squares[:, ::-1], axis=1)[:, ::-1] - squares)
-            scale = np.where(second > 0, second, 1.0)[:, None]
+            tail = np.cumsum(squares[:, ::-1], axis=1)[:, ::-1]
+            tail -= squares
+            tail += rest[:, None]  # in place: the arrays are (points, 256)
+            tail /= np.where(second > 0, second, 1.0)[:, None]
             coefs.append(a)
-            tails.append(np.sqrt(tail / scale))
+            tails.append(np.sqrt(tail, out=tail))
             seconds.append(second)
         return PointTerms(q, *coefs, *tails, *seconds)
 
@@ -198,13 +211,13 @@ class SmoothDual:
                 (("a", "ta", self.parity_a), ("b", "tb", self.parity_b))
             ):
                 c = getattr(row, coef)[0] ** 2  # (K,) a_k(q)^2
-                slow |= np.abs(rho) > _radius(getattr(row, tail)[0, -1] ** 2, len(c), tol)
+                slow |= np.abs(rho) > radius(getattr(row, tail)[0, -1] ** 2, len(c), tol)
 
                 def products(k, tmp, c=c):
                     tmp.fill(c[k])
                     return tmp
 
-                _mehler(products, rho, r2, len(c) - 1, parity, bool(c[0]), out[d, i])
+                mehler(products, rho, r2, len(c) - 1, parity, bool(c[0]), out[d, i])
             slow &= ~at_one
             if slow.any():
                 q = np.full(int(slow.sum()), row.q[0])
@@ -216,14 +229,14 @@ class SmoothDual:
         """Largest |rho| (m,) where all the series' terms meet ``tol``, for both duals."""
         k = terms.a.shape[-1]
         return np.minimum(
-            _radius(terms.ta[..., -1] ** 2, k, tol), _radius(terms.tb[..., -1] ** 2, k, tol)
+            radius(terms.ta[..., -1] ** 2, k, tol), radius(terms.tb[..., -1] ** 2, k, tol)
         )
 
     def _first_tier_reach(self, rows) -> float:
         """Largest |rho| that :data:`TILE_TERMS` terms reach for the first point of ``rows``."""
         k = min(TILE_TERMS, self.terms)
         tails = (f.reshape(-1, f.shape[-1])[0, k - 1] ** 2 for f in (rows.ta, rows.tb))
-        return float(min(_radius(t, k, self.tol) for t in tails))
+        return float(min(radius(t, k, self.tol) for t in tails))
 
     def _pairs(self, rows, cols, q12):
         """:meth:`_duals`, or where every point has one variance q > 0, its table in rho."""
@@ -241,10 +254,31 @@ class SmoothDual:
 
     def _duals(self, rows, cols, q12, tol=None):
         """Both duals of the broadcast shape of ``rows.q``, ``cols.q`` and ``q12``: the series
-        to truncation bound ``tol`` (default: the dual's), the 2-D rule beyond."""
+        to truncation bound ``tol`` (default: the dual's), the 2-D rule beyond.
+
+        The series is compiled (:mod:`.smooth_compiled`) when numba is importable and
+        :data:`USE_COMPILED` allows it, else evaluated by numpy (:meth:`_series`)."""
         q1, q2 = rows.q, cols.q
         shape = np.broadcast_shapes(q1.shape, q2.shape, np.shape(q12))
-        rho = _correlation(q1, q2, q12, shape)
+        tol = self.tol if tol is None else tol
+        compiled = _compiled() if len(shape) <= 2 else None
+        if compiled is None:
+            outs, slow = self._series(rows, cols, q12, shape, tol)
+        else:
+            parities = (self.parity_a, self.parity_b)
+            outs, slow = compiled.series(rows, cols, q12, shape, parities, tol)
+        if slow.size:
+            entries = np.unravel_index(slow, shape)
+            q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
+            rho = _correlation(q1s, q2s, np.broadcast_to(q12, shape)[entries], q1s.shape)
+            fa, fb = self._pairs_slow(q1s, q2s, rho)
+            outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
+        return outs
+
+    def _series(self, rows, cols, q12, shape, tol):
+        """The series by numpy, a tile at a time; returns both duals and the flat indices of
+        the entries beyond its reach (left for the 2-D rule)."""
+        rho = _correlation(rows.q, cols.q, q12, shape)
         absr, r2 = np.abs(rho), rho * rho
         rmax = float(absr.max(initial=0.0))
         outs = (np.empty(shape), np.empty(shape))
@@ -261,30 +295,24 @@ class SmoothDual:
         slow = np.union1d(*left)
         if rmax == 1.0:
             slow = np.setdiff1d(slow, _second_moments(rows, cols, rho, outs))
-        if slow.size:
-            entries = np.unravel_index(slow, shape)
-            q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]
-            fa, fb = self._pairs_slow(q1s, q2s, rho.reshape(-1)[slow])
-            outs[0].reshape(-1)[slow], outs[1].reshape(-1)[slow] = fa, fb
-        return outs
+        return outs, slow
 
-    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol=None):
+    def _tiers(self, rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol):
         """The series where it meets ``tol``; returns the flat indices of the entries beyond it.
 
         First the whole array with at most :data:`TILE_TERMS` terms (right for the entries
         with |rho| up to that many terms' radius, most of them); then, gathered, the entries
         in the next radii with more terms (:data:`TERM_STEPS`).
         """
-        tol = self.tol if tol is None else tol
         steps = [k for k in (TILE_TERMS, *TERM_STEPS) if k < self.terms] + [self.terms]
-        cuts = [_radius(bound[k - 1], k, tol) for k in steps]
-        k = _terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
+        cuts = [radius(bound[k - 1], k, tol) for k in steps]
+        k = terms_needed(min(rmax, float(cuts[0])), bound[: steps[0]], tol)
         a_r, a_c = getattr(rows, coef), getattr(cols, coef)
         constant = bool(np.any(a_r[..., 0]) and np.any(a_c[..., 0]))
         # k-major copies (k + 1, ti, 1), (k + 1, 1, tj): each term's factors contiguous
         r_k = np.ascontiguousarray(np.moveaxis(a_r[..., : k + 1], -1, 0))
         c_k = np.ascontiguousarray(np.moveaxis(a_c[..., : k + 1], -1, 0))
-        _mehler(
+        mehler(
             lambda i, tmp: np.multiply(r_k[i], c_k[i], out=tmp), rho, r2, k, parity, constant, out
         )
         if rmax <= cuts[0]:
@@ -298,12 +326,12 @@ class SmoothDual:
                 continue
             entries = np.unravel_index(far[sel], rho.shape)
             rb = rho_far[sel]
-            k = _terms_needed(float(abs_far[sel].max()), bound[:terms], tol)
+            k = terms_needed(float(abs_far[sel].max()), bound[:terms], tol)
             first = (slice(0, k + 1),)  # the band's coefficient products, k-major (k + 1, p)
             products = a_r[rows.index(entries) + first] * a_c[cols.index(entries) + first]
             products = np.ascontiguousarray(products.T)
             vals = np.empty_like(rb)
-            _mehler(lambda i, tmp, p=products: p[i], rb, rb * rb, k, parity, constant, vals)
+            mehler(lambda i, tmp, p=products: p[i], rb, rb * rb, k, parity, constant, vals)
             out.reshape(-1)[far[sel]] = vals
         return far[abs_far > cuts[-1]]
 
@@ -348,6 +376,19 @@ class SmoothDual:
         return nngp.reshape(shape), factor.reshape(shape)
 
 
+def _compiled():
+    """The module :mod:`.smooth_compiled`, or None (numba not importable, or not wanted)."""
+    if USE_COMPILED is False:
+        return None
+    try:
+        from . import smooth_compiled
+    except ImportError:
+        if USE_COMPILED:
+            raise
+        return None
+    return smooth_compiled
+
+
 def _correlation(q1, q2, q12, shape):
     """``q12 / sqrt(q1 q2)`` in [-1, 1] (0 where a variance is 0), of the broadcast shape."""
     denom = np.sqrt(q1 * q2)
@@ -384,66 +425,3 @@ def _common_variance(q1, q2):
 
 def _fields(terms: PointTerms):
     return [getattr(terms, f) for f in PointTerms.FIELDS]
-
-
-def _radius(bound_last, terms: int, tol: float):
-    """Largest |rho| with ``|rho|^terms * bound_last <= tol`` (elementwise; may exceed 1)."""
-    with np.errstate(divide="ignore"):
-        return np.power(tol / np.maximum(bound_last, 1e-300), 1.0 / terms)
-
-
-def _terms_needed(rmax: float, bound, tol: float) -> int:
-    """Smallest K with ``rmax^(K+1) bound[K] <= tol``; bound (K+1,) of the tile's tails."""
-    powers = rmax ** np.arange(1, len(bound) + 1)
-    ok = np.nonzero(powers * bound <= tol)[0]
-    return int(ok[0]) if len(ok) else len(bound) - 1
-
-
-def _mehler(products, rho, r2, k_max, parity, constant, out):
-    """``out = sum_{k <= k_max} c_k rho^k``, by Horner in rho^2 on even and odd k.
-
-    ``products(k, tmp)`` gives ``c_k = a_k(q1) a_k(q2)`` broadcast to rho's shape (written into
-    ``tmp`` or returned); ``parity`` 1 (only odd k, and k = 0 when ``constant``), 0 (only even
-    k) or None. Zero terms are skipped.
-    """
-    parts = []
-    tmp = np.empty_like(rho)
-    for first in (0, 1):
-        ks = list(range(first, k_max + 1, 2))
-        if parity is not None and first != parity:  # only k = 0 can be nonzero here
-            ks = [0] if first == 0 and constant else []
-        if not ks:
-            continue
-        acc = np.array(products(ks[-1], tmp), copy=True)
-        for k in reversed(ks[:-1]):
-            np.multiply(acc, r2, out=acc)
-            np.add(acc, products(k, tmp), out=acc)
-        if first == 1:
-            np.multiply(acc, rho, out=acc)
-        parts.append(acc)
-    if not parts:
-        out[...] = 0.0
-    elif len(parts) == 1:
-        out[...] = parts[0]
-    else:
-        np.add(parts[0], parts[1], out=out)
-
-
-_PROBE = np.concatenate([np.linspace(0.01, 12.0, 241), [0.3183, 1.7, 25.0, 80.0]])
-
-
-def _parity(f):
-    """1 if ``f - f(0)`` is odd, 0 if f is even, else None (to rounding, on probe points).
-
-    The coefficients that the symmetry makes zero are then set to exactly zero (they would
-    otherwise be rounding noise of about 1e-16 of the scale) and skipped in the series.
-    """
-    x = _PROBE
-    f0 = float(f(np.zeros(1))[0])
-    fx, fm = f(x), f(-x)
-    slack = 4 * np.finfo(float).eps * (np.abs(fx) + abs(f0) + 1e-300)
-    if np.all(np.abs((fm - f0) + (fx - f0)) <= slack):
-        return 1
-    if np.all(np.abs(fm - fx) <= slack):
-        return 0
-    return None

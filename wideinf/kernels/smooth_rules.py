@@ -9,7 +9,9 @@ variable, with :data:`PANEL_NODES` nodes each. Error analysis: ``docs/smooth-act
 
 from __future__ import annotations
 
-from functools import lru_cache
+import contextlib
+import threading
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -21,6 +23,10 @@ __all__ = [
     "hermite_coefficients",
     "interpolated_coefficients",
     "conditional_expectation",
+    "symmetry_parity",
+    "mehler",
+    "radius",
+    "terms_needed",
 ]
 
 # Gauss-Legendre nodes per panel: with panels 1 wide in x and phi analytic within pi/2 of the
@@ -146,7 +152,8 @@ def hermite_coefficients(f, q, terms: int):
         idx = np.nonzero(widths == width)[0]
         z, root_weight, table = coefficient_rule(float(width), terms)
         values = f(root[idx, None] * z) * root_weight  # (p, m)
-        a[idx] = values @ table
+        with _one_blas_thread():
+            a[idx] = values @ table
         # einsum, not BLAS: a point's value must not depend on the other points in the call
         second[idx] = np.einsum("pm,pm->p", values, values)
     # Parseval: rest = E[f^2] - sum a_k^2, rounded up by the rounding error of that sum
@@ -227,6 +234,33 @@ def _conditional_block(functions, q1, q2, rho, sigma, z, inner_width, kink):
     return [f(u) * np.einsum("pzy,pzy->pz", f(v), gy) for f in functions]
 
 
+# One thread at a time changes BLAS's thread count (tables are built in the tiles' threads).
+_BLAS_LOCK = threading.Lock()
+
+
+@cache
+def _blas_controller():
+    try:  # threadpoolctl comes with scikit-learn
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """BLAS on the calling thread only, for the coefficient products: a few dozen rows, where
+    a second BLAS thread costs more in synchronisation than it saves (on a loaded 2-core
+    machine ten times the CPU time of the product)."""
+    controller = _blas_controller()
+    with _BLAS_LOCK:
+        if controller is None:
+            yield
+            return
+        with controller.limit(limits=1, user_api="blas"):
+            yield
+
+
 # Below this many points (or this variance ratio) the coefficients are computed point by point.
 _INTERPOLATE_MIN_POINTS = 24
 # Coefficients are analytic in s = log q for |Im s| < pi (phi(e^(s/2) z) stays integrable
@@ -267,8 +301,9 @@ def interpolated_coefficients(f, q, terms: int):
         if np.all(err <= _INTERPOLATION_TOL):
             weights = _barycentric(nodes, s)  # (p, n)
             out = [np.empty((len(q),) + v.shape[1:]) for v in exact]
-            for o, v in zip(out, exact):
-                o[pos] = weights @ v
+            with _one_blas_thread():
+                for o, v in zip(out, exact):
+                    o[pos] = weights @ v
             rest = hermite_coefficients(f, q[~pos], terms)
             for o, v in zip(out, rest):
                 o[~pos] = v
@@ -293,3 +328,69 @@ def _barycentric(nodes, x):
     rows = hit.any(axis=1)
     m[rows] = hit[rows].astype(float)
     return m
+
+
+_PROBE = np.concatenate([np.linspace(0.01, 12.0, 241), [0.3183, 1.7, 25.0, 80.0]])
+
+
+def symmetry_parity(f):
+    """1 if ``f - f(0)`` is odd, 0 if f is even, else None (to rounding, on probe points).
+
+    The coefficients that the symmetry makes zero are then set to exactly zero (they would
+    otherwise be rounding noise of about 1e-16 of the scale) and skipped in the series.
+    """
+    x = _PROBE
+    f0 = float(f(np.zeros(1))[0])
+    fx, fm = f(x), f(-x)
+    slack = 4 * np.finfo(float).eps * (np.abs(fx) + abs(f0) + 1e-300)
+    if np.all(np.abs((fm - f0) + (fx - f0)) <= slack):
+        return 1
+    if np.all(np.abs(fm - fx) <= slack):
+        return 0
+    return None
+
+
+# ----------------------------------------------------------------- the series (numpy)
+
+
+def radius(bound_last, terms: int, tol: float):
+    """Largest |rho| with ``|rho|^terms * bound_last <= tol`` (elementwise; may exceed 1)."""
+    with np.errstate(divide="ignore"):
+        return np.power(tol / np.maximum(bound_last, 1e-300), 1.0 / terms)
+
+
+def terms_needed(rmax: float, bound, tol: float) -> int:
+    """Smallest K with ``rmax^(K+1) bound[K] <= tol``; bound (K+1,) of the tile's tails."""
+    powers = rmax ** np.arange(1, len(bound) + 1)
+    ok = np.nonzero(powers * bound <= tol)[0]
+    return int(ok[0]) if len(ok) else len(bound) - 1
+
+
+def mehler(products, rho, r2, k_max, parity, constant, out):
+    """``out = sum_{k <= k_max} c_k rho^k``, by Horner in rho^2 on even and odd k.
+
+    ``products(k, tmp)`` gives ``c_k = a_k(q1) a_k(q2)`` broadcast to rho's shape (written into
+    ``tmp`` or returned); ``parity`` 1 (only odd k, and k = 0 when ``constant``), 0 (only even
+    k) or None. Zero terms are skipped.
+    """
+    parts = []
+    tmp = np.empty_like(rho)
+    for first in (0, 1):
+        ks = list(range(first, k_max + 1, 2))
+        if parity is not None and first != parity:  # only k = 0 can be nonzero here
+            ks = [0] if first == 0 and constant else []
+        if not ks:
+            continue
+        acc = np.array(products(ks[-1], tmp), copy=True)
+        for k in reversed(ks[:-1]):
+            np.multiply(acc, r2, out=acc)
+            np.add(acc, products(k, tmp), out=acc)
+        if first == 1:
+            np.multiply(acc, rho, out=acc)
+        parts.append(acc)
+    if not parts:
+        out[...] = 0.0
+    elif len(parts) == 1:
+        out[...] = parts[0]
+    else:
+        np.add(parts[0], parts[1], out=out)
