@@ -17,7 +17,6 @@ architecture block's defaults; a dense layer that sets its own ``W_std`` or ``b_
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
+from .blas import one_blas_thread
 from .errors import ConfigError, NumericalError
 from .kernels.gradients import (
     HYPERPARAMETERS,
@@ -189,14 +189,6 @@ class Fit:
     message: str
 
 
-def _one_blas_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - installed with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def evidence(
     arch,
     x,
@@ -309,7 +301,7 @@ def fit_hyperparameters(
     t0 = time.perf_counter()
     # The kernel's row blocks run on threads; BLAS stays on one thread meanwhile, so that the
     # two do not oversubscribe the cores (at these sizes a BLAS call gains little from more).
-    with _one_blas_thread():
+    with one_blas_thread():
         initial = -negative(theta0)[0]
         result = scipy.optimize.minimize(
             negative,

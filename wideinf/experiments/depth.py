@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..blas import one_blas_thread
 from ..config import ExperimentConfig, setting
 from ..errors import ConfigError, WideinfError
 from ..progress import progress
@@ -231,24 +232,9 @@ def finite_correlations(act, w2: float, b2: float, depth: int, width: int, n_net
 # ----------------------------------------------------------------------------- run
 
 
-def _one_blas_thread():
-    """Limit BLAS to one thread: every product here is small (a few hundred rows), where a
-    second thread costs more in synchronisation than it saves (15x slower measured on a
-    loaded 2-core machine). threadpoolctl comes with scikit-learn; without it, no limit."""
-    import scipy.linalg  # noqa: F401  (loads scipy's own BLAS, so that the limit covers it)
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def run(config: Config, rng: np.random.Generator) -> Result:
     """All four panels; arrays named as in the contract of experiments/depth_phase.yaml."""
-    with _one_blas_thread():
+    with one_blas_thread():
         return _run(config, rng)
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from functools import cache, lru_cache
+from functools import lru_cache
 
 import numpy as np
+
+from ..blas import one_blas_thread
 
 __all__ = [
     "PANEL_NODES",
@@ -238,27 +240,11 @@ def _conditional_block(functions, q1, q2, rho, sigma, z, inner_width, kink):
 _BLAS_LOCK = threading.Lock()
 
 
-@cache
-def _blas_controller():
-    try:  # threadpoolctl comes with scikit-learn
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover
-        return None
-    return ThreadpoolController()
-
-
 @contextlib.contextmanager
 def _one_blas_thread():
-    """BLAS on the calling thread only, for the coefficient products: a few dozen rows, where
-    a second BLAS thread costs more in synchronisation than it saves (on a loaded 2-core
-    machine ten times the CPU time of the product)."""
-    controller = _blas_controller()
-    with _BLAS_LOCK:
-        if controller is None:
-            yield
-            return
-        with controller.limit(limits=1, user_api="blas"):
-            yield
+    """BLAS on one thread for the coefficient products (a few dozen rows), one caller at a time."""
+    with _BLAS_LOCK, one_blas_thread():
+        yield
 
 
 # Below this many points (or this variance ratio) the coefficients are computed point by point.
