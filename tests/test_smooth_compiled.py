@@ -88,7 +88,9 @@ def test_numpy_fallback_runs_without_numba(monkeypatch, rng):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
     monkeypatch.delitem(sys.modules, "wideinf.kernels.smooth_compiled")
     monkeypatch.delattr(wideinf.kernels, "smooth_compiled")
+    monkeypatch.setattr(smooth, "_NUMBA_MISSING", False)  # restored afterwards
     assert smooth._compiled() is None
+    assert smooth._NUMBA_MISSING  # found missing once: not looked for on every tile
     slow = arch.kernel(x)
     for a, b in ((slow.nngp, fast.nngp), (slow.ntk, fast.ntk)):
         assert np.max(np.abs(a - b)) <= AGREE * np.max(np.abs(b))

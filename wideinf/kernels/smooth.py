@@ -66,6 +66,8 @@ _VARIANCE_BITS = 46
 # The series compiled by numba (smooth_compiled) when importable: None decides on first use,
 # False keeps the numpy path. numba is imported only then, not with the package.
 USE_COMPILED = None
+# Set once numba has been found missing, so that the tiles do not look for it again each time.
+_NUMBA_MISSING = False
 
 
 class PointTerms:
@@ -378,13 +380,15 @@ class SmoothDual:
 
 def _compiled():
     """The module :mod:`.smooth_compiled`, or None (numba not importable, or not wanted)."""
-    if USE_COMPILED is False:
+    global _NUMBA_MISSING
+    if USE_COMPILED is False or (_NUMBA_MISSING and USE_COMPILED is None):
         return None
     try:
         from . import smooth_compiled
     except ImportError:
         if USE_COMPILED:
             raise
+        _NUMBA_MISSING = True
         return None
     return smooth_compiled
 
