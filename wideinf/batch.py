@@ -81,13 +81,13 @@ def _submitter(scheduler, jobs: int):
         with connect(scheduler) as client:
             yield lambda fn, *args: client.submit(fn, *args, pure=False).result
     elif jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_blas_threads_per_process) as pool:
             yield lambda fn, *args: pool.submit(fn, *args).result
     else:
         yield lambda fn, *args: lambda: fn(*args)
 
 
-def _one_blas_thread():
+def _blas_threads_per_process():
     """Several experiments side by side: one BLAS thread each, or the threads fight for cores."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")

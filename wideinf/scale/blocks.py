@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..blas import one_blas_thread
 from ..errors import ConfigError
 from . import store
 
@@ -51,13 +52,11 @@ def block_product(block, v):
 
 def _row_product(path: str, name: str, i: int, chunk: int, v):
     """Worker task: ``K[rows_i, :] @ v`` for block row i, read one chunk at a time."""
-    from threadpoolctl import threadpool_limits
-
     array = store.open_arrays(path)[store.ARRAYS.index(name)]
     n1, n2 = array.shape
     rows = slice(i * chunk, min((i + 1) * chunk, n1))
     out = np.zeros((rows.stop - rows.start, v.shape[1]))
-    with threadpool_limits(1):
+    with one_blas_thread():
         for j0 in range(0, n2, chunk):
             out += block_product(array[rows, j0 : j0 + chunk], v[j0 : j0 + chunk])
     return out
@@ -71,9 +70,7 @@ def _load_row(path: str, name: str, i: int, chunk: int):
 
 def _held_product(block, v):
     """Worker task: ``block @ v`` for a block row held in the worker's memory."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    with one_blas_thread():
         return block_product(block, v)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..blas import one_blas_thread
 from ..errors import ConfigError
 from ..progress import progress
 from . import store
@@ -39,12 +40,10 @@ def compute_block(arch, x1, x2, i: int, j: int, chunk: int, dtype, path: str):
     ``x2`` is None for a symmetric kernel: block (i, i) is then itself symmetric with the
     exact diagonal, and block (i, j) is also written at (j, i), transposed.
     """
-    from threadpoolctl import threadpool_limits
-
     rows = slice(i * chunk, min((i + 1) * chunk, x1.shape[0]))
     other = x1 if x2 is None else x2
     cols = slice(j * chunk, min((j + 1) * chunk, other.shape[0]))
-    with threadpool_limits(1):  # one core per task: the workers are the parallelism
+    with one_blas_thread():  # one core per task: the workers are the parallelism
         if x2 is None and i == j:
             k = arch.kernel(x1[rows], dtype=dtype, workers=1)
         else:
