@@ -28,6 +28,7 @@ import threading
 import numpy as np
 
 from .smooth_rules import (
+    chained_coefficients,
     conditional_expectation,
     interpolated_coefficients,
     mehler,
@@ -83,15 +84,19 @@ class PointTerms:
         ``sqrt(T_k / E)``: square roots of the relative truncation tails.
     ea, eb : ndarray, shape S
         ``E[phi(u)^2]``, ``E[phi'(u)^2]``: the duals on the diagonal.
+    chains : ndarray, shape S + (P, T, 2)
+        a and b chain by chain for the compiled series
+        (:func:`~wideinf.kernels.smooth_rules.chained_coefficients`).
 
     Indexed like the variance array (``terms[i0:i1, None]`` is the terms of rows i0..i1 as a
     column), so the kernel recursion slices it exactly as it slices variances.
     """
 
-    FIELDS = ("q", "a", "b", "ta", "tb", "ea", "eb")
+    FIELDS = ("q", "a", "b", "ta", "tb", "ea", "eb", "chains")
 
-    def __init__(self, q, a, b, ta, tb, ea, eb):
+    def __init__(self, q, a, b, ta, tb, ea, eb, chains):
         self.q, self.a, self.b, self.ta, self.tb, self.ea, self.eb = q, a, b, ta, tb, ea, eb
+        self.chains = chains
 
     def __getitem__(self, index):
         index = index if isinstance(index, tuple) else (index,)
@@ -173,7 +178,8 @@ class SmoothDual:
             coefs.append(a)
             tails.append(np.sqrt(tail, out=tail))
             seconds.append(second)
-        return PointTerms(q, *coefs, *tails, *seconds)
+        chains = chained_coefficients(*coefs, self.parity_a, self.parity_b)
+        return PointTerms(q, *coefs, *tails, *seconds, chains)
 
     # ------------------------------------------------------------------ pairs
     def diagonal(self, q):
@@ -264,11 +270,11 @@ class SmoothDual:
         shape = np.broadcast_shapes(q1.shape, q2.shape, np.shape(q12))
         tol = self.tol if tol is None else tol
         compiled = _compiled() if len(shape) <= 2 else None
-        if compiled is None:
-            outs, slow = self._series(rows, cols, q12, shape, tol)
-        else:
+        result = None
+        if compiled is not None:
             parities = (self.parity_a, self.parity_b)
-            outs, slow = compiled.series(rows, cols, q12, shape, parities, tol)
+            result = compiled.series(rows, cols, q12, shape, parities, tol)
+        outs, slow = self._series(rows, cols, q12, shape, tol) if result is None else result
         if slow.size:
             entries = np.unravel_index(slow, shape)
             q1s, q2s = q1[rows.index(entries)], q2[cols.index(entries)]

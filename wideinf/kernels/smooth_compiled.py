@@ -11,13 +11,18 @@ by Horner's rule in rho^2 on the even and the odd k (only the nonzero ones for o
 functions), with the same products, the same order of operations and no fused
 multiply-adds, so that for equal K the two paths agree bit for bit. K is chosen per entry
 rather than per tile: the smallest K whose truncation bound ``|rho|^(K+1) bound[K]`` is at
-most ``tol`` (``bound`` the block's worst tails, as in the numpy path), read from a table over
-|rho| rounded up to a multiple of 1/:data:`BINS` (the numpy path's K serves the largest |rho|
-of the tile, or of a band of the few larger ones). Four entries of a row with about as many
-terms are evaluated together, with the largest K of the four (:data:`LANES`). Every entry
-takes at least its own K, so the bound holds entry by entry, and the two paths differ by at
-most the bound, ``tol`` of the scale. The entries beyond the reach of all the terms are
-returned for the 2-D rule, the same entries as the numpy path's.
+most ``tol`` for both duals (``bound`` the block's worst tails, as in the numpy path), read
+from a table over |rho| rounded up to a multiple of 1/:data:`BINS` (the numpy path's K serves
+the largest |rho| of the tile, or of a band of the few larger ones). Every entry takes at
+least its own K, so the bound holds entry by entry, and the two paths differ by at most the
+bound, ``tol`` of the scale. The entries beyond the reach of all the terms are returned for
+the 2-D rule, the same entries as the numpy path's.
+
+The coefficients come chain by chain (:attr:`PointTerms.chains`): step t of a chain holds the
+NNGP dual's coefficient k = first + 2t beside the NTK factor's, so the two duals' Horner
+chains walk one array together. A row's entries are sorted by their number of steps and
+evaluated four at a time (:data:`LANES`), with the largest number of the four: eight
+independent chains, so the core is not waiting on the latency of one.
 
 Needs numba (the optional extra ``wideinf[fast]``); :mod:`wideinf.kernels.smooth` imports this
 module on the first series it evaluates, and runs the numpy path when numba is absent. The
@@ -31,17 +36,16 @@ import math
 import numba
 import numpy as np
 
+from .smooth_rules import chain_starts
+
 __all__ = ["series", "BINS"]
 
 # Bins of |rho| in [0, 1] for the number of terms: rounding |rho| up to the next multiple of
-# 1/1024 adds at most a fraction of a term at |rho| < 0.99.
-BINS = 1024
-# Entries evaluated together: the same number of terms (their largest), four independent
-# Horner chains, so the core is not waiting on one chain's latency.
+# 1/256 adds at most about one term (|rho| 0.1 to 0.9, where most entries are).
+BINS = 256
+# Entries evaluated together: the same number of steps (their largest), independent chains.
 LANES = 4
 
-# Sort keys of a row's entries: the two duals' numbers of terms, added (capped).
-_KEYS = 128
 _JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 _LOG_EDGES = np.log(np.arange(1, BINS + 1) / BINS)  # log of each bin's upper end
 
@@ -63,7 +67,7 @@ def _term_table(bound, tol, log_edges, table):
 
 
 @numba.njit(**_JIT)
-def _terms(table, r, reach, bound, tol):
+def _terms(r, table, reach, bound, tol):
     """Last k of the series for |rho| = r, or -1 beyond ``reach`` (then the 2-D rule)."""
     k = table[min(int(r * table.shape[0]), table.shape[0] - 1)]
     if k >= 0:
@@ -74,39 +78,6 @@ def _terms(table, r, reach, bound, tol):
         if r ** float(k + 1) * bound[k] <= tol:
             return k
     return bound.shape[0] - 1
-
-
-@numba.njit(inline="always", **_JIT)
-def _horner(cr, cc, i, j, first, top, r2):
-    """``sum_k cr[i[l], k] cc[j[l], k] r2[l]^((k - first) / 2)``, k = first, first + 2, ..,
-    top, for each of the four lanes l (entries (i[l], j[l])): four independent chains."""
-    (i0, i1, i2, i3), (j0, j1, j2, j3) = i, j
-    s0, s1 = cr[i0, top] * cc[j0, top], cr[i1, top] * cc[j1, top]
-    s2, s3 = cr[i2, top] * cc[j2, top], cr[i3, top] * cc[j3, top]
-    for k in range(top - 2, first - 1, -2):
-        s0 = s0 * r2[0] + cr[i0, k] * cc[j0, k]
-        s1 = s1 * r2[1] + cr[i1, k] * cc[j1, k]
-        s2 = s2 * r2[2] + cr[i2, k] * cc[j2, k]
-        s3 = s3 * r2[3] + cr[i3, k] * cc[j3, k]
-    return s0, s1, s2, s3
-
-
-@numba.njit(inline="always", **_JIT)
-def _mehler(cr, cc, i, j, k_max, parity, rho, r2):
-    """``sum_{k <= k_max} cr[i, k] cc[j, k] rho^k`` for four entries, as ``smooth_rules.mehler``:
-    Horner in rho^2 on the even k plus rho times Horner on the odd ones. parity 1: only the
-    odd k and k = 0; 0: only the even k; -1: all."""
-    even = _horner(cr, cc, i, j, 0, 0 if parity == 1 else k_max - k_max % 2, r2)
-    odd_top = -1 if parity == 0 else k_max - 1 + k_max % 2
-    if odd_top < 1:
-        return even
-    odd = _horner(cr, cc, i, j, 1, odd_top, r2)
-    return (
-        even[0] + rho[0] * odd[0],
-        even[1] + rho[1] * odd[1],
-        even[2] + rho[2] * odd[2],
-        even[3] + rho[3] * odd[3],
-    )
 
 
 @numba.njit(**_JIT)
@@ -126,58 +97,115 @@ def _worst(rows, cols):
 
 
 @numba.njit(inline="always", **_JIT)
-def _set(pair, d, value):
-    return (value, pair[1]) if d == 0 else (pair[0], value)
+def _horner(cr, cc, p, i, j, top, r2):
+    """Chain pair p of four lanes (entries (i[l], j[l])), Horner in ``r2[l]`` from step ``top``:
+    ``sum_t cr[i, p, t, d] cc[j, p, t, d] r2^t`` for d = 0 (NNGP dual) and 1 (NTK factor)."""
+    (i0, i1, i2, i3), (j0, j1, j2, j3), (q0, q1, q2, q3) = i, j, r2
+    a0, b0 = cr[i0, p, top, 0] * cc[j0, p, top, 0], cr[i0, p, top, 1] * cc[j0, p, top, 1]
+    a1, b1 = cr[i1, p, top, 0] * cc[j1, p, top, 0], cr[i1, p, top, 1] * cc[j1, p, top, 1]
+    a2, b2 = cr[i2, p, top, 0] * cc[j2, p, top, 0], cr[i2, p, top, 1] * cc[j2, p, top, 1]
+    a3, b3 = cr[i3, p, top, 0] * cc[j3, p, top, 0], cr[i3, p, top, 1] * cc[j3, p, top, 1]
+    for t in range(top - 1, -1, -1):
+        a0 = a0 * q0 + cr[i0, p, t, 0] * cc[j0, p, t, 0]
+        b0 = b0 * q0 + cr[i0, p, t, 1] * cc[j0, p, t, 1]
+        a1 = a1 * q1 + cr[i1, p, t, 0] * cc[j1, p, t, 0]
+        b1 = b1 * q1 + cr[i1, p, t, 1] * cc[j1, p, t, 1]
+        a2 = a2 * q2 + cr[i2, p, t, 0] * cc[j2, p, t, 0]
+        b2 = b2 * q2 + cr[i2, p, t, 1] * cc[j2, p, t, 1]
+        a3 = a3 * q3 + cr[i3, p, t, 0] * cc[j3, p, t, 0]
+        b3 = b3 * q3 + cr[i3, p, t, 1] * cc[j3, p, t, 1]
+    return (a0, a1, a2, a3), (b0, b1, b2, b3)
+
+
+@numba.njit(inline="always", **_JIT)
+def _constant(k_rows, k_cols, d, i, j, nonzero):
+    """The constant term (k = 0) of dual d for four lanes: ``k_rows[i, d] k_cols[j, d]``."""
+    if not nonzero:
+        return (0.0, 0.0, 0.0, 0.0)
+    return (
+        k_rows[i[0], d] * k_cols[j[0], d],
+        k_rows[i[1], d] * k_cols[j[1], d],
+        k_rows[i[2], d] * k_cols[j[2], d],
+        k_rows[i[3], d] * k_cols[j[3], d],
+    )
+
+
+@numba.njit(inline="always", **_JIT)
+def _add(total, part, odd, rho):
+    """``total + part`` (four lanes), the part times rho when its chain holds the odd k."""
+    if odd:
+        part = (part[0] * rho[0], part[1] * rho[1], part[2] * rho[2], part[3] * rho[3])
+    return (total[0] + part[0], total[1] + part[1], total[2] + part[2], total[3] + part[3])
 
 
 @numba.njit(**_JIT)
-def _series_block(coef, tails, q, ea, eb, stride, q12, tol, parity, out, slow):
+def _series_block(
+    chains, constants, tails, q, ea, eb, row_step, col_stride, q12, tol, odd, out, slow
+):
     """The series of every entry (a, b) of ``q12`` (n1, n2) between a row and a column point.
 
-    ``coef``: (a rows, a cols, b rows, b cols), each (points, K); ``tails`` likewise the
-    relative tails (the series' bound uses the block's worst); ``q`` (rows, cols) variances; ``ea, eb`` the rows' second moments;
-    ``stride``: per side, the point of entry (a, b) is ``a * s[0] + b * s[1]`` (0 on a
-    broadcast axis). Writes ``out[0]``, ``out[1]`` (flat); returns the number of entries
-    beyond the series' reach, whose flat indices go to ``slow`` (their outputs left unset).
+    ``chains``: (rows, cols), each (points, P, T, 2) (:attr:`PointTerms.chains`);
+    ``constants``: (rows, cols), each (points, 2), per dual a_0 where the dual's function minus
+    its value at 0 is odd (its chains hold only the odd k), else 0; ``tails``:
+    (a rows, a cols, b rows, b cols), each (points, K), the relative tails (the series' bound
+    uses the block's worst); ``q`` (rows, cols) variances; ``ea, eb`` the rows' second
+    moments; the point of entry (a, b) is ``a * row_step`` of the rows and
+    ``a * col_stride[0] + b * col_stride[1]`` of the columns (0 on a broadcast axis); ``odd`` (P, 2): 1 where chain pair p of a dual holds the odd k. Writes
+    ``out[0]``, ``out[1]`` (flat); returns the number of entries beyond the series' reach, whose
+    flat indices go to ``slow`` (their outputs left unset).
     """
-    tables = (np.empty(BINS, np.int64), np.empty(BINS, np.int64))
-    bound = (_worst(tails[0], tails[1]), _worst(tails[2], tails[3]))
-    reach = (0.0, 0.0)
-    for d in range(2):
-        _term_table(bound[d], tol, _LOG_EDGES, tables[d])
-        # as smooth_rules.radius with all K terms
-        reach = _set(reach, d, (tol / max(bound[d][-1], 1e-300)) ** (1.0 / bound[d].shape[0]))
+    tab_a, tab_b, tab = np.empty(BINS, np.int64), np.empty(BINS, np.int64), np.empty(BINS, np.int64)
+    bound_a, bound_b = _worst(tails[0], tails[1]), _worst(tails[2], tails[3])
+    _term_table(bound_a, tol, _LOG_EDGES, tab_a)
+    _term_table(bound_b, tol, _LOG_EDGES, tab_b)
+    for b in range(BINS):  # one number of terms for both duals
+        tab[b] = max(tab_a[b], tab_b[b]) if min(tab_a[b], tab_b[b]) >= 0 else -1
+    # as smooth_rules.radius with all K terms
+    reach_a = (tol / max(bound_a[-1], 1e-300)) ** (1.0 / bound_a.shape[0])
+    reach_b = (tol / max(bound_b[-1], 1e-300)) ** (1.0 / bound_b.shape[0])
+    (c_rows, c_cols), (k_rows, k_cols), (q_rows, q_cols) = chains, constants, q
+    out_a, out_b = out
+    s10, s11 = col_stride
     n1, n2 = q12.shape
-    rho, terms = np.empty(n2), np.empty((n2, 2), np.int64)
-    points, key = np.empty((n2, 2), np.int64), np.empty(n2, np.int64)
-    order, counts = np.empty(n2, np.int64), np.empty(_KEYS + 1, np.int64)
+    constant = (
+        k_rows[:, 0].any() and k_cols[:, 0].any(),
+        k_rows[:, 1].any() and k_cols[:, 1].any(),
+    )
+    rho, steps = np.empty(n2), np.empty(n2, np.int64)
+    order, counts = np.empty(n2, np.int64), np.zeros(c_rows.shape[2] + 1, np.int64)
     n_slow = 0
     for a in range(n1):
-        counts[:] = 0
-        for b in range(n2):  # correlations, second moments, terms; the 2-D rule's entries
-            p = a * n2 + b
-            i, j = a * stride[0][0] + b * stride[0][1], a * stride[1][0] + b * stride[1][1]
-            denom = math.sqrt(q[0][i] * q[1][j])
+        i0 = a * row_step  # the row's point, in every lane
+        i = (i0, i0, i0, i0)
+        top_row = 0
+        for b in range(n2):  # correlation and steps of each entry; the special ones
+            p, j = a * n2 + b, a * s10 + b * s11
+            denom = math.sqrt(q_rows[i[0]] * q_cols[j])
             r = min(max(q12[a, b] / denom if denom > 0 else 0.0, -1.0), 1.0)
-            rho[b], points[b, 0], points[b, 1], key[b] = r, i, j, -1
-            if r == 1.0 and q[0][i] == q[1][j]:  # a point with itself
-                out[0][p], out[1][p] = ea[i], eb[i]
-                continue
-            for d in range(2):
-                terms[b, d] = _terms(tables[d], abs(r), reach[d], bound[d], tol)
-            if terms[b, 0] < 0 or terms[b, 1] < 0:
-                slow[n_slow] = p
-                n_slow += 1
-                continue
-            key[b] = min(terms[b, 0] + terms[b, 1], _KEYS - 1)
-            counts[key[b] + 1] += 1
-        for k in range(_KEYS):  # counting sort by terms: a group's four need about as many
-            counts[k + 1] += counts[k]
-        m = counts[_KEYS]
+            rho[b], steps[b], r_abs = r, -1, abs(r)
+            k = tab[min(int(r_abs * BINS), BINS - 1)]
+            if k < 0 or r_abs == 1.0:
+                if r == 1.0 and q_rows[i[0]] == q_cols[j]:  # a point with itself
+                    out_a[p], out_b[p] = ea[i[0]], eb[i[0]]
+                    continue
+                ka = _terms(r_abs, tab_a, reach_a, bound_a, tol)
+                kb = _terms(r_abs, tab_b, reach_b, bound_b, tol)
+                if min(ka, kb) < 0:  # beyond the series' reach: the 2-D rule
+                    slow[n_slow] = p
+                    n_slow += 1
+                    continue
+                k = max(ka, kb)
+            steps[b] = k // 2  # even chains reach k, odd ones k or k + 1
+            counts[k // 2 + 1] += 1
+            top_row = max(top_row, k // 2)
+        for t in range(top_row + 1):  # counting sort by steps
+            counts[t + 1] += counts[t]
+        m = counts[top_row + 1]
         for b in range(n2):
-            if key[b] >= 0:
-                order[counts[key[b]]] = b
-                counts[key[b]] += 1
+            if steps[b] >= 0:
+                order[counts[steps[b]]] = b
+                counts[steps[b]] += 1
+        counts[: top_row + 2] = 0
         for g in range(0, m, LANES):  # four at a time (the last repeated to fill)
             b4 = (
                 order[g],
@@ -185,16 +213,25 @@ def _series_block(coef, tails, q, ea, eb, stride, q12, tol, parity, out, slow):
                 order[min(g + 2, m - 1)],
                 order[min(g + 3, m - 1)],
             )
-            i = (points[b4[0], 0], points[b4[1], 0], points[b4[2], 0], points[b4[3], 0])
-            j = (points[b4[0], 1], points[b4[1], 1], points[b4[2], 1], points[b4[3], 1])
+            j = (
+                a * s10 + b4[0] * s11,
+                a * s10 + b4[1] * s11,
+                a * s10 + b4[2] * s11,
+                a * s10 + b4[3] * s11,
+            )
             r = (rho[b4[0]], rho[b4[1]], rho[b4[2]], rho[b4[3]])
             r2 = (r[0] * r[0], r[1] * r[1], r[2] * r[2], r[3] * r[3])
-            ka = max(max(terms[b4[0], 0], terms[b4[1], 0]), max(terms[b4[2], 0], terms[b4[3], 0]))
-            kb = max(max(terms[b4[0], 1], terms[b4[1], 1]), max(terms[b4[2], 1], terms[b4[3], 1]))
-            va = _mehler(coef[0], coef[1], i, j, ka, parity[0], r, r2)
-            vb = _mehler(coef[2], coef[3], i, j, kb, parity[1], r, r2)
-            for lane in range(LANES):
-                out[0][a * n2 + b4[lane]], out[1][a * n2 + b4[lane]] = va[lane], vb[lane]
+            top = max(max(steps[b4[0]], steps[b4[1]]), max(steps[b4[2]], steps[b4[3]]))
+            va = _constant(k_rows, k_cols, 0, i, j, constant[0])
+            vb = _constant(k_rows, k_cols, 1, i, j, constant[1])
+            for pair in range(odd.shape[0]):
+                pa, pb = _horner(c_rows, c_cols, pair, i, j, top, r2)
+                va, vb = _add(va, pa, odd[pair, 0], r), _add(vb, pb, odd[pair, 1], r)
+            base = a * n2
+            out_a[base + b4[0]], out_b[base + b4[0]] = va[0], vb[0]
+            out_a[base + b4[1]], out_b[base + b4[1]] = va[1], vb[1]
+            out_a[base + b4[2]], out_b[base + b4[2]] = va[2], vb[2]
+            out_a[base + b4[3]], out_b[base + b4[3]] = va[3], vb[3]
     return n_slow
 
 
@@ -208,6 +245,15 @@ def _strides(q, shape):
     """Per axis of the 2-D ``shape``, the step of the flat point index of ``q`` (broadcast)."""
     dims = (1,) * (2 - q.ndim) + q.shape
     return (dims[1] if dims[0] > 1 else 0, 1 if dims[1] > 1 else 0)
+
+
+def _constants(terms, n, parities):
+    """(n, 2): a_0 of each dual whose function minus its value at 0 is odd, else 0."""
+    out = np.zeros((n, 2))
+    for d, (f, parity) in enumerate(zip("ab", parities)):
+        if parity == 1:
+            out[:, d] = getattr(terms, f).reshape(n, -1)[:, 0]
+    return out
 
 
 def series(rows, cols, q12, shape, parities, tol):
@@ -229,22 +275,39 @@ def series(rows, cols, q12, shape, parities, tol):
     (nngp, factor) : ndarrays of ``shape``
     slow : ndarray of int
         Flat indices of the entries beyond the reach of every term (left unset): the 2-D rule's.
+
+    None when the row points change along the last axis of a 2-D ``shape`` with more than one
+    row (not a tile's layout): the numpy path then evaluates it.
     """
-    nr, nc, k_all = rows.q.size, cols.q.size, rows.a.shape[-1]
     shape2 = (1,) * (2 - len(shape)) + tuple(shape)
+    q12 = np.asarray(q12, dtype=float)
+    if q12.shape != tuple(shape):  # (a tile's covariances have the shape: no copy)
+        q12 = np.broadcast_to(q12, shape)
+    row_stride, col_stride = _strides(rows.q, shape2), _strides(cols.q, shape2)
+    if row_stride[1]:  # row points along the columns: one row read as one column, else numpy
+        if shape2[0] > 1:
+            return None
+        shape2, row_stride, col_stride = shape2[::-1], row_stride[::-1], col_stride[::-1]
+    nr, nc, k_all = rows.q.size, cols.q.size, rows.a.shape[-1]
     out = (np.empty(math.prod(shape)), np.empty(math.prod(shape)))
     slow = np.empty(out[0].size, np.int64)
+    starts = [chain_starts(p) for p in parities]
+    odd = np.array(
+        [[len(s) > p and s[p] == 1 for s in starts] for p in range(rows.chains.shape[-3])], np.int64
+    )
     sides = ((rows, nr), (cols, nc))
     n_slow = _series_block(
-        tuple(_c(getattr(t, f).reshape(n, k_all)) for f in "ab" for t, n in sides),
+        tuple(_c(t.chains.reshape((n,) + t.chains.shape[-3:])) for t, n in sides),
+        tuple(_constants(t, n, parities) for t, n in sides),
         tuple(_c(getattr(t, f).reshape(n, k_all)) for f in ("ta", "tb") for t, n in sides),
         (_c(rows.q.reshape(nr)), _c(cols.q.reshape(nc))),
         _c(rows.ea.reshape(nr)),
         _c(rows.eb.reshape(nr)),
-        (_strides(rows.q, shape2), _strides(cols.q, shape2)),
-        _c(np.broadcast_to(q12, shape).reshape(shape2)),
+        row_stride[0],
+        col_stride,
+        _c(q12.reshape(shape2)),
         float(tol),
-        tuple(-1 if p is None else int(p) for p in parities),
+        odd,
         out,
         slow,
     )

@@ -336,6 +336,38 @@ def symmetry_parity(f):
     return None
 
 
+def chain_starts(parity) -> tuple:
+    """First k of each Horner chain in rho^2 that a function's series needs: (1,) when
+    ``f - f(0)`` is odd (its k = 0, the constant, is added apart), (0,) when f is even, else
+    (0, 1)."""
+    return (1,) if parity == 1 else (0,) if parity == 0 else (0, 1)
+
+
+def chained_coefficients(a, b, parity_a, parity_b):
+    """The coefficients of phi and phi' chain by chain, for the compiled series.
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (n, K)
+        Hermite coefficients of phi and phi' (:func:`hermite_coefficients`).
+
+    Returns
+    -------
+    ndarray, shape (n, P, T, 2), T = ceil(K / 2)
+        ``[:, p, t, 0] = a[:, s_p + 2 t]`` for the p-th start ``s_p`` of
+        :func:`chain_starts` (parity_a), likewise ``[..., 1]`` of b; zero past the last
+        coefficient and for p beyond a function's chains. P is the larger number of chains.
+    """
+    starts = (chain_starts(parity_a), chain_starts(parity_b))
+    n, k_all = a.shape
+    out = np.zeros((n, max(map(len, starts)), (k_all + 1) // 2, 2))
+    for d, (coef, first) in enumerate(zip((a, b), starts)):
+        for p, s in enumerate(first):
+            chain = coef[:, s::2]
+            out[:, p, : chain.shape[1], d] = chain
+    return out
+
+
 # ----------------------------------------------------------------- the series (numpy)
 
 
