@@ -157,7 +157,10 @@ class SmoothDual:
         q = np.asarray(q, dtype=float)
         flat = np.maximum(q.ravel(), 0.0)
         values, inverse = np.unique(flat, return_inverse=True)
-        terms = self._unique_point_terms(values)[inverse.ravel()]
+        if values.size == flat.size:  # all distinct, the usual case: no gather
+            terms = self._unique_point_terms(flat)
+        else:
+            terms = self._unique_point_terms(values)[inverse.ravel()]
         return PointTerms(*(f.reshape(q.shape + f.shape[1:]) for f in _fields(terms)))
 
     def _unique_point_terms(self, q) -> PointTerms:
