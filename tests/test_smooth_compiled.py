@@ -65,16 +65,24 @@ def test_compiled_series_matches_numpy_series(name, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["tanh", "softplus"])
-def test_compiled_series_of_pairs_and_of_broadcast_rows(name, rng, monkeypatch):
-    # 1-D pairs (each entry its own two points), and one point against many (the tables' case)
+def test_compiled_series_of_blocks_broadcast_rows_and_pairs(name, rng, monkeypatch):
+    # a block of other rows than columns (widths not a multiple of the eight lanes), one point
+    # against many (the tables' case); 1-D pairs (each entry its own two points) are not a
+    # tile's layout and are left to the numpy path
+    from wideinf.kernels import smooth_compiled
+
     dual = _dual(name)
     q, q12 = _tile(rng, n=20)
     terms = dual.point_terms(q)
-    i, j = np.triu_indices(q.size)
-    for rows, cols, cov in ((terms[i], terms[j], q12[i, j]), (terms[2:3], terms[2:3], q12[2])):
+    blocks = ((terms[:7, None], terms[None, 4:], q12[:7, 4:]), (terms[2:3], terms[2:3], q12[2]))
+    for rows, cols, cov in blocks:
         got, want = _both(dual, rows, cols, cov, monkeypatch)
         scale = np.sqrt(rows.ea * cols.ea)
         assert np.all(np.abs(got[0] - want[0]) <= AGREE * scale)
+        assert np.all(np.abs(got[1] - want[1]) <= AGREE * np.sqrt(rows.eb * cols.eb))
+    i, j = np.triu_indices(q.size)
+    parities = (dual.parity_a, dual.parity_b)
+    assert smooth_compiled.series(terms[i], terms[j], q12[i, j], i.shape, parities, 1e-14) is None
 
 
 def test_numpy_fallback_runs_without_numba(monkeypatch, rng):

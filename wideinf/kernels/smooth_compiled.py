@@ -1,9 +1,9 @@
 """The Mehler series of :mod:`wideinf.kernels.smooth`, compiled: one pass per kernel entry.
 
-The same evaluation as :meth:`SmoothDual._duals` (numpy), entry by entry with the terms in
-registers instead of several array passes per term: the correlation
-``rho = clip(q12 / sqrt(q1 q2), -1, 1)``; a point with itself at rho = 1 takes its second
-moments; otherwise, for each of the NNGP dual and the NTK factor,
+The same evaluation as :meth:`SmoothDual._duals` (numpy), eight neighbouring entries of a
+row at a time with the terms in vector registers, instead of several array passes per term:
+the correlation ``rho = clip(q12 / sqrt(q1 q2), -1, 1)``; a point with itself at rho = 1
+takes its second moments; otherwise, for each of the NNGP dual and the NTK factor,
 
     sum_{k <= K} a_k(q1) a_k(q2) rho^k
 
@@ -13,17 +13,18 @@ multiply-adds, so that for equal K the two paths agree bit for bit. K is chosen 
 rather than per tile: the smallest K whose truncation bound ``|rho|^(K+1) bound[K]`` is at
 most ``tol`` for both duals (``bound`` the block's worst tails, as in the numpy path), read
 from a table over |rho| rounded up to a multiple of 1/:data:`BINS` (the numpy path's K serves
-the largest |rho| of the tile, or of a band of the few larger ones). Every entry takes at
-least its own K, so the bound holds entry by entry, and the two paths differ by at most the
-bound, ``tol`` of the scale. The entries beyond the reach of all the terms are returned for
-the 2-D rule, the same entries as the numpy path's.
+the largest |rho| of the tile, or of a band of the few larger ones). Each group of eight
+(:data:`LANES`) takes the largest K of its entries, so every entry takes at least its own K,
+the bound holds entry by entry, and the two paths differ by at most the bound, ``tol`` of the
+scale. The entries beyond the reach of all the terms are returned for the 2-D rule, the same
+entries as the numpy path's.
 
-The coefficients come chain by chain (:attr:`PointTerms.chains`): step t of a chain holds the
-NNGP dual's coefficient k = first + 2t beside the NTK factor's, so the two duals' Horner
-chains walk one array together. A row's entries are sorted by their number of steps and
-evaluated four at a time (:data:`LANES`), with the largest number of the four: eight
-independent chains, so the core is not waiting on the latency of one.
-
+The coefficients come chain by chain (:attr:`PointTerms.chains`): step t of a chain holds
+the NNGP dual's coefficient k = first + 2t beside the NTK factor's, and the columns' chains
+are laid out column by column, so that one step of eight lanes is one vector load, two
+multiplications and an addition per dual. The compiler makes those vectors only with LLVM's
+SLP vectorizer, which numba leaves off: :func:`_run_block` switches it on for this module's
+one compilation.
 Needs numba (the optional extra ``wideinf[fast]``); :mod:`wideinf.kernels.smooth` imports this
 module on the first series it evaluates, and runs the numpy path when numba is absent. The
 compiled code is cached on disk (``cache=True``) after the first use.
@@ -32,6 +33,7 @@ compiled code is cached on disk (``cache=True``) after the first use.
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
@@ -43,11 +45,14 @@ __all__ = ["series", "BINS"]
 # Bins of |rho| in [0, 1] for the number of terms: rounding |rho| up to the next multiple of
 # 1/256 adds at most about one term (|rho| 0.1 to 0.9, where most entries are).
 BINS = 256
-# Entries evaluated together: the same number of steps (their largest), independent chains.
-LANES = 4
+# Neighbouring entries of a row evaluated together, as vectors: the steps of the largest.
+LANES = 8
+_U = np.uint64
 
 _JIT = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 _LOG_EDGES = np.log(np.arange(1, BINS + 1) / BINS)  # log of each bin's upper end
+_COMPILE_LOCK = threading.Lock()
+_COMPILED = False
 
 
 @numba.njit(**_JIT)
@@ -97,62 +102,125 @@ def _worst(rows, cols):
 
 
 @numba.njit(inline="always", **_JIT)
-def _horner(cr, cc, p, i, j, top, r2):
-    """Chain pair p of four lanes (entries (i[l], j[l])), Horner in ``r2[l]`` from step ``top``:
-    ``sum_t cr[i, p, t, d] cc[j, p, t, d] r2^t`` for d = 0 (NNGP dual) and 1 (NTK factor)."""
-    (i0, i1, i2, i3), (j0, j1, j2, j3), (q0, q1, q2, q3) = i, j, r2
-    a0, b0 = cr[i0, p, top, 0] * cc[j0, p, top, 0], cr[i0, p, top, 1] * cc[j0, p, top, 1]
-    a1, b1 = cr[i1, p, top, 0] * cc[j1, p, top, 0], cr[i1, p, top, 1] * cc[j1, p, top, 1]
-    a2, b2 = cr[i2, p, top, 0] * cc[j2, p, top, 0], cr[i2, p, top, 1] * cc[j2, p, top, 1]
-    a3, b3 = cr[i3, p, top, 0] * cc[j3, p, top, 0], cr[i3, p, top, 1] * cc[j3, p, top, 1]
-    for t in range(top - 1, -1, -1):
-        a0 = a0 * q0 + cr[i0, p, t, 0] * cc[j0, p, t, 0]
-        b0 = b0 * q0 + cr[i0, p, t, 1] * cc[j0, p, t, 1]
-        a1 = a1 * q1 + cr[i1, p, t, 0] * cc[j1, p, t, 0]
-        b1 = b1 * q1 + cr[i1, p, t, 1] * cc[j1, p, t, 1]
-        a2 = a2 * q2 + cr[i2, p, t, 0] * cc[j2, p, t, 0]
-        b2 = b2 * q2 + cr[i2, p, t, 1] * cc[j2, p, t, 1]
-        a3 = a3 * q3 + cr[i3, p, t, 0] * cc[j3, p, t, 0]
-        b3 = b3 * q3 + cr[i3, p, t, 1] * cc[j3, p, t, 1]
-    return (a0, a1, a2, a3), (b0, b1, b2, b3)
-
-
-@numba.njit(inline="always", **_JIT)
-def _constant(k_rows, k_cols, d, i, j, nonzero):
-    """The constant term (k = 0) of dual d for four lanes: ``k_rows[i, d] k_cols[j, d]``."""
-    if not nonzero:
-        return (0.0, 0.0, 0.0, 0.0)
+def _lanes(x, row, u):
+    """``x[row, u], x[row, u + 1], .., x[row, u + 7]``: a chunk's eight lanes (u unsigned: no
+    wraparound code, so the compiler sees eight neighbours and loads them as one vector)."""
+    r = _U(row)
     return (
-        k_rows[i[0], d] * k_cols[j[0], d],
-        k_rows[i[1], d] * k_cols[j[1], d],
-        k_rows[i[2], d] * k_cols[j[2], d],
-        k_rows[i[3], d] * k_cols[j[3], d],
+        x[r, u],
+        x[r, u + _U(1)],
+        x[r, u + _U(2)],
+        x[r, u + _U(3)],
+        x[r, u + _U(4)],
+        x[r, u + _U(5)],
+        x[r, u + _U(6)],
+        x[r, u + _U(7)],
     )
 
 
 @numba.njit(inline="always", **_JIT)
+def _step(s, q, x, v):
+    """One Horner step on eight lanes: ``s * q + x * v`` (no fused multiply-add)."""
+    return (
+        s[0] * q[0] + x * v[0],
+        s[1] * q[1] + x * v[1],
+        s[2] * q[2] + x * v[2],
+        s[3] * q[3] + x * v[3],
+        s[4] * q[4] + x * v[4],
+        s[5] * q[5] + x * v[5],
+        s[6] * q[6] + x * v[6],
+        s[7] * q[7] + x * v[7],
+    )
+
+
+@numba.njit(inline="always", **_JIT)
+def _scaled(x, v):
+    return (x * v[0], x * v[1], x * v[2], x * v[3], x * v[4], x * v[5], x * v[6], x * v[7])
+
+
+@numba.njit(inline="always", **_JIT)
 def _add(total, part, odd, rho):
-    """``total + part`` (four lanes), the part times rho when its chain holds the odd k."""
+    """``total + part`` on eight lanes, the part times rho when its chain holds the odd k."""
     if odd:
-        part = (part[0] * rho[0], part[1] * rho[1], part[2] * rho[2], part[3] * rho[3])
-    return (total[0] + part[0], total[1] + part[1], total[2] + part[2], total[3] + part[3])
+        part = (
+            part[0] * rho[0],
+            part[1] * rho[1],
+            part[2] * rho[2],
+            part[3] * rho[3],
+            part[4] * rho[4],
+            part[5] * rho[5],
+            part[6] * rho[6],
+            part[7] * rho[7],
+        )
+    return (
+        total[0] + part[0],
+        total[1] + part[1],
+        total[2] + part[2],
+        total[3] + part[3],
+        total[4] + part[4],
+        total[5] + part[5],
+        total[6] + part[6],
+        total[7] + part[7],
+    )
+
+
+@numba.njit(inline="always", **_JIT)
+def _horner(c_rows, i, ct, p, top, u, q):
+    """Chain pair p of a chunk: ``sum_t c_rows[i, p, t, d] ct[(p T + t) 2 + d, u + l] q[l]^t`` for
+    both duals d (the row point's chains times the columns', lane l), by Horner from ``top``."""
+    base = p * c_rows.shape[2] * 2
+    a = _scaled(c_rows[i, p, top, 0], _lanes(ct, base + 2 * top, u))
+    b = _scaled(c_rows[i, p, top, 1], _lanes(ct, base + 2 * top + 1, u))
+    for t in range(top - 1, -1, -1):
+        a = _step(a, q, c_rows[i, p, t, 0], _lanes(ct, base + 2 * t, u))
+        b = _step(b, q, c_rows[i, p, t, 1], _lanes(ct, base + 2 * t + 1, u))
+    return a, b
+
+
+@numba.njit(inline="always", **_JIT)
+def _store(x, at, v):
+    """``x[at + l] = v[l]`` for the eight lanes (one vector store)."""
+    u = _U(at)
+    x[u], x[u + _U(1)], x[u + _U(2)], x[u + _U(3)] = v[0], v[1], v[2], v[3]
+    x[u + _U(4)], x[u + _U(5)], x[u + _U(6)], x[u + _U(7)] = v[4], v[5], v[6], v[7]
+
+
+@numba.njit(inline="always", **_JIT)
+def _chunk(a, i, b0, n2, c_rows, ct, k_rows, kt, constant, odd, lanes, out):
+    """The eight entries (a, b0 .. b0 + 7) of a row: one Horner pass with their largest steps.
+
+    ``lanes`` (3, width): the row's correlations, their squares and steps (as floats)."""
+    u = _U(b0)
+    s, r, q = _lanes(lanes, 2, u), _lanes(lanes, 0, u), _lanes(lanes, 1, u)
+    top = int(max(max(max(s[0], s[1]), max(s[2], s[3])), max(max(s[4], s[5]), max(s[6], s[7]))))
+    va = _scaled(k_rows[i, 0] if constant[0] else 0.0, _lanes(kt, 0, u))
+    vb = _scaled(k_rows[i, 1] if constant[1] else 0.0, _lanes(kt, 1, u))
+    for p in range(odd.shape[0] if top >= 0 else 0):
+        pa, pb = _horner(c_rows, i, ct, p, top, u, q)
+        va, vb = _add(va, pa, odd[p, 0], r), _add(vb, pb, odd[p, 1], r)
+    # all eight lanes, as two vector stores: lanes past the row end write the next row's first
+    # entries (computed after) or the outputs' padding; the special entries are set after
+    flat = a * n2 + b0
+    out_a, out_b = out
+    _store(out_a, flat, va)
+    _store(out_b, flat, vb)
 
 
 @numba.njit(**_JIT)
 def _series_block(
-    chains, constants, tails, q, ea, eb, row_step, col_stride, q12, tol, odd, out, slow
+    chains, constants, tails, q, ea, eb, row_step, col_step, q12, tol, odd, out, slow
 ):
     """The series of every entry (a, b) of ``q12`` (n1, n2) between a row and a column point.
 
+    The point of row a is ``a * row_step``, of column b ``b * col_step`` (0: broadcast).
     ``chains``: (rows, cols), each (points, P, T, 2) (:attr:`PointTerms.chains`);
     ``constants``: (rows, cols), each (points, 2), per dual a_0 where the dual's function minus
     its value at 0 is odd (its chains hold only the odd k), else 0; ``tails``:
     (a rows, a cols, b rows, b cols), each (points, K), the relative tails (the series' bound
     uses the block's worst); ``q`` (rows, cols) variances; ``ea, eb`` the rows' second
-    moments; the point of entry (a, b) is ``a * row_step`` of the rows and
-    ``a * col_stride[0] + b * col_stride[1]`` of the columns (0 on a broadcast axis); ``odd`` (P, 2): 1 where chain pair p of a dual holds the odd k. Writes
-    ``out[0]``, ``out[1]`` (flat); returns the number of entries beyond the series' reach, whose
-    flat indices go to ``slow`` (their outputs left unset).
+    moments; ``odd`` (P, 2): 1 where chain pair p of a dual holds the odd k. Writes ``out[0]``,
+    ``out[1]`` (flat); returns the number of entries beyond the series' reach, whose flat
+    indices go to ``slow`` (their outputs left unset).
     """
     tab_a, tab_b, tab = np.empty(BINS, np.int64), np.empty(BINS, np.int64), np.empty(BINS, np.int64)
     bound_a, bound_b = _worst(tails[0], tails[1]), _worst(tails[2], tails[3])
@@ -164,75 +232,87 @@ def _series_block(
     reach_a = (tol / max(bound_a[-1], 1e-300)) ** (1.0 / bound_a.shape[0])
     reach_b = (tol / max(bound_b[-1], 1e-300)) ** (1.0 / bound_b.shape[0])
     (c_rows, c_cols), (k_rows, k_cols), (q_rows, q_cols) = chains, constants, q
-    out_a, out_b = out
-    s10, s11 = col_stride
     n1, n2 = q12.shape
-    constant = (
-        k_rows[:, 0].any() and k_cols[:, 0].any(),
-        k_rows[:, 1].any() and k_cols[:, 1].any(),
-    )
-    rho, steps = np.empty(n2), np.empty(n2, np.int64)
-    order, counts = np.empty(n2, np.int64), np.zeros(c_rows.shape[2] + 1, np.int64)
+    n_pairs, n_steps = c_rows.shape[1], c_rows.shape[2]
+    width = -(-n2 // LANES) * LANES  # whole chunks; the lanes past n2 are computed, not written
+    # The columns' chains column by column (one vector a step), up to the steps asked so far.
+    ct = np.empty((n_pairs * n_steps * 2, width))  # row (p T + t) 2 + d
+    kt, qc = np.zeros((2, width)), np.zeros(width)  # the columns' constants and variances
+    for b in range(n2):
+        kt[0, b], kt[1, b] = k_cols[b * col_step, 0], k_cols[b * col_step, 1]
+        qc[b] = q_cols[b * col_step]
+    constant = (k_rows[:, 0].any() and kt[0].any(), k_rows[:, 1].any() and kt[1].any())
+    filled = 0
+    # per row: correlations, their squares, Horner steps (-1 a point with itself, -2 no series)
+    lanes = np.zeros((3, width))
+    lanes[2] = -2.0
+    rho, r2, steps = lanes[0], lanes[1], lanes[2]
     n_slow = 0
     for a in range(n1):
-        i0 = a * row_step  # the row's point, in every lane
-        i = (i0, i0, i0, i0)
-        top_row = 0
-        for b in range(n2):  # correlation and steps of each entry; the special ones
-            p, j = a * n2 + b, a * s10 + b * s11
-            denom = math.sqrt(q_rows[i[0]] * q_cols[j])
-            r = min(max(q12[a, b] / denom if denom > 0 else 0.0, -1.0), 1.0)
-            rho[b], steps[b], r_abs = r, -1, abs(r)
+        i = a * row_step
+        top_row = -1
+        q_row = q_rows[i]
+        for b in range(n2):  # the correlations (vectors)
+            denom = math.sqrt(q_row * qc[b])
+            r = q12[a, b] / denom if denom > 0 else 0.0
+            rho[b] = min(max(r, -1.0), 1.0)
+            r2[b] = rho[b] * rho[b]
+        top_row, flagged = -1, 0
+        for b in range(n2):  # steps from the table (vectors); flags entries it cannot serve
+            r_abs = abs(rho[b])
             k = tab[min(int(r_abs * BINS), BINS - 1)]
-            if k < 0 or r_abs == 1.0:
-                if r == 1.0 and q_rows[i[0]] == q_cols[j]:  # a point with itself
-                    out_a[p], out_b[p] = ea[i[0]], eb[i[0]]
-                    continue
-                ka = _terms(r_abs, tab_a, reach_a, bound_a, tol)
-                kb = _terms(r_abs, tab_b, reach_b, bound_b, tol)
-                if min(ka, kb) < 0:  # beyond the series' reach: the 2-D rule
-                    slow[n_slow] = p
-                    n_slow += 1
-                    continue
-                k = max(ka, kb)
-            steps[b] = k // 2  # even chains reach k, odd ones k or k + 1
-            counts[k // 2 + 1] += 1
-            top_row = max(top_row, k // 2)
-        for t in range(top_row + 1):  # counting sort by steps
-            counts[t + 1] += counts[t]
-        m = counts[top_row + 1]
-        for b in range(n2):
-            if steps[b] >= 0:
-                order[counts[steps[b]]] = b
-                counts[steps[b]] += 1
-        counts[: top_row + 2] = 0
-        for g in range(0, m, LANES):  # four at a time (the last repeated to fill)
-            b4 = (
-                order[g],
-                order[min(g + 1, m - 1)],
-                order[min(g + 2, m - 1)],
-                order[min(g + 3, m - 1)],
-            )
-            j = (
-                a * s10 + b4[0] * s11,
-                a * s10 + b4[1] * s11,
-                a * s10 + b4[2] * s11,
-                a * s10 + b4[3] * s11,
-            )
-            r = (rho[b4[0]], rho[b4[1]], rho[b4[2]], rho[b4[3]])
-            r2 = (r[0] * r[0], r[1] * r[1], r[2] * r[2], r[3] * r[3])
-            top = max(max(steps[b4[0]], steps[b4[1]]), max(steps[b4[2]], steps[b4[3]]))
-            va = _constant(k_rows, k_cols, 0, i, j, constant[0])
-            vb = _constant(k_rows, k_cols, 1, i, j, constant[1])
-            for pair in range(odd.shape[0]):
-                pa, pb = _horner(c_rows, c_cols, pair, i, j, top, r2)
-                va, vb = _add(va, pa, odd[pair, 0], r), _add(vb, pb, odd[pair, 1], r)
-            base = a * n2
-            out_a[base + b4[0]], out_b[base + b4[0]] = va[0], vb[0]
-            out_a[base + b4[1]], out_b[base + b4[1]] = va[1], vb[1]
-            out_a[base + b4[2]], out_b[base + b4[2]] = va[2], vb[2]
-            out_a[base + b4[3]], out_b[base + b4[3]] = va[3], vb[3]
+            steps[b] = k >> 1  # even chains reach k, odd ones k or k + 1
+            top_row = max(top_row, k >> 1)
+            flagged += (k < 0) | (r_abs == 1.0)
+        for b in range(n2 if flagged else 0):  # a point with itself; the 2-D rule's; the top bin
+            r_abs = abs(rho[b])
+            if tab[min(int(r_abs * BINS), BINS - 1)] >= 0 and r_abs < 1.0:
+                continue
+            if rho[b] == 1.0 and q_row == qc[b]:
+                steps[b] = -1
+                continue
+            ka = _terms(r_abs, tab_a, reach_a, bound_a, tol)
+            kb = _terms(r_abs, tab_b, reach_b, bound_b, tol)
+            if min(ka, kb) < 0:  # beyond the series' reach
+                steps[b] = -2
+                slow[n_slow] = a * n2 + b
+                n_slow += 1
+                continue
+            steps[b] = max(ka, kb) >> 1
+            top_row = max(top_row, max(ka, kb) >> 1)
+        for p in range(n_pairs):  # more of the columns' chains, if this row needs them
+            for t in range(filled, top_row + 1):
+                for d in range(2):
+                    for b in range(n2):
+                        ct[(p * n_steps + t) * 2 + d, b] = c_cols[b * col_step, p, t, d]
+        filled = max(filled, top_row + 1)
+        for b0 in range(0, n2, LANES):
+            _chunk(a, i, b0, n2, c_rows, ct, k_rows, kt, constant, odd, lanes, out)
+        for b in range(n2):  # a point with itself: its second moments
+            if steps[b] == -1:
+                out[0][a * n2 + b], out[1][a * n2 + b] = ea[i], eb[i]
     return n_slow
+
+
+def _run_block(*args):
+    """:func:`_series_block`, compiled on its first call with LLVM's SLP vectorizer on.
+
+    The vectorizer turns the eight lanes of :func:`_chunk` into vector instructions; numba
+    leaves it off by default, so it is switched on for this compilation only (one signature:
+    :func:`series` passes every argument in one layout), not for other numba code.
+    """
+    global _COMPILED
+    if not _COMPILED:
+        with _COMPILE_LOCK:
+            if not _COMPILED:
+                saved = numba.config.SLP_VECTORIZE
+                numba.config.SLP_VECTORIZE = 1
+                try:
+                    _series_block.compile(tuple(numba.typeof(x) for x in args))
+                finally:
+                    numba.config.SLP_VECTORIZE = saved
+                _COMPILED = True
+    return _series_block(*args)
 
 
 def _c(x, dtype=np.float64):
@@ -276,27 +356,27 @@ def series(rows, cols, q12, shape, parities, tol):
     slow : ndarray of int
         Flat indices of the entries beyond the reach of every term (left unset): the 2-D rule's.
 
-    None when the row points change along the last axis of a 2-D ``shape`` with more than one
-    row (not a tile's layout): the numpy path then evaluates it.
+    None unless the row points change only along the first axis and the column points only
+    along the last (a tile's layout, not pairs each with its own two points): the numpy path
+    then evaluates it.
     """
     shape2 = (1,) * (2 - len(shape)) + tuple(shape)
     q12 = np.asarray(q12, dtype=float)
     if q12.shape != tuple(shape):  # (a tile's covariances have the shape: no copy)
         q12 = np.broadcast_to(q12, shape)
     row_stride, col_stride = _strides(rows.q, shape2), _strides(cols.q, shape2)
-    if row_stride[1]:  # row points along the columns: one row read as one column, else numpy
-        if shape2[0] > 1:
-            return None
-        shape2, row_stride, col_stride = shape2[::-1], row_stride[::-1], col_stride[::-1]
+    if row_stride[1] or col_stride[0]:  # not a row point per row and a column point per column
+        return None
     nr, nc, k_all = rows.q.size, cols.q.size, rows.a.shape[-1]
-    out = (np.empty(math.prod(shape)), np.empty(math.prod(shape)))
-    slow = np.empty(out[0].size, np.int64)
+    n = math.prod(shape)
+    out = (np.empty(n + LANES), np.empty(n + LANES))  # a row's last chunk may write past n
+    slow = np.empty(n, np.int64)
     starts = [chain_starts(p) for p in parities]
     odd = np.array(
         [[len(s) > p and s[p] == 1 for s in starts] for p in range(rows.chains.shape[-3])], np.int64
     )
     sides = ((rows, nr), (cols, nc))
-    n_slow = _series_block(
+    n_slow = _run_block(
         tuple(_c(t.chains.reshape((n,) + t.chains.shape[-3:])) for t, n in sides),
         tuple(_constants(t, n, parities) for t, n in sides),
         tuple(_c(getattr(t, f).reshape(n, k_all)) for f in ("ta", "tb") for t, n in sides),
@@ -304,11 +384,11 @@ def series(rows, cols, q12, shape, parities, tol):
         _c(rows.ea.reshape(nr)),
         _c(rows.eb.reshape(nr)),
         row_stride[0],
-        col_stride,
+        col_stride[1],
         _c(q12.reshape(shape2)),
         float(tol),
         odd,
         out,
         slow,
     )
-    return (out[0].reshape(shape), out[1].reshape(shape)), slow[:n_slow]
+    return (out[0][:n].reshape(shape), out[1][:n].reshape(shape)), slow[:n_slow]
