@@ -97,12 +97,30 @@ class PointTerms:
     def __init__(self, q, a, b, ta, tb, ea, eb, chains):
         self.q, self.a, self.b, self.ta, self.tb, self.ea, self.eb = q, a, b, ta, tb, ea, eb
         self.chains = chains
+        self._worst = None
+        # slices by basic indices, kept: every tile of a row of tiles asks for the same rows
+        self._slices: dict = {}
 
     def __getitem__(self, index):
         index = index if isinstance(index, tuple) else (index,)
+        key = _basic_key(index)
+        if key in self._slices:
+            return self._slices[key]
         fields = (getattr(self, f) for f in self.FIELDS)
         # full slices over each field's own trailing axes, so ``...`` means the point axes
-        return PointTerms(*(f[index + (slice(None),) * (f.ndim - self.q.ndim)] for f in fields))
+        terms = PointTerms(*(f[index + (slice(None),) * (f.ndim - self.q.ndim)] for f in fields))
+        if key is not None:
+            self._slices[key] = terms
+        return terms
+
+    def worst_tails(self):
+        """``(max ta, max tb)`` over all the points, (K,) each: a block's truncation bound is
+        its rows' times its columns'. Computed once per PointTerms, and slices are kept, so a
+        tile's rows and columns compute theirs once per layer, not once per tile."""
+        if self._worst is None:
+            k = self.ta.shape[-1]
+            self._worst = tuple(t.reshape(-1, k).max(axis=0) for t in (self.ta, self.tb))
+        return self._worst
 
     def index(self, entries) -> tuple:
         """The index of the points of some entries of the broadcast shape (from ``np.nonzero``)."""
@@ -294,14 +312,11 @@ class SmoothDual:
         rmax = float(absr.max(initial=0.0))
         outs = (np.empty(shape), np.empty(shape))
         left = []  # flat indices of the entries beyond the series' reach
-        for out, coef, tail, parity in (
-            (outs[0], "a", "ta", self.parity_a),
-            (outs[1], "b", "tb", self.parity_b),
+        worst = (rows.worst_tails(), cols.worst_tails())
+        for d, (out, coef, parity) in enumerate(
+            ((outs[0], "a", self.parity_a), (outs[1], "b", self.parity_b))
         ):
-            k = getattr(rows, tail).shape[-1]
-            worst_r = getattr(rows, tail).reshape(-1, k).max(axis=0)
-            worst_c = getattr(cols, tail).reshape(-1, k).max(axis=0)
-            bound = worst_r * worst_c  # (K,) the worst tails of the block
+            bound = worst[0][d] * worst[1][d]  # (K,) the block's worst tails
             left.append(self._tiers(rows, cols, coef, bound, rho, r2, absr, rmax, parity, out, tol))
         slow = np.union1d(*left)
         if rmax == 1.0:
@@ -434,6 +449,21 @@ def _common_variance(q1, q2):
         return None
     mantissa, exponent = math.frexp(float(lo + hi) / 2)
     return math.ldexp(round(mantissa * 2**_VARIANCE_BITS), exponent - _VARIANCE_BITS)
+
+
+def _basic_key(index):
+    """A hashable form of an index of slices, None, integers and Ellipsis; else None."""
+    key = []
+    for item in index:
+        if isinstance(item, slice):
+            key.append((item.start, item.stop, item.step))
+        elif isinstance(item, (bool, np.bool_)):
+            return None
+        elif item is None or item is Ellipsis or isinstance(item, (int, np.integer)):
+            key.append(item if item is None or item is Ellipsis else int(item))
+        else:
+            return None
+    return tuple(key)
 
 
 def _fields(terms: PointTerms):

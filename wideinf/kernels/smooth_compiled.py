@@ -85,22 +85,6 @@ def _terms(r, table, reach, bound, tol):
     return bound.shape[0] - 1
 
 
-@numba.njit(**_JIT)
-def _worst(rows, cols):
-    """``max_i rows[i, k] * max_j cols[j, k]`` (K,): the bound of the block, as the numpy path's."""
-    worst = rows[0].copy()
-    for i in range(1, rows.shape[0]):
-        for k in range(worst.shape[0]):
-            worst[k] = max(worst[k], rows[i, k])
-    worst_c = cols[0].copy()
-    for j in range(1, cols.shape[0]):
-        for k in range(worst.shape[0]):
-            worst_c[k] = max(worst_c[k], cols[j, k])
-    for k in range(worst.shape[0]):
-        worst[k] *= worst_c[k]
-    return worst
-
-
 @numba.njit(inline="always", **_JIT)
 def _lanes(x, row, u):
     """``x[row, u], x[row, u + 1], .., x[row, u + 7]``: a chunk's eight lanes (u unsigned: no
@@ -208,22 +192,21 @@ def _chunk(a, i, b0, n2, c_rows, ct, k_rows, kt, constant, odd, lanes, out):
 
 @numba.njit(**_JIT)
 def _series_block(
-    chains, constants, tails, q, ea, eb, row_step, col_step, q12, tol, odd, out, slow
+    chains, constants, bounds, q, ea, eb, row_step, col_step, q12, tol, odd, out, slow
 ):
     """The series of every entry (a, b) of ``q12`` (n1, n2) between a row and a column point.
 
     The point of row a is ``a * row_step``, of column b ``b * col_step`` (0: broadcast).
     ``chains``: (rows, cols), each (points, P, T, 2) (:attr:`PointTerms.chains`);
     ``constants``: (rows, cols), each (points, 2), per dual a_0 where the dual's function minus
-    its value at 0 is odd (its chains hold only the odd k), else 0; ``tails``:
-    (a rows, a cols, b rows, b cols), each (points, K), the relative tails (the series' bound
-    uses the block's worst); ``q`` (rows, cols) variances; ``ea, eb`` the rows' second
-    moments; ``odd`` (P, 2): 1 where chain pair p of a dual holds the odd k. Writes ``out[0]``,
+    its value at 0 is odd (its chains hold only the odd k), else 0; ``bounds``: per dual (K,)
+    the block's worst relative tails, its rows' maximum times its columns'; ``q`` (rows, cols)
+    variances; ``ea, eb`` the rows' second moments; ``odd`` (P, 2): 1 where chain pair p of a dual holds the odd k. Writes ``out[0]``,
     ``out[1]`` (flat); returns the number of entries beyond the series' reach, whose flat
     indices go to ``slow`` (their outputs left unset).
     """
     tab_a, tab_b, tab = np.empty(BINS, np.int64), np.empty(BINS, np.int64), np.empty(BINS, np.int64)
-    bound_a, bound_b = _worst(tails[0], tails[1]), _worst(tails[2], tails[3])
+    bound_a, bound_b = bounds
     _term_table(bound_a, tol, _LOG_EDGES, tab_a)
     _term_table(bound_b, tol, _LOG_EDGES, tab_b)
     for b in range(BINS):  # one number of terms for both duals
@@ -367,7 +350,7 @@ def series(rows, cols, q12, shape, parities, tol):
     row_stride, col_stride = _strides(rows.q, shape2), _strides(cols.q, shape2)
     if row_stride[1] or col_stride[0]:  # not a row point per row and a column point per column
         return None
-    nr, nc, k_all = rows.q.size, cols.q.size, rows.a.shape[-1]
+    nr, nc = rows.q.size, cols.q.size
     n = math.prod(shape)
     out = (np.empty(n + LANES), np.empty(n + LANES))  # a row's last chunk may write past n
     slow = np.empty(n, np.int64)
@@ -379,7 +362,7 @@ def series(rows, cols, q12, shape, parities, tol):
     n_slow = _run_block(
         tuple(_c(t.chains.reshape((n,) + t.chains.shape[-3:])) for t, n in sides),
         tuple(_constants(t, n, parities) for t, n in sides),
-        tuple(_c(getattr(t, f).reshape(n, k_all)) for f in ("ta", "tb") for t, n in sides),
+        tuple(w_rows * w_cols for w_rows, w_cols in zip(rows.worst_tails(), cols.worst_tails())),
         (_c(rows.q.reshape(nr)), _c(cols.q.reshape(nc))),
         _c(rows.ea.reshape(nr)),
         _c(rows.eb.reshape(nr)),
