@@ -156,6 +156,35 @@ def test_symmetry_gives_exact_zeros():
     assert np.all(sig.a[:, 2::2] == 0) and np.all(sig.a[:, 0] == 0.5)
 
 
+def test_chained_coefficients_hold_each_chain_in_order():
+    # step t of chain p: a's coefficient k = start_p + 2 t beside b's; zeros past the end
+    from wideinf.kernels.smooth_rules import chain_starts, chained_coefficients
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 7)), rng.standard_normal((3, 7))
+    for parities in ((1, 0), (None, None), (None, 0), (0, 1)):
+        chains = chained_coefficients(a, b, *parities)
+        starts = [chain_starts(p) for p in parities]
+        assert chains.shape == (3, max(map(len, starts)), 4, 2)
+        for d, (coef, first) in enumerate(zip((a, b), starts)):
+            for p in range(chains.shape[1]):
+                want = np.zeros((3, 4))
+                if p < len(first):
+                    column = coef[:, first[p] :: 2]
+                    want[:, : column.shape[1]] = column
+                assert np.array_equal(chains[:, p, :, d], want)
+
+
+def test_point_terms_keep_their_slices_and_worst_tails():
+    terms = make_activation("tanh").points(np.array([0.5, 4.0, 2.0, 9.0]))
+    rows = terms[1:3, None]
+    assert terms[1:3, None] is rows  # a tile's rows: sliced once per layer
+    assert terms[np.array([1, 2])] is not terms[np.array([1, 2])]  # fancy indices: not kept
+    assert terms[True] is not terms[True]
+    for got, tail in zip(rows.worst_tails(), (rows.ta, rows.tb)):
+        assert np.array_equal(got, tail.reshape(-1, tail.shape[-1]).max(axis=0))
+
+
 def test_user_function_through_the_same_path():
     # Any elementwise function: here 2 sin(x) + x, whose duals have a closed form.
     dual = SmoothDual(lambda x: 2 * np.sin(x) + x, lambda x: 2 * np.cos(x) + 1)

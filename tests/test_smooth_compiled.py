@@ -74,7 +74,11 @@ def test_compiled_series_of_blocks_broadcast_rows_and_pairs(name, rng, monkeypat
     dual = _dual(name)
     q, q12 = _tile(rng, n=20)
     terms = dual.point_terms(q)
-    blocks = ((terms[:7, None], terms[None, 4:], q12[:7, 4:]), (terms[2:3], terms[2:3], q12[2]))
+    blocks = (
+        (terms[:7, None], terms[None, 4:], q12[:7, 4:]),
+        (terms[:7, None], terms[None, 3:4], q12[:7, 3:4]),  # one column point
+        (terms[2:3], terms[2:3], q12[2]),
+    )
     for rows, cols, cov in blocks:
         got, want = _both(dual, rows, cols, cov, monkeypatch)
         scale = np.sqrt(rows.ea * cols.ea)
@@ -105,6 +109,17 @@ def test_numpy_fallback_runs_without_numba(monkeypatch, rng):
     monkeypatch.setattr(smooth, "USE_COMPILED", True)  # asked for, but absent: an error
     with pytest.raises(ImportError):
         smooth._compiled()
+
+
+def test_vectorizer_setting_is_restored(rng):
+    # the compiled series turns numba's SLP vectorizer on for its own compilation only
+    import numba
+
+    before = numba.config.SLP_VECTORIZE
+    Architecture.from_dict({"layers": ["dense", "tanh", "dense"]}).kernel(
+        rng.standard_normal((9, 3))
+    )
+    assert numba.config.SLP_VECTORIZE == before
 
 
 def test_numba_is_imported_only_by_a_smooth_series():
