@@ -119,6 +119,7 @@ def _step(s, q, x, v):
 
 @numba.njit(inline="always", **_JIT)
 def _scaled(x, v):
+    """``x * v`` on eight lanes."""
     return (x * v[0], x * v[1], x * v[2], x * v[3], x * v[4], x * v[5], x * v[6], x * v[7])
 
 
@@ -201,9 +202,10 @@ def _series_block(
     ``constants``: (rows, cols), each (points, 2), per dual a_0 where the dual's function minus
     its value at 0 is odd (its chains hold only the odd k), else 0; ``bounds``: per dual (K,)
     the block's worst relative tails, its rows' maximum times its columns'; ``q`` (rows, cols)
-    variances; ``ea, eb`` the rows' second moments; ``odd`` (P, 2): 1 where chain pair p of a dual holds the odd k. Writes ``out[0]``,
-    ``out[1]`` (flat); returns the number of entries beyond the series' reach, whose flat
-    indices go to ``slow`` (their outputs left unset).
+    variances; ``ea, eb`` the rows' second moments; ``odd`` (P, 2): 1 where chain pair p of a
+    dual holds the odd k. Writes ``out[0]``, ``out[1]`` (flat, padded by :data:`LANES`);
+    returns the number of entries beyond the series' reach, whose flat indices go to ``slow``
+    (their outputs left unset).
     """
     tab_a, tab_b, tab = np.empty(BINS, np.int64), np.empty(BINS, np.int64), np.empty(BINS, np.int64)
     bound_a, bound_b = bounds
@@ -233,7 +235,6 @@ def _series_block(
     n_slow = 0
     for a in range(n1):
         i = a * row_step
-        top_row = -1
         q_row = q_rows[i]
         for b in range(n2):  # the correlations (vectors)
             denom = math.sqrt(q_row * qc[b])
