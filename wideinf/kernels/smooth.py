@@ -51,6 +51,9 @@ DEFAULT_TOL = 1e-14
 # Sets of variances whose terms :meth:`SmoothDual._recent_terms` keeps.
 _RECENT = 8
 
+# Slices of one PointTerms kept (a kernel's tiles ask for a few dozen).
+_KEPT_SLICES = 256
+
 # Pairs per block when :meth:`SmoothDual.nngp` / ``factor`` get arbitrary broadcast arrays.
 _PAIR_BLOCK = 8_192
 
@@ -109,7 +112,7 @@ class PointTerms:
         fields = (getattr(self, f) for f in self.FIELDS)
         # full slices over each field's own trailing axes, so ``...`` means the point axes
         terms = PointTerms(*(f[index + (slice(None),) * (f.ndim - self.q.ndim)] for f in fields))
-        if key is not None:
+        if key is not None and len(self._slices) < _KEPT_SLICES:
             self._slices[key] = terms
         return terms
 
@@ -452,16 +455,16 @@ def _common_variance(q1, q2):
 
 
 def _basic_key(index):
-    """A hashable form of an index of slices, None, integers and Ellipsis; else None."""
+    """A hashable form of an index of slices, None, Ellipsis and integers; else None."""
     key = []
     for item in index:
         if isinstance(item, slice):
             key.append((item.start, item.stop, item.step))
-        elif isinstance(item, (bool, np.bool_)):
-            return None
-        elif item is None or item is Ellipsis or isinstance(item, (int, np.integer)):
-            key.append(item if item is None or item is Ellipsis else int(item))
-        else:
+        elif item is None or item is Ellipsis:
+            key.append(item)
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            key.append(int(item))
+        else:  # arrays, booleans: not kept
             return None
     return tuple(key)
 
