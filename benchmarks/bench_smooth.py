@@ -16,7 +16,7 @@ every point has one variance at every layer and the smooth activations' duals co
 tables in the correlation (``wideinf/kernels/smooth_table.py``); its first-call column
 includes building them.
 
-The series runs compiled (numba, ``wideinf[fast]``) when numba is importable; ``--series``
+The series runs compiled (numba) when numba is importable; ``--series``
 chooses: ``compiled``, ``numpy`` (the fallback), or ``both`` (each smooth activation timed both
 ways, alternating with erf in every round). Times are CPU seconds of the process (both tile
 threads), the steadier measure on a shared machine; the wall time is printed beside them.

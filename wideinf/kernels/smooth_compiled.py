@@ -25,7 +25,7 @@ are laid out column by column, so that one step of eight lanes is one vector loa
 multiplications and an addition per dual. The compiler makes those vectors only with LLVM's
 SLP vectorizer, which numba leaves off: :func:`_run_block` switches it on for this module's
 one compilation.
-Needs numba (the optional extra ``wideinf[fast]``); :mod:`wideinf.kernels.smooth` imports this
+Needs numba (a run-time dependency); :mod:`wideinf.kernels.smooth` imports this
 module on the first series it evaluates, and runs the numpy path when numba is absent. The
 compiled code is cached on disk (``cache=True``) after the first use.
 """
