@@ -28,7 +28,7 @@ PLACES = {
     "click": ("wideinf.cli",),
     "matplotlib": ("wideinf.plotting",),  # the package and its modules
     "yaml": ("wideinf.config", "wideinf.io"),
-    "numba": ("wideinf.kernels.smooth_compiled",),  # optional: the compiled series
+    "numba": ("wideinf.kernels.smooth_compiled",),  # the compiled series, imported on first use
 }
 SHELL = ("wideinf.plotting", "wideinf.cli", "wideinf.runner")
 SHELL_USERS = ("wideinf.cli", "wideinf.runner", "wideinf.batch", "wideinf.plotting")

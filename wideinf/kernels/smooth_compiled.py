@@ -1,4 +1,4 @@
-"""The Mehler series of :mod:`wideinf.kernels.smooth`, compiled: one pass per kernel entry.
+"""The Mehler series of :mod:`wideinf.kernels.smooth`, compiled: eight kernel entries a pass.
 
 The same evaluation as :meth:`SmoothDual._duals` (numpy), eight neighbouring entries of a
 row at a time with the terms in vector registers, instead of several array passes per term:
